@@ -1,0 +1,1 @@
+"""Collector: OTLP on the wire → normalised span records (Arrow) ready for storage."""

@@ -1,0 +1,107 @@
+"""The span dialects agents send, as data: which attribute means what.
+
+Each table is ordered: the first key present on a span wins. Adding a dialect means adding rows here, not
+code in ``normalise``. Sources: OTel GenAI semantic conventions (current and deprecated names),
+OpenInference, OpenLLMetry/Traceloop — see ../shared/SEMCONV.md.
+"""
+
+from __future__ import annotations
+
+CATEGORIES = (
+    "agent", "llm", "tool", "retriever", "embedding", "reranker", "guardrail", "evaluator", "chain", "other",
+)
+
+# Explicit span-kind attributes, most specific dialect first. Values are compared lower-cased.
+CATEGORY_BY_KIND: tuple[tuple[str, dict[str, str]], ...] = (
+    ("openinference.span.kind", {
+        "llm": "llm", "embedding": "embedding", "chain": "chain", "retriever": "retriever",
+        "reranker": "reranker", "tool": "tool", "agent": "agent", "guardrail": "guardrail",
+        "evaluator": "evaluator", "prompt": "chain",
+    }),
+    ("gen_ai.operation.name", {
+        "chat": "llm", "text_completion": "llm", "generate_content": "llm", "completion": "llm",
+        "embeddings": "embedding", "embedding": "embedding", "retrieval": "retriever",
+        "execute_tool": "tool", "create_agent": "agent", "invoke_agent": "agent",
+        "invoke_workflow": "chain",
+    }),
+    ("traceloop.span.kind", {"workflow": "chain", "task": "chain", "agent": "agent", "tool": "tool"}),
+    ("llm.request.type", {
+        "chat": "llm", "completion": "llm", "embedding": "embedding", "rerank": "reranker",
+    }),
+)
+
+# When no kind attribute is sent, the presence of a telling attribute decides.
+CATEGORY_BY_PRESENCE: tuple[tuple[str, str], ...] = (
+    ("guardrail.name", "guardrail"),
+    ("guardrail.triggered", "guardrail"),
+    ("gen_ai.tool.name", "tool"),
+    ("tool.name", "tool"),
+    ("gen_ai.request.model", "llm"),
+    ("gen_ai.response.model", "llm"),
+    ("llm.model_name", "llm"),
+    ("gen_ai.usage.input_tokens", "llm"),
+    ("gen_ai.usage.prompt_tokens", "llm"),
+    ("retrieval.documents", "retriever"),
+    ("gen_ai.data_source.id", "retriever"),
+    ("gen_ai.agent.name", "agent"),
+)
+
+# Normalised field → candidate attribute keys.
+STRING_FIELDS: dict[str, tuple[str, ...]] = {
+    "operation": ("gen_ai.operation.name", "llm.request.type"),
+    "provider": ("gen_ai.provider.name", "gen_ai.system", "llm.provider", "llm.system"),
+    "request_model": ("gen_ai.request.model", "llm.request.model", "llm.model_name"),
+    "response_model": ("gen_ai.response.model", "llm.response.model", "llm.model_name"),
+    "tool_name": ("gen_ai.tool.name", "tool.name", "tool_call.function.name"),
+    "tool_call_id": ("gen_ai.tool.call.id", "tool_call.id"),
+    "agent_name": ("gen_ai.agent.name", "agent.name"),
+    "session_id": (
+        "session.id", "gen_ai.conversation.id", "traceloop.association.properties.session_id",
+        "langfuse.session.id",
+    ),
+    "user_id": ("user.id", "enduser.id", "traceloop.association.properties.user_id", "langfuse.user.id"),
+    "error_type": ("error.type",),
+}
+
+INT_FIELDS: dict[str, tuple[str, ...]] = {
+    # Totals: input INCLUDES cached input, output INCLUDES reasoning (GenAI conventions and OpenInference).
+    "input_tokens": (
+        "gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens", "llm.token_count.prompt",
+        "llm.usage.prompt_tokens",
+    ),
+    "output_tokens": (
+        "gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens", "llm.token_count.completion",
+        "llm.usage.completion_tokens",
+    ),
+    # Sub-counts of the totals above, never added on top.
+    "cached_input_tokens": (
+        "gen_ai.usage.cache_read.input_tokens", "gen_ai.usage.cache_read_input_tokens",
+        "llm.token_count.prompt_details.cache_read",
+    ),
+    "cache_creation_input_tokens": (
+        "gen_ai.usage.cache_creation.input_tokens", "gen_ai.usage.cache_creation_input_tokens",
+        "llm.token_count.prompt_details.cache_write",
+    ),
+    "reasoning_tokens": (
+        "gen_ai.usage.reasoning.output_tokens", "gen_ai.usage.reasoning_tokens",
+        "llm.token_count.completion_details.reasoning",
+    ),
+}
+
+FLOAT_FIELDS: dict[str, tuple[str, ...]] = {
+    # Provider- or SDK-reported cost in USD.
+    "cost_usd": ("gen_ai.usage.cost", "llm.cost.total"),
+}
+
+# Traceloop names the tool or agent in `traceloop.entity.name`, qualified by its span kind.
+ENTITY_NAME_BY_KIND: dict[str, str] = {"tool": "tool_name", "agent": "agent_name"}
+
+# GenAI span names carry the subject after the operation: "execute_tool get_weather".
+NAME_PREFIX_FIELDS: tuple[tuple[str, str], ...] = (
+    ("execute_tool ", "tool_name"),
+    ("invoke_agent ", "agent_name"),
+    ("create_agent ", "agent_name"),
+)
+
+# Where the project a span belongs to can be named on the resource.
+PROJECT_RESOURCE_KEYS: tuple[str, ...] = ("trajscope.project", "openinference.project.name")

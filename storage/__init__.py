@@ -1,0 +1,1 @@
+"""Storage: normalised span records ↔ disk, behind the small ``SpanStore`` interface."""

@@ -1,0 +1,156 @@
+"""The embedded default backend: one DuckDB file in the data directory.
+
+One writer connection (the group-commit thread's) and a fresh cursor per reader, so readers see
+committed data only and never block the writer.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from trajscope.storage.interface import TraceFilter
+from trajscope.storage.migrations import migrate
+from trajscope.storage.schema import SPAN_COLUMN_NAMES, SPAN_SCHEMA, TRACE_COLUMN_NAMES, TRACE_SCHEMA
+from trajscope.storage.trace_summary import FACT_COLUMNS, SpanFacts, summarise_trace
+
+log = logging.getLogger(__name__)
+
+DB_FILE = "trajscope.duckdb"
+_SPAN_COLS = ", ".join(SPAN_COLUMN_NAMES)
+_TRACE_COLS = ", ".join(TRACE_COLUMN_NAMES)
+_FACT_COLS = ", ".join(FACT_COLUMNS)
+_HEX = frozenset("0123456789abcdef")
+
+
+def _is_hex_id(value: str) -> bool:
+    return len(value) in (16, 32) and set(value) <= _HEX
+
+
+class DuckDBStore:
+    """``SpanStore`` on a DuckDB file. ``path`` is a data directory (created) or ``:memory:``."""
+
+    def __init__(self, path: str | Path, *, read_only: bool = False, memory_limit: str | None = None) -> None:
+        if str(path) == ":memory:":
+            self.db_path = ":memory:"
+        else:
+            directory = Path(path)
+            if not read_only:
+                directory.mkdir(parents=True, exist_ok=True)
+            self.db_path = str(directory / DB_FILE)
+        config = {"memory_limit": memory_limit} if memory_limit else {}
+        self._con = duckdb.connect(self.db_path, read_only=read_only, config=config)
+        if not read_only:
+            self.schema_version = migrate(self._con)
+        # Lets a lookup of a commit's touched traces by an IN list use the trace_id index (the default
+        # threshold falls back to a full scan once the table is large).
+        self._con.execute("SET index_scan_percentage = 0.5")
+        self._con.execute("SET index_scan_max_count = 1000000")
+        self._write_lock = threading.Lock()
+        self._closed = False
+
+    # -- writing ------------------------------------------------------------------------------------
+    def write(self, spans: pa.Table) -> int:
+        if spans.num_rows == 0:
+            return 0
+        with self._write_lock:
+            con = self._con
+            con.execute("BEGIN TRANSACTION")
+            try:
+                con.register("incoming_spans", spans)
+                inserted = con.execute(
+                    f"INSERT OR IGNORE INTO spans ({_SPAN_COLS}) SELECT {_SPAN_COLS} FROM incoming_spans"
+                ).fetchone()[0]
+                con.unregister("incoming_spans")
+                if inserted:
+                    trace_ids = sorted(set(spans.column("trace_id").to_pylist()))
+                    self._refresh_traces(con, trace_ids)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        return inserted
+
+    def _refresh_traces(self, con: duckdb.DuckDBPyConnection, trace_ids: list[str]) -> None:
+        # Ids come from hex() of validated bytes, so they are safe to inline; literals (not parameters)
+        # are what lets DuckDB turn the IN list into index lookups.
+        assert all(_is_hex_id(t) for t in trace_ids)
+        facts: dict[str, list[SpanFacts]] = defaultdict(list)
+        for chunk_start in range(0, len(trace_ids), 2000):
+            chunk = trace_ids[chunk_start:chunk_start + 2000]
+            in_list = ", ".join(f"'{t}'" for t in chunk)
+            for row in con.execute(f"SELECT {_FACT_COLS} FROM spans WHERE trace_id IN ({in_list})").fetchall():
+                facts[row[1]].append(SpanFacts(*row))
+        now = time.time_ns()
+        rows = [summarise_trace(spans, now) for spans in facts.values()]
+        table = pa.Table.from_arrays(
+            [pa.array(col, type=field.type) for col, field in zip(zip(*rows, strict=True), TRACE_SCHEMA,
+                                                                  strict=True)],
+            schema=TRACE_SCHEMA,
+        )
+        con.register("incoming_traces", table)
+        con.execute(f"INSERT OR REPLACE INTO traces ({_TRACE_COLS}) SELECT {_TRACE_COLS} FROM incoming_traces")
+        con.unregister("incoming_traces")
+
+    # -- reading ------------------------------------------------------------------------------------
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A connection for one reader thread, seeing committed data only."""
+        return self._con.cursor()
+
+    def get_trace(self, trace_id: str, project: str | None = None) -> pa.Table:
+        if not _is_hex_id(trace_id):
+            return SPAN_SCHEMA.empty_table()
+        sql = f"SELECT {_SPAN_COLS} FROM spans WHERE trace_id = '{trace_id}'"
+        params: list[object] = []
+        if project is not None:
+            sql += " AND project = ?"
+            params.append(project)
+        sql += " ORDER BY start_time_unix_nano, end_time_unix_nano, span_id"
+        with self.cursor() as cur:
+            return cur.execute(sql, params).fetch_arrow_table()
+
+    def list_traces(self, flt: TraceFilter) -> pa.Table:
+        where, params = [], []
+        for column, value in (("project", flt.project), ("service_name", flt.service),
+                              ("agent_name", flt.agent), ("session_id", flt.session_id)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if flt.errors_only:
+            where.append("error_count > 0")
+        if flt.since_unix_nano is not None:
+            where.append("start_time_unix_nano >= ?")
+            params.append(flt.since_unix_nano)
+        if flt.until_unix_nano is not None:
+            where.append("start_time_unix_nano < ?")
+            params.append(flt.until_unix_nano)
+        if flt.min_duration_ns is not None:
+            where.append("duration_ns >= ?")
+            params.append(flt.min_duration_ns)
+        if flt.after is not None:
+            where.append("(start_time_unix_nano, trace_id) < (?, ?)")
+            params.extend(flt.after)
+        sql = f"SELECT {_TRACE_COLS} FROM traces"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY start_time_unix_nano DESC, trace_id DESC LIMIT ?"
+        params.append(flt.limit)
+        with self.cursor() as cur:
+            return cur.execute(sql, params).fetch_arrow_table()
+
+    def checkpoint(self) -> None:
+        with self._write_lock:
+            self._con.execute("CHECKPOINT")
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        with self._write_lock:
+            self._closed = True
+            self._con.close()

@@ -1,0 +1,48 @@
+"""The storage contract every backend implements (and the one conformance suite in tests checks)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import pyarrow as pa
+
+
+@dataclass(frozen=True)
+class TraceFilter:
+    """Filters for listing traces, newest first. ``cursor`` continues after the last item of a page."""
+
+    project: str | None = None
+    service: str | None = None
+    agent: str | None = None
+    session_id: str | None = None
+    errors_only: bool = False
+    since_unix_nano: int | None = None
+    until_unix_nano: int | None = None
+    min_duration_ns: int | None = None
+    limit: int = 50
+    # (start_time_unix_nano, trace_id) of the last item already returned.
+    after: tuple[int, str] | None = None
+
+
+class SpanStore(Protocol):
+    def write(self, spans: pa.Table) -> int:
+        """Store spans (``schema.SPAN_SCHEMA``) and refresh the summaries of the traces they belong to.
+
+        Idempotent on (trace_id, span_id): a span already stored is left as it is. Returns only once the
+        spans are durably persisted — a crash after the return loses none of them. Returns the number of
+        spans that were new.
+        """
+        ...
+
+    def get_trace(self, trace_id: str, project: str | None = None) -> pa.Table:
+        """All stored spans of one trace (``SPAN_SCHEMA``), by start time; empty if unknown."""
+        ...
+
+    def list_traces(self, flt: TraceFilter) -> pa.Table:
+        """Trace summaries (``schema.TRACE_SCHEMA``) matching ``flt``, newest start first."""
+        ...
+
+    def close(self) -> None:
+        """Release the store; after ``write`` has returned, nothing is lost by closing or by a crash."""
+        ...

@@ -1,0 +1,63 @@
+"""Forward-only schema migrations, applied in order on open.
+
+The applied version is recorded in ``schema_version``. A migration is never edited once released: a
+change to the schema is a new entry at the end. Version 1 creates the columns that ``schema`` marks as
+present at version 1; a later version adds its columns (``schema.ADDED_IN_VERSION``) and any index.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import duckdb
+
+from trajscope.storage.schema import SPAN_COLUMNS, TRACE_COLUMNS, columns_ddl
+
+log = logging.getLogger(__name__)
+
+
+def _v1(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(f"""
+        CREATE TABLE spans (
+            {columns_ddl(SPAN_COLUMNS, 1)},
+            PRIMARY KEY (trace_id, span_id)
+        )""")
+    # The primary key's index cannot serve a lookup by trace_id alone; this one does.
+    con.execute("CREATE INDEX spans_trace_id ON spans (trace_id)")
+    con.execute(f"""
+        CREATE TABLE traces (
+            {columns_ddl(TRACE_COLUMNS, 1)},
+            PRIMARY KEY (trace_id)
+        )""")
+
+
+MIGRATIONS: tuple[Callable[[duckdb.DuckDBPyConnection], None], ...] = (_v1,)
+LATEST_VERSION = len(MIGRATIONS)
+
+
+def current_version(con: duckdb.DuckDBPyConnection) -> int:
+    con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_at TIMESTAMP)")
+    row = con.execute("SELECT max(version) FROM schema_version").fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> int:
+    """Bring the database to ``LATEST_VERSION``; each step commits on its own. Returns the version."""
+    version = current_version(con)
+    if version > LATEST_VERSION:
+        raise RuntimeError(
+            f"data directory has schema version {version}, newer than this trajscope ({LATEST_VERSION}); "
+            "upgrade trajscope"
+        )
+    for target in range(version + 1, LATEST_VERSION + 1):
+        con.execute("BEGIN")
+        try:
+            MIGRATIONS[target - 1](con)
+            con.execute("INSERT INTO schema_version VALUES (?, now())", [target])
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        log.info("schema migrated to version %d", target)
+    return LATEST_VERSION

@@ -1,0 +1,111 @@
+"""The span record: one column list from which the Arrow schema and the SQL table are both derived.
+
+Ids are lowercase hex strings (what the API returns and what an analyst types in SQL). Times are
+nanoseconds since the Unix epoch. ``*_json`` columns hold typed JSON (see ``collector.anyvalue``).
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+# (column, Arrow type, SQL type, nullable)
+SPAN_COLUMNS: tuple[tuple[str, pa.DataType, str, bool], ...] = (
+    ("project", pa.string(), "VARCHAR", False),
+    ("trace_id", pa.string(), "VARCHAR", False),
+    ("span_id", pa.string(), "VARCHAR", False),
+    ("parent_span_id", pa.string(), "VARCHAR", True),
+    ("trace_state", pa.string(), "VARCHAR", True),
+    ("flags", pa.uint32(), "UINTEGER", False),
+    ("name", pa.string(), "VARCHAR", False),
+    ("kind", pa.string(), "VARCHAR", False),
+    ("service_name", pa.string(), "VARCHAR", True),
+    ("start_time_unix_nano", pa.int64(), "BIGINT", False),
+    ("end_time_unix_nano", pa.int64(), "BIGINT", False),
+    ("duration_ns", pa.int64(), "BIGINT", False),
+    ("status_code", pa.string(), "VARCHAR", False),
+    ("status_message", pa.string(), "VARCHAR", True),
+    # Normalised agent terms (collector.normalise).
+    ("category", pa.string(), "VARCHAR", False),
+    ("operation", pa.string(), "VARCHAR", True),
+    ("provider", pa.string(), "VARCHAR", True),
+    ("request_model", pa.string(), "VARCHAR", True),
+    ("response_model", pa.string(), "VARCHAR", True),
+    ("tool_name", pa.string(), "VARCHAR", True),
+    ("tool_call_id", pa.string(), "VARCHAR", True),
+    ("agent_name", pa.string(), "VARCHAR", True),
+    ("session_id", pa.string(), "VARCHAR", True),
+    ("user_id", pa.string(), "VARCHAR", True),
+    ("error_type", pa.string(), "VARCHAR", True),
+    ("input_tokens", pa.int64(), "BIGINT", True),
+    ("output_tokens", pa.int64(), "BIGINT", True),
+    ("cached_input_tokens", pa.int64(), "BIGINT", True),
+    ("cache_creation_input_tokens", pa.int64(), "BIGINT", True),
+    ("reasoning_tokens", pa.int64(), "BIGINT", True),
+    ("cost_usd", pa.float64(), "DOUBLE", True),
+    # Everything else OTLP carries, kept whole.
+    ("attributes", pa.string(), "JSON", False),
+    ("dropped_attributes_count", pa.uint32(), "UINTEGER", False),
+    ("events", pa.string(), "JSON", True),
+    ("dropped_events_count", pa.uint32(), "UINTEGER", False),
+    ("links", pa.string(), "JSON", True),
+    ("dropped_links_count", pa.uint32(), "UINTEGER", False),
+    ("resource_attributes", pa.string(), "JSON", False),
+    ("resource_dropped_attributes_count", pa.uint32(), "UINTEGER", False),
+    ("resource_schema_url", pa.string(), "VARCHAR", True),
+    ("scope_name", pa.string(), "VARCHAR", True),
+    ("scope_version", pa.string(), "VARCHAR", True),
+    ("scope_attributes", pa.string(), "JSON", True),
+    ("scope_dropped_attributes_count", pa.uint32(), "UINTEGER", False),
+    ("scope_schema_url", pa.string(), "VARCHAR", True),
+    ("ingested_at_unix_nano", pa.int64(), "BIGINT", False),
+)
+
+SPAN_COLUMN_NAMES: tuple[str, ...] = tuple(c[0] for c in SPAN_COLUMNS)
+SPAN_SCHEMA = pa.schema([pa.field(name, typ, nullable) for name, typ, _, nullable in SPAN_COLUMNS])
+JSON_COLUMNS = frozenset(name for name, _, sql, _ in SPAN_COLUMNS if sql == "JSON")
+
+# One row per trace, recomputed at write time from all the trace's stored spans (storage.trace_summary).
+TRACE_COLUMNS: tuple[tuple[str, pa.DataType, str, bool], ...] = (
+    ("project", pa.string(), "VARCHAR", False),
+    ("trace_id", pa.string(), "VARCHAR", False),
+    ("root_span_id", pa.string(), "VARCHAR", True),
+    ("root_name", pa.string(), "VARCHAR", True),
+    ("service_name", pa.string(), "VARCHAR", True),
+    ("agent_name", pa.string(), "VARCHAR", True),
+    ("session_id", pa.string(), "VARCHAR", True),
+    ("user_id", pa.string(), "VARCHAR", True),
+    ("start_time_unix_nano", pa.int64(), "BIGINT", False),
+    ("end_time_unix_nano", pa.int64(), "BIGINT", False),
+    ("duration_ns", pa.int64(), "BIGINT", False),
+    ("span_count", pa.int64(), "BIGINT", False),
+    ("error_count", pa.int64(), "BIGINT", False),
+    ("llm_calls", pa.int64(), "BIGINT", False),
+    ("tool_calls", pa.int64(), "BIGINT", False),
+    ("input_tokens", pa.int64(), "BIGINT", False),
+    ("output_tokens", pa.int64(), "BIGINT", False),
+    ("cached_input_tokens", pa.int64(), "BIGINT", False),
+    ("reasoning_tokens", pa.int64(), "BIGINT", False),
+    ("cost_usd", pa.float64(), "DOUBLE", True),
+    ("complete", pa.bool_(), "BOOLEAN", False),
+    ("updated_at_unix_nano", pa.int64(), "BIGINT", False),
+)
+TRACE_COLUMN_NAMES: tuple[str, ...] = tuple(c[0] for c in TRACE_COLUMNS)
+TRACE_SCHEMA = pa.schema([pa.field(name, typ, nullable) for name, typ, _, nullable in TRACE_COLUMNS])
+
+
+# Columns added after version 1, with the schema version that added them; migrations create each column in
+# its own version, so the lists above always describe the latest schema.
+ADDED_IN_VERSION: dict[str, int] = {}
+
+
+def column_ddl(name: str, sql: str, nullable: bool) -> str:
+    return f"{name} {sql}{'' if nullable else ' NOT NULL'}"
+
+
+def columns_ddl(columns: tuple[tuple[str, pa.DataType, str, bool], ...], version: int = 1) -> str:
+    """DDL for the columns that existed at ``version``."""
+    return ",\n    ".join(
+        column_ddl(name, sql, nullable)
+        for name, _, sql, nullable in columns
+        if ADDED_IN_VERSION.get(name, 1) <= version
+    )

@@ -1,0 +1,109 @@
+"""Per-trace facts that listings need, computed from all of a trace's stored spans. Pure.
+
+Recomputed whenever a span of the trace arrives, so late and out-of-order spans give the same row as if
+the trace had arrived whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import NamedTuple
+
+
+class SpanFacts(NamedTuple):
+    """The columns of a stored span that the summary reads (see ``FACT_COLUMNS``)."""
+
+    project: str
+    trace_id: str
+    span_id: str
+    parent_span_id: str | None
+    name: str
+    service_name: str | None
+    start_time_unix_nano: int
+    end_time_unix_nano: int
+    status_code: str
+    category: str
+    agent_name: str | None
+    session_id: str | None
+    user_id: str | None
+    input_tokens: int | None
+    output_tokens: int | None
+    cached_input_tokens: int | None
+    reasoning_tokens: int | None
+    cost_usd: float | None
+
+
+FACT_COLUMNS: tuple[str, ...] = SpanFacts._fields
+
+
+def token_counting_spans(spans: Sequence[SpanFacts]) -> set[str]:
+    """Span ids whose token counts are counted: those carrying tokens with no descendant carrying tokens.
+
+    A framework's wrapper span (a LangChain LLM span) and the client span nested in it (the OpenAI call)
+    often both report the same call's usage; only the innermost counts. Cycles in bad data are tolerated.
+    """
+    parent_of = {s.span_id: s.parent_span_id for s in spans}
+    carriers = {s.span_id for s in spans if s.input_tokens is not None or s.output_tokens is not None}
+    shadowed: set[str] = set()
+    for span_id in carriers:
+        seen = {span_id}
+        parent = parent_of.get(span_id)
+        while parent is not None and parent not in seen and parent not in shadowed:
+            shadowed.add(parent)
+            seen.add(parent)
+            parent = parent_of.get(parent)
+    return carriers - shadowed
+
+
+def pick_root(spans: Sequence[SpanFacts]) -> tuple[SpanFacts, bool]:
+    """The trace's root and whether it is a real one (no parent) rather than the earliest orphan.
+
+    With several real roots, the longest wins (ties: earliest start), as the latency view attributes it.
+    """
+    roots = [s for s in spans if s.parent_span_id is None]
+    if roots:
+        return min(roots, key=lambda s: (-(s.end_time_unix_nano - s.start_time_unix_nano),
+                                         s.start_time_unix_nano, s.span_id)), True
+    return min(spans, key=lambda s: (s.start_time_unix_nano, s.span_id)), False
+
+
+def _first(values: Iterable[str | None]) -> str | None:
+    return next((v for v in values if v), None)
+
+
+def summarise_trace(spans: Sequence[SpanFacts], updated_at: int) -> tuple:
+    """One ``traces`` row (``schema.TRACE_COLUMNS`` order) for a non-empty list of one trace's spans."""
+    root, has_root = pick_root(spans)
+    by_start = sorted(spans, key=lambda s: (s.start_time_unix_nano, s.span_id))
+    # The root's own attributes first, then the earliest span that names one.
+    ordered = [root, *by_start]
+    counted = token_counting_spans(spans)
+    tokened = [s for s in spans if s.span_id in counted]
+    costs = [s.cost_usd for s in spans if s.cost_usd is not None]
+    start = min(s.start_time_unix_nano for s in spans)
+    end = max(s.end_time_unix_nano for s in spans)
+    return (
+        root.project,
+        root.trace_id,
+        root.span_id,
+        root.name,
+        _first(s.service_name for s in ordered),
+        _first(s.agent_name for s in ordered),
+        _first(s.session_id for s in ordered),
+        _first(s.user_id for s in ordered),
+        start,
+        end,
+        max(end - start, 0),
+        len(spans),
+        sum(1 for s in spans if s.status_code == "ERROR"),
+        sum(1 for s in spans if s.category == "llm"),
+        sum(1 for s in spans if s.category == "tool"),
+        sum(s.input_tokens or 0 for s in tokened),
+        sum(s.output_tokens or 0 for s in tokened),
+        sum(s.cached_input_tokens or 0 for s in tokened),
+        sum(s.reasoning_tokens or 0 for s in tokened),
+        # Null when nothing reported a cost: unknown is not zero.
+        sum(costs) if costs else None,
+        has_root,
+        updated_at,
+    )
