@@ -1,0 +1,63 @@
+"""OTLP/gRPC receiver: ``opentelemetry.proto.collector.trace.v1.TraceService/Export`` on port 4317.
+
+Registered as a generic handler that receives the raw request bytes, so decoding happens once, in the
+pipeline, off the event loop. gRPC compression (gzip, deflate) is handled by grpcio itself.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import grpc
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+
+from trajscope.collector.auth import is_authorised, key_from_headers
+from trajscope.collector.pipeline import IngestPipeline, InvalidRequest, Overloaded, Unavailable
+
+log = logging.getLogger(__name__)
+
+SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+PROJECT_METADATA = "x-trajscope-project"
+
+
+def export_response(rejected: int, error_message: str) -> ExportTraceServiceResponse:
+    """The success response; partial success is set only when something was refused."""
+    response = ExportTraceServiceResponse()
+    if rejected or error_message:
+        response.partial_success.rejected_spans = rejected
+        response.partial_success.error_message = error_message
+    return response
+
+
+def _handler(pipeline: IngestPipeline, api_key: str | None) -> grpc.GenericRpcHandler:
+    async def export(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        metadata = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
+        presented = key_from_headers(metadata.get("authorization"), metadata.get("x-api-key"))
+        if not is_authorised(api_key, presented):
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong API key")
+        project = metadata.get(PROJECT_METADATA) or "default"
+        try:
+            outcome = await pipeline.export(request, "protobuf", project)
+        except InvalidRequest as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except Overloaded as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+        except Unavailable as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+        return export_response(outcome.rejected, outcome.error_message).SerializeToString()
+
+    rpc = grpc.unary_unary_rpc_method_handler(export)  # no (de)serializers: raw bytes in and out
+    return grpc.method_handlers_generic_handler(SERVICE, {"Export": rpc})
+
+
+def build_grpc_server(pipeline: IngestPipeline, host: str, port: int, api_key: str | None) -> grpc.aio.Server:
+    server = grpc.aio.server(options=[
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.so_reuseport", 0),
+    ])
+    server.add_generic_rpc_handlers((_handler(pipeline, api_key),))
+    bound = server.add_insecure_port(f"{host}:{port}")
+    if bound == 0:
+        raise OSError(f"cannot listen for OTLP/gRPC on {host}:{port} (port in use?)")
+    return server

@@ -1,0 +1,116 @@
+"""OTLP/HTTP receiver: ``POST /v1/traces`` on port 4318, protobuf or JSON, optionally gzip.
+
+Status codes follow the OTLP specification: 200 with the export response (partial success when some
+spans were refused), 400 for malformed data (clients do not retry), 415 for an unsupported media type
+or content encoding, 413 for an oversized body, 401 without the API key, 503 with ``Retry-After`` when
+overloaded. Error bodies are a ``google.rpc.Status`` in the request's encoding.
+"""
+
+from __future__ import annotations
+
+import logging
+import zlib
+
+import orjson
+from google.rpc import code_pb2, status_pb2
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from trajscope.collector.auth import is_authorised, key_from_headers
+from trajscope.collector.grpc_receiver import MAX_MESSAGE_BYTES, PROJECT_METADATA, export_response
+from trajscope.collector.pipeline import Encoding, IngestPipeline, InvalidRequest, Overloaded, Unavailable
+
+log = logging.getLogger(__name__)
+
+_MEDIA_TYPES: dict[str, Encoding] = {"application/x-protobuf": "protobuf", "application/json": "json"}
+_CONTENT_TYPE = {"protobuf": "application/x-protobuf", "json": "application/json"}
+
+
+class BodyError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _status_body(encoding: Encoding, code: int, message: str) -> bytes:
+    if encoding == "json":
+        return orjson.dumps({"code": code, "message": message})
+    return status_pb2.Status(code=code, message=message).SerializeToString()
+
+
+def _error(encoding: Encoding, http_status: int, code: int, message: str,
+           headers: dict[str, str] | None = None) -> Response:
+    return Response(_status_body(encoding, code, message), status_code=http_status,
+                    media_type=_CONTENT_TYPE[encoding], headers=headers)
+
+
+def inflate(body: bytes, content_encoding: str, limit: int = MAX_MESSAGE_BYTES) -> bytes:
+    """Undo ``Content-Encoding``; a bomb that inflates past ``limit`` is refused, not expanded."""
+    encoding = content_encoding.strip().lower()
+    if encoding in ("", "identity"):
+        if len(body) > limit:
+            raise BodyError(413, f"body of {len(body)} bytes exceeds the {limit}-byte limit")
+        return body
+    if encoding not in ("gzip", "deflate"):
+        raise BodyError(415, f"unsupported Content-Encoding {content_encoding!r}; use gzip or none")
+    wbits = 16 + zlib.MAX_WBITS if encoding == "gzip" else zlib.MAX_WBITS
+    inflater = zlib.decompressobj(wbits)
+    try:
+        out = inflater.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise BodyError(400, f"body is not valid {encoding}: {exc}") from exc
+    if len(out) > limit:
+        raise BodyError(413, f"decompressed body exceeds the {limit}-byte limit")
+    if not inflater.eof:
+        raise BodyError(400, f"{encoding} body is truncated")
+    return out
+
+
+async def read_body(request: Request, limit: int = MAX_MESSAGE_BYTES) -> bytes:
+    """The whole body, chunked or not, refusing to buffer more than ``limit`` bytes."""
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyError(413, f"body exceeds the {limit}-byte limit")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def build_http_app(pipeline: IngestPipeline, api_key: str | None) -> Starlette:
+    async def traces(request: Request) -> Response:
+        media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        encoding = _MEDIA_TYPES.get(media_type)
+        if encoding is None:
+            return Response(
+                f"unsupported Content-Type {media_type!r}; use application/x-protobuf or application/json",
+                status_code=415, media_type="text/plain")
+        presented = key_from_headers(request.headers.get("authorization"), request.headers.get("x-api-key"))
+        if not is_authorised(api_key, presented):
+            return _error(encoding, 401, code_pb2.UNAUTHENTICATED, "missing or wrong API key")
+        try:
+            body = inflate(await read_body(request), request.headers.get("content-encoding", ""))
+        except BodyError as exc:
+            return _error(encoding, exc.status, code_pb2.INVALID_ARGUMENT, str(exc))
+        project = request.headers.get(PROJECT_METADATA) or "default"
+        try:
+            outcome = await pipeline.export(body, encoding, project)
+        except InvalidRequest as exc:
+            return _error(encoding, 400, code_pb2.INVALID_ARGUMENT, str(exc))
+        except Overloaded as exc:
+            return _error(encoding, 503, code_pb2.UNAVAILABLE, str(exc),
+                          headers={"Retry-After": str(exc.retry_after_s)})
+        except Unavailable as exc:
+            return _error(encoding, 503, code_pb2.UNAVAILABLE, str(exc), headers={"Retry-After": "1"})
+        response = export_response(outcome.rejected, outcome.error_message)
+        if encoding == "json":
+            payload = {}
+            if outcome.rejected or outcome.error_message:
+                payload["partialSuccess"] = {"rejectedSpans": str(outcome.rejected),
+                                             "errorMessage": outcome.error_message}
+            return Response(orjson.dumps(payload), media_type="application/json")
+        return Response(response.SerializeToString(), media_type="application/x-protobuf")
+
+    return Starlette(routes=[Route("/v1/traces", traces, methods=["POST"])])

@@ -1,0 +1,98 @@
+"""Ingest pipeline shared by both receivers: backlog check → decode off the event loop → group commit.
+
+An export is acknowledged only when its spans are durable (the group-commit future resolved). Errors are
+typed so each receiver can answer with its protocol's status: ``InvalidRequest`` (not retryable),
+``Overloaded`` and ``Unavailable`` (retryable).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Literal
+
+from trajscope.collector.otlp_decode import DecodedBatch, InvalidRequest, decode_request
+from trajscope.collector.otlp_json import decode_json_request
+from trajscope.storage.group_commit import GroupCommitWriter, WriterClosed
+
+log = logging.getLogger(__name__)
+
+Encoding = Literal["protobuf", "json"]
+
+__all__ = ["ExportOutcome", "IngestPipeline", "IngestStats", "InvalidRequest", "Overloaded", "Unavailable"]
+
+
+class Overloaded(Exception):
+    """The backlog is full; the client should retry after ``retry_after_s``."""
+
+    def __init__(self, pending: int, limit: int, retry_after_s: int = 1) -> None:
+        super().__init__(f"ingest backlog full ({pending} spans waiting, limit {limit}); retry later")
+        self.retry_after_s = retry_after_s
+
+
+class Unavailable(Exception):
+    """The spans could not be stored (shutting down, storage failure); retrying may succeed."""
+
+
+@dataclass(frozen=True)
+class ExportOutcome:
+    accepted: int
+    rejected: int = 0
+    error_message: str = ""
+
+
+@dataclass
+class IngestStats:
+    requests: int = 0
+    spans_accepted: int = 0
+    spans_rejected: int = 0
+    invalid_requests: int = 0
+    overloaded: int = 0
+    failed: int = 0
+    by_encoding: dict[str, int] = field(default_factory=dict)
+
+
+def _decode(body: bytes, encoding: Encoding, project: str) -> DecodedBatch:
+    if encoding == "json":
+        return decode_json_request(body, project)
+    return decode_request(body, project)
+
+
+class IngestPipeline:
+    def __init__(self, writer: GroupCommitWriter, decoder: Executor, *, max_pending_spans: int = 500_000):
+        self._writer = writer
+        self._decoder = decoder
+        self._max_pending = max_pending_spans
+        self.stats = IngestStats()
+
+    async def export(self, body: bytes, encoding: Encoding, project: str) -> ExportOutcome:
+        """Decode and durably store one export request; see the module docstring for the errors."""
+        stats = self.stats
+        stats.requests += 1
+        stats.by_encoding[encoding] = stats.by_encoding.get(encoding, 0) + 1
+        pending = self._writer.pending_rows
+        if pending >= self._max_pending:
+            stats.overloaded += 1
+            raise Overloaded(pending, self._max_pending)
+        loop = asyncio.get_running_loop()
+        try:
+            batch = await loop.run_in_executor(self._decoder, _decode, body, encoding, project)
+        except InvalidRequest:
+            stats.invalid_requests += 1
+            raise
+        stats.spans_rejected += batch.rejected
+        if batch.rejected:
+            log.warning("partial success: %s", batch.error_message)
+        if batch.accepted:
+            try:
+                await asyncio.wrap_future(self._writer.submit(batch.table))
+            except WriterClosed as exc:
+                stats.failed += 1
+                raise Unavailable(str(exc)) from exc
+            except Exception as exc:
+                stats.failed += 1
+                raise Unavailable(f"storage failed to commit the spans: {exc}") from exc
+            stats.spans_accepted += batch.accepted
+        return ExportOutcome(batch.accepted, batch.rejected, batch.error_message)

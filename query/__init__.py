@@ -1,0 +1,1 @@
+"""Query: stored records → answers (the FastAPI service)."""

@@ -1,0 +1,57 @@
+"""Parsing of the API's query parameters: times, ids, cursors. Errors raise ``ApiError``."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from datetime import UTC, datetime
+
+from trajscope.query.errors import ApiError, ErrorCode
+
+_TRACE_ID = re.compile(r"^[0-9a-fA-F]{32}$")
+_RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)$")
+_UNIT_NS = {"ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9, "d": 86400 * 10**9}
+
+
+def trace_id_param(value: str) -> str:
+    """A trace id as 32 hex digits, returned lowercase."""
+    if not _TRACE_ID.match(value):
+        raise ApiError(ErrorCode.INVALID_ARGUMENT,
+                       f"trace id must be 32 hex digits (16 bytes), got {value[:64]!r}")
+    return value.lower()
+
+
+def time_param(name: str, value: str | None, now_ns: int) -> int | None:
+    """A point in time: Unix nanoseconds, RFC 3339 (``2026-11-26T08:00:00Z``), or an age (``15m``, ``2h``)."""
+    if value is None or value == "":
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return int(text)
+    match = _RELATIVE.match(text)
+    if match:
+        return now_ns - int(float(match.group(1)) * _UNIT_NS[match.group(2)])
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ApiError(ErrorCode.INVALID_ARGUMENT,
+                       f"{name} must be Unix nanoseconds, RFC 3339, or an age like 15m; got {value!r}") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1_000_000) * 1000
+
+
+def encode_cursor(start_ns: int, trace_id: str) -> str:
+    return base64.urlsafe_b64encode(f"{start_ns}:{trace_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> tuple[int, str] | None:
+    if not cursor:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        start, trace_id = raw.split(":", 1)
+        return int(start), trace_id_param(trace_id)
+    except (ValueError, binascii.Error, UnicodeDecodeError, ApiError):
+        raise ApiError(ErrorCode.INVALID_ARGUMENT, "cursor is not one this API returned") from None

@@ -1,0 +1,47 @@
+"""Stored rows → API objects: ids stay lowercase hex, times ``*_unix_nano`` ints plus ``duration_ms``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pyarrow as pa
+
+from trajscope.storage.schema import JSON_COLUMNS
+
+TRACE_LIST_FIELDS = (
+    "trace_id", "project", "root_span_id", "root_name", "service_name", "agent_name", "session_id",
+    "user_id", "start_time_unix_nano", "end_time_unix_nano", "span_count", "error_count", "llm_calls",
+    "tool_calls", "input_tokens", "output_tokens", "cached_input_tokens", "reasoning_tokens", "cost_usd",
+    "complete",
+)
+_EMPTY_LIST_COLUMNS = frozenset({"events", "links"})
+
+
+def ns_to_ms(ns: int) -> float:
+    return round(ns / 1e6, 6)
+
+
+def trace_item(row: dict[str, Any]) -> dict[str, Any]:
+    item = {name: row[name] for name in TRACE_LIST_FIELDS}
+    item["duration_ms"] = ns_to_ms(row["duration_ns"])
+    return item
+
+
+def span_item(row: dict[str, Any]) -> dict[str, Any]:
+    """Every stored field; JSON columns parsed (typed JSON, see ``collector.anyvalue``)."""
+    item: dict[str, Any] = {}
+    for name, value in row.items():
+        if name in JSON_COLUMNS:
+            if value is None:
+                item[name] = [] if name in _EMPTY_LIST_COLUMNS else {}
+            else:
+                item[name] = orjson.loads(value)
+        else:
+            item[name] = value
+    item["duration_ms"] = ns_to_ms(row["duration_ns"])
+    return item
+
+
+def rows(table: pa.Table) -> list[dict[str, Any]]:
+    return table.to_pylist()

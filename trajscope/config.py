@@ -1,0 +1,33 @@
+"""Server settings: command-line flags, each also settable as ``TRAJSCOPE_<NAME>``."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def env(name: str, default: str | None) -> str | None:
+    return os.environ.get(f"TRAJSCOPE_{name.upper()}", default)
+
+
+def env_int(name: str, default: int) -> int:
+    raw = env(name, None)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SystemExit(f"TRAJSCOPE_{name.upper()} must be an integer, got {raw!r}") from None
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    data: Path = Path("./data")
+    host: str = "127.0.0.1"
+    grpc_port: int = 4317
+    http_port: int = 4318
+    api_port: int = 8000
+    api_key: str | None = None
+    decode_workers: int = 2
+    max_pending_spans: int = 500_000

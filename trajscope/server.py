@@ -1,0 +1,104 @@
+"""``trajscope serve``: wire storage, the ingest pipeline, both OTLP receivers and the API together.
+
+Shutdown on SIGINT/SIGTERM: stop accepting, let in-flight exports finish (their spans are committed and
+acknowledged), flush the writer, checkpoint, close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
+
+import uvicorn
+
+from trajscope.collector.grpc_receiver import build_grpc_server
+from trajscope.collector.http_receiver import build_http_app
+from trajscope.collector.pipeline import IngestPipeline
+from trajscope.config import ServerSettings
+from trajscope.query.api import AppState, create_app
+from trajscope.storage.duckdb_store import DuckDBStore
+from trajscope.storage.group_commit import GroupCommitWriter
+
+log = logging.getLogger("trajscope")
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to us: two of them share one event loop."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _uvicorn(app, host: str, port: int) -> _EmbeddedServer:  # noqa: ANN001 - an ASGI app
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off",
+                            access_log=False, timeout_graceful_shutdown=10)
+    return _EmbeddedServer(config)
+
+
+async def serve(settings: ServerSettings) -> None:
+    store = DuckDBStore(settings.data)
+    writer = GroupCommitWriter(store.write)
+    decoder = ThreadPoolExecutor(max_workers=max(1, settings.decode_workers),
+                                 thread_name_prefix="trajscope-decode")
+    pipeline = IngestPipeline(writer, decoder, max_pending_spans=settings.max_pending_spans)
+
+    def ingest_stats() -> dict:
+        return {**asdict(pipeline.stats), "pending_spans": writer.pending_rows,
+                "commits": writer.stats.commits, "spans_written": writer.stats.spans_written,
+                "spans_duplicate": writer.stats.spans_duplicate}
+
+    state = AppState(store, settings.api_key, ingest_stats)
+    grpc_server = build_grpc_server(pipeline, settings.host, settings.grpc_port, settings.api_key)
+    otlp_http = _uvicorn(build_http_app(pipeline, settings.api_key), settings.host, settings.http_port)
+    api = _uvicorn(create_app(state), settings.host, settings.api_port)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    await grpc_server.start()
+    tasks = [asyncio.create_task(s.serve()) for s in (otlp_http, api)]
+    try:
+        while not (otlp_http.started and api.started):
+            done = [t for t in tasks if t.done()]
+            if done:  # uvicorn exits on bind failure
+                raise OSError(f"an HTTP listener failed to start (port in use?) on {settings.host}")
+            await asyncio.sleep(0.02)
+        state.ready = True
+        host = settings.host
+        print(f"trajscope serving — data in {store.db_path}", flush=True)
+        print(f"  OTLP/gRPC  {host}:{settings.grpc_port}", flush=True)
+        print(f"  OTLP/HTTP  http://{host}:{settings.http_port}/v1/traces", flush=True)
+        print(f"  API        http://{host}:{settings.api_port}/api/v1  (docs at /docs)", flush=True)
+        await stop.wait()
+        print("trajscope: shutting down, flushing spans…", flush=True)
+    finally:
+        state.ready = False
+        await grpc_server.stop(grace=5)
+        for server in (otlp_http, api):
+            server.should_exit = True
+        await asyncio.gather(*tasks, return_exceptions=True)
+        writer.close()
+        decoder.shutdown(wait=True)
+        try:
+            store.checkpoint()
+        finally:
+            store.close()
+        print(f"trajscope: stopped ({writer.stats.spans_written} spans written this run)", flush=True)
+
+
+def run(settings: ServerSettings) -> int:
+    try:
+        asyncio.run(serve(settings))
+    except OSError as exc:
+        print(f"trajscope: {exc}", file=sys.stderr)
+        return 1
+    return 0
