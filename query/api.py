@@ -7,12 +7,11 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Query, Request
-from fastapi.responses import ORJSONResponse
 
 from trajscope.collector.auth import is_authorised, key_from_headers
 from trajscope.query.errors import ApiError, ErrorCode, install_error_handlers
 from trajscope.query.params import decode_cursor, encode_cursor, time_param, trace_id_param
-from trajscope.query.serialise import rows, span_item, trace_item
+from trajscope.query.serialise import OrjsonResponse, rows, span_item, trace_item
 from trajscope.storage.duckdb_store import DuckDBStore
 from trajscope.storage.interface import TraceFilter
 
@@ -36,7 +35,7 @@ def create_app(state: AppState) -> FastAPI:
         version="0.1.0",
         description="Traces of AI agents, normalised into agent terms. Ids are lowercase hex; times are "
                     "`*_unix_nano` integers plus `duration_ms`.",
-        default_response_class=ORJSONResponse,
+        default_response_class=OrjsonResponse,
     )
     install_error_handlers(app)
 

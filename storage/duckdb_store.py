@@ -113,7 +113,7 @@ class DuckDBStore:
             params.append(project)
         sql += " ORDER BY start_time_unix_nano, end_time_unix_nano, span_id"
         with self.cursor() as cur:
-            return cur.execute(sql, params).fetch_arrow_table()
+            return cur.execute(sql, params).to_arrow_table()
 
     def list_traces(self, flt: TraceFilter) -> pa.Table:
         where, params = [], []
@@ -142,7 +142,7 @@ class DuckDBStore:
         sql += " ORDER BY start_time_unix_nano DESC, trace_id DESC LIMIT ?"
         params.append(flt.limit)
         with self.cursor() as cur:
-            return cur.execute(sql, params).fetch_arrow_table()
+            return cur.execute(sql, params).to_arrow_table()
 
     def checkpoint(self) -> None:
         with self._write_lock:

@@ -1,0 +1,129 @@
+import pytest
+
+from trajscope.collector.normalise import NORMALISED_FIELDS, category_of, normalise
+from trajscope.storage.schema import SPAN_COLUMN_NAMES
+
+
+def test_normalise_fields_match_the_stored_column_order():
+    start = SPAN_COLUMN_NAMES.index(NORMALISED_FIELDS[0])
+    assert SPAN_COLUMN_NAMES[start:start + len(NORMALISED_FIELDS)] == NORMALISED_FIELDS
+
+
+def test_normalise_genai_current_chat_span():
+    n = normalise("chat gpt-4o", {
+        "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
+        "gen_ai.request.model": "gpt-4o", "gen_ai.response.model": "gpt-4o-2024-08-06",
+        "gen_ai.usage.input_tokens": 1200, "gen_ai.usage.output_tokens": 300,
+        "gen_ai.usage.cache_read.input_tokens": 1000, "gen_ai.usage.reasoning.output_tokens": 100,
+        "gen_ai.conversation.id": "conv-1", "gen_ai.agent.name": "planner",
+    })
+    assert n.category == "llm"
+    assert (n.provider, n.request_model, n.response_model) == ("openai", "gpt-4o", "gpt-4o-2024-08-06")
+    # cached and reasoning are sub-counts: the totals are not increased
+    assert (n.input_tokens, n.output_tokens, n.cached_input_tokens, n.reasoning_tokens) == (1200, 300, 1000, 100)
+    assert (n.session_id, n.agent_name) == ("conv-1", "planner")
+
+
+def test_normalise_genai_older_names():
+    n = normalise("chat gpt-3.5-turbo", {
+        "gen_ai.system": "openai", "gen_ai.request.model": "gpt-3.5-turbo",
+        "gen_ai.usage.prompt_tokens": "42", "gen_ai.usage.completion_tokens": 7.0,
+    })
+    assert n.category == "llm"  # by presence of a model: no operation name was sent
+    assert n.provider == "openai"
+    assert (n.input_tokens, n.output_tokens) == (42, 7)
+
+
+def test_normalise_genai_tool_from_span_name_when_attribute_missing():
+    n = normalise("execute_tool get_weather", {"gen_ai.operation.name": "execute_tool",
+                                               "gen_ai.tool.call.id": "call_1"})
+    assert (n.category, n.tool_name, n.tool_call_id) == ("tool", "get_weather", "call_1")
+
+
+def test_normalise_genai_agent():
+    n = normalise("invoke_agent Researcher", {"gen_ai.operation.name": "invoke_agent"})
+    assert (n.category, n.agent_name) == ("agent", "Researcher")
+
+
+@pytest.mark.parametrize(("kind", "category"), [
+    ("LLM", "llm"), ("EMBEDDING", "embedding"), ("CHAIN", "chain"), ("RETRIEVER", "retriever"),
+    ("RERANKER", "reranker"), ("TOOL", "tool"), ("AGENT", "agent"), ("GUARDRAIL", "guardrail"),
+    ("EVALUATOR", "evaluator"), ("PROMPT", "chain"), ("SOMETHING_NEW", "other"),
+])
+def test_normalise_openinference_span_kinds(kind, category):
+    assert category_of({"openinference.span.kind": kind}) == category
+
+
+def test_normalise_openinference_llm_span():
+    n = normalise("ChatCompletion", {
+        "openinference.span.kind": "LLM", "llm.model_name": "claude-sonnet-4-5", "llm.provider": "anthropic",
+        "llm.token_count.prompt": 500, "llm.token_count.completion": 50, "llm.token_count.total": 550,
+        "llm.token_count.prompt_details.cache_read": 200,
+        "llm.token_count.completion_details.reasoning": 10, "llm.cost.total": 0.0123,
+        "session.id": "s-9", "user.id": "u-1",
+    })
+    assert n.category == "llm"
+    assert (n.request_model, n.response_model, n.provider) == ("claude-sonnet-4-5",) * 2 + ("anthropic",)
+    assert (n.input_tokens, n.output_tokens, n.cached_input_tokens, n.reasoning_tokens) == (500, 50, 200, 10)
+    assert n.cost_usd == pytest.approx(0.0123)
+    assert (n.session_id, n.user_id) == ("s-9", "u-1")
+
+
+def test_normalise_openinference_tool_span():
+    n = normalise("lookup", {"openinference.span.kind": "TOOL", "tool.name": "lookup", "tool_call.id": "t-1"})
+    assert (n.category, n.tool_name, n.tool_call_id) == ("tool", "lookup", "t-1")
+
+
+@pytest.mark.parametrize(("kind", "category", "field"), [
+    ("workflow", "chain", None), ("task", "chain", None), ("agent", "agent", "agent_name"),
+    ("tool", "tool", "tool_name"),
+])
+def test_normalise_openllmetry_span_kinds(kind, category, field):
+    n = normalise("x", {"traceloop.span.kind": kind, "traceloop.entity.name": "entity-1",
+                        "traceloop.association.properties.session_id": "sess-7"})
+    assert n.category == category
+    assert n.session_id == "sess-7"
+    if field:
+        assert getattr(n, field) == "entity-1"
+
+
+def test_normalise_openllmetry_legacy_llm_attributes():
+    n = normalise("openai.chat", {"llm.request.type": "chat", "gen_ai.system": "OpenAI",
+                                  "gen_ai.request.model": "gpt-4", "gen_ai.usage.prompt_tokens": 10,
+                                  "gen_ai.usage.completion_tokens": 5, "llm.usage.total_tokens": 15})
+    assert (n.category, n.operation, n.input_tokens, n.output_tokens) == ("llm", "chat", 10, 5)
+
+
+def test_normalise_explicit_kind_beats_presence():
+    # An agent span that also names the model it was configured with is still an agent.
+    assert category_of({"openinference.span.kind": "AGENT", "llm.model_name": "gpt-4o"}) == "agent"
+
+
+def test_normalise_guardrail_by_convention():
+    assert category_of({"guardrail.name": "pii", "guardrail.triggered": True}) == "guardrail"
+
+
+def test_normalise_plain_span_is_other_with_nulls():
+    n = normalise("GET /health", {"http.method": "GET"})
+    assert n.category == "other"
+    assert all(getattr(n, f) is None for f in n._fields if f != "category")
+
+
+def test_normalise_anthropic_style_uncached_input_is_made_whole():
+    # Anthropic reports input_tokens without the cache reads; the total must include them once.
+    n = normalise("chat", {"gen_ai.operation.name": "chat", "gen_ai.usage.input_tokens": 10,
+                           "gen_ai.usage.cache_read.input_tokens": 1000,
+                           "gen_ai.usage.cache_creation.input_tokens": 200})
+    assert n.input_tokens == 1210
+    assert n.cached_input_tokens == 1000
+
+
+def test_normalise_error_type_from_exception_event():
+    n = normalise("tool", {}, [{"name": "exception", "attributes": {"exception.type": "TimeoutError"}}])
+    assert n.error_type == "TimeoutError"
+
+
+def test_normalise_ignores_unusable_values():
+    n = normalise("x", {"gen_ai.usage.input_tokens": "many", "gen_ai.request.model": ["a", "b"],
+                        "gen_ai.usage.output_tokens": True})
+    assert (n.input_tokens, n.request_model, n.output_tokens) == (None, None, None)

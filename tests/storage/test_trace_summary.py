@@ -1,0 +1,56 @@
+from trajscope.storage.schema import TRACE_COLUMN_NAMES
+from trajscope.storage.trace_summary import SpanFacts, pick_root, summarise_trace, token_counting_spans
+
+
+def facts(span_id, parent=None, start=0, end=10, inp=None, out=None, status="UNSET", category="other", **kw):
+    base = dict(project="p", trace_id="t" * 32, span_id=span_id, parent_span_id=parent, name=f"n{span_id}",
+                service_name=None, start_time_unix_nano=start, end_time_unix_nano=end, status_code=status,
+                category=category, agent_name=None, session_id=None, user_id=None, input_tokens=inp,
+                output_tokens=out, cached_input_tokens=None, reasoning_tokens=None, cost_usd=None)
+    base.update(kw)
+    return SpanFacts(**base)
+
+
+def summary(spans):
+    return dict(zip(TRACE_COLUMN_NAMES, summarise_trace(spans, 0), strict=True))
+
+
+def test_tokens_counted_once_when_wrapper_and_client_both_report():
+    # langchain LLM span (100/10) wraps the openai client span reporting the same call (100/10)
+    spans = [facts("root"), facts("lc", "root", inp=100, out=10), facts("oa", "lc", inp=100, out=10),
+             facts("other", "root", inp=5, out=1)]
+    assert token_counting_spans(spans) == {"oa", "other"}
+    row = summary(spans)
+    assert (row["input_tokens"], row["output_tokens"]) == (105, 11)
+
+
+def test_tokens_shadowing_reaches_through_intermediate_spans():
+    spans = [facts("agent", inp=999), facts("http", "agent"), facts("llm", "http", inp=10)]
+    assert token_counting_spans(spans) == {"llm"}
+
+
+def test_tokens_cycle_in_bad_data_terminates():
+    spans = [facts("a", "b", inp=1), facts("b", "a", inp=2)]
+    assert token_counting_spans(spans) <= {"a", "b"}
+
+
+def test_root_prefers_real_root_then_longest():
+    spans = [facts("short", start=0, end=5), facts("long", start=1, end=50), facts("kid", "long")]
+    root, real = pick_root(spans)
+    assert (root.span_id, real) == ("long", True)
+
+
+def test_root_missing_falls_back_to_earliest_span():
+    root, real = pick_root([facts("b", "x", start=5), facts("a", "x", start=3)])
+    assert (root.span_id, real) == ("a", False)
+
+
+def test_summary_counts_errors_llm_tool_and_unknown_cost_is_null():
+    spans = [facts("r", start=0, end=100, agent_name="planner"),
+             facts("l", "r", category="llm", status="ERROR", start=10, end=120),
+             facts("t", "r", category="tool")]
+    row = summary(spans)
+    assert row["agent_name"] == "planner"
+    assert (row["start_time_unix_nano"], row["end_time_unix_nano"], row["duration_ns"]) == (0, 120, 120)
+    assert (row["span_count"], row["error_count"], row["llm_calls"], row["tool_calls"]) == (3, 1, 1, 1)
+    assert row["cost_usd"] is None
