@@ -38,7 +38,7 @@ def error_response(code: ErrorCode, message: str) -> JSONResponse:
     return JSONResponse({"error": {"code": code.value, "message": message}}, status_code=_STATUS[code])
 
 
-def install_error_handlers(app) -> None:  # noqa: ANN001 - FastAPI app
+def install_error_handlers(app) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
         return error_response(exc.code, exc.message)

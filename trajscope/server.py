@@ -36,7 +36,7 @@ class _EmbeddedServer(uvicorn.Server):
         yield
 
 
-def _uvicorn(app, host: str, port: int) -> _EmbeddedServer:  # noqa: ANN001 - an ASGI app
+def _uvicorn(app, host: str, port: int) -> _EmbeddedServer:
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off",
                             access_log=False, timeout_graceful_shutdown=10)
     return _EmbeddedServer(config)

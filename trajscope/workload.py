@@ -7,6 +7,7 @@ speak two dialects (OTel GenAI and OpenInference) so normalisation is visible. D
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from collections.abc import Iterator
@@ -71,6 +72,10 @@ class _Trace:
         return span
 
 
+def _messages(role: str, text: str) -> str:
+    return json.dumps([{"role": role, "parts": [{"type": "text", "content": text}]}])
+
+
 def _text(rng: random.Random, prefix: str, length: int = 300) -> str:
     body = (prefix + " " + FILLER * 4)[:length]
     return body if rng.random() < 0.5 else body[::-1][:length]
@@ -106,8 +111,8 @@ class Workload:
                      "gen_ai.response.finish_reasons": ["tool_calls" if tool_calls else "stop"],
                      "gen_ai.request.temperature": 0.2, "gen_ai.agent.name": agent,
                      "gen_ai.conversation.id": session,
-                     "gen_ai.input.messages": f'[{{"role":"user","parts":[{{"type":"text","content":"{prompt}"}}]}}]',
-                     "gen_ai.output.messages": f'[{{"role":"assistant","parts":[{{"type":"text","content":"{completion}"}}]}}]'}
+                     "gen_ai.input.messages": _messages("user", prompt),
+                     "gen_ai.output.messages": _messages("assistant", completion)}
         name = f"chat {model}" if t.dialect == "genai" else "ChatCompletion"
         return t.span(name, parent, start, duration, attrs, kind=Span.SPAN_KIND_CLIENT)
 

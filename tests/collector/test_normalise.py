@@ -1,5 +1,4 @@
 import pytest
-
 from trajscope.collector.normalise import NORMALISED_FIELDS, category_of, normalise
 from trajscope.storage.schema import SPAN_COLUMN_NAMES
 

@@ -21,7 +21,7 @@ USAGE = {"prompt_tokens": 57, "completion_tokens": 9, "total_tokens": 66,
 
 
 class _FakeOpenAI(BaseHTTPRequestHandler):
-    def do_POST(self):  # noqa: N802 - http.server API
+    def do_POST(self):
         length = int(self.headers.get("Content-Length", 0))
         request = json.loads(self.rfile.read(length) or b"{}")
         body = json.dumps({

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from grpc import Compression as GrpcCompression
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
 from opentelemetry.exporter.otlp.proto.http import Compression as HttpCompression
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
@@ -11,10 +12,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
-from grpc import Compression as GrpcCompression
+from trajscope.collector.anyvalue import untag
 
 from tests.e2e.conftest import wait_for
-from trajscope.collector.anyvalue import untag
 
 
 def _exporters(server, transport):

@@ -3,7 +3,6 @@ import time
 
 import pyarrow as pa
 import pytest
-
 from trajscope.storage.group_commit import GroupCommitWriter, WriterClosed
 
 

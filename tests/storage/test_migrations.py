@@ -1,6 +1,5 @@
 import duckdb
 import pytest
-
 from trajscope.storage import migrations
 
 

@@ -3,10 +3,11 @@
 import os
 import random
 
-from tests.otlp_builders import make_span
-from tests.storage.conftest import table_of
 from trajscope.storage.duckdb_store import DuckDBStore
 from trajscope.storage.interface import TraceFilter
+
+from tests.otlp_builders import make_span
+from tests.storage.conftest import table_of
 
 
 def _agent_trace(n_children=3, start=1_000, **root_attrs):
@@ -48,7 +49,7 @@ def test_store_get_trace_orders_by_start_and_filters_project(store):
 
 
 def test_store_late_and_split_spans_give_the_same_summary(store, tmp_path):
-    tid, spans = _agent_trace(n_children=5)
+    _, spans = _agent_trace(n_children=5)
     whole = DuckDBStore(":memory:")
     whole.write(table_of(spans))
     expected = whole.list_traces(TraceFilter()).to_pylist()[0]

@@ -1,0 +1,36 @@
+# The two commands of the README's quick start: `make serve` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+DATA   ?= ./data
+
+.PHONY: serve test lint install bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[test]"
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+install: $(STAMP)
+
+serve: install
+	$(BIN)/trajscope serve --data $(DATA)
+
+tests/e2e/js/node_modules/.package-lock.json: tests/e2e/js/package.json tests/e2e/js/package-lock.json
+	cd tests/e2e/js && npm ci --no-audit --no-fund --loglevel=error
+
+lint: install
+	$(BIN)/ruff check .
+
+test: install tests/e2e/js/node_modules/.package-lock.json lint
+	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/lookup.py
+
+clean:
+	rm -rf $(VENV) tests/e2e/js/node_modules .pytest_cache
