@@ -44,8 +44,11 @@ class GroupCommitWriter:
     """Serialises writes into ``write_fn`` (a ``SpanStore.write``); ``submit`` returns a future that
     completes once the spans are durable, or fails with the write's exception."""
 
-    def __init__(self, write_fn: Callable[[pa.Table], int], *, max_batch_rows: int = 262_144) -> None:
+    def __init__(self, write_fn: Callable[[pa.Table], int], *, max_batch_rows: int = 262_144,
+                 on_idle: Callable[[], None] | None = None, idle_after_s: float = 1.0) -> None:
         self._write = write_fn
+        self._on_idle = on_idle
+        self._idle_after_s = idle_after_s
         self._max_batch_rows = max_batch_rows
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
         self._pending_rows = 0
@@ -86,11 +89,22 @@ class GroupCommitWriter:
     def _run(self) -> None:
         stop = False
         while not stop:
-            first = self._queue.get()
+            try:
+                first = self._queue.get(timeout=self._idle_after_s if self._on_idle else None)
+            except queue.Empty:
+                self._idle()
+                continue
             if first is None:
                 break
             group, stop = self._take_group(first)
             self._commit(group)
+
+    def _idle(self) -> None:
+        """Housekeeping (a checkpoint) while nobody waits; a failure here must not kill the writer."""
+        try:
+            self._on_idle()
+        except Exception:
+            log.exception("idle housekeeping failed")
 
     def _commit(self, group: list[_Pending]) -> None:
         tables = [item.table for item in group]

@@ -19,10 +19,10 @@ log = logging.getLogger(__name__)
 def _v1(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"""
         CREATE TABLE spans (
-            {columns_ddl(SPAN_COLUMNS, 1)},
-            PRIMARY KEY (trace_id, span_id)
+            {columns_ddl(SPAN_COLUMNS, 1)}
         )""")
-    # The primary key's index cannot serve a lookup by trace_id alone; this one does.
+    # Trace lookups, and the writer's dedup and summary refresh, go through this index. (trace_id,
+    # span_id) is unique by construction of the single writer, not by a second index: see DuckDBStore.)
     con.execute("CREATE INDEX spans_trace_id ON spans (trace_id)")
     con.execute(f"""
         CREATE TABLE traces (

@@ -9,10 +9,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import multiprocessing
 import signal
 import sys
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import asdict
 
 import uvicorn
@@ -42,17 +43,25 @@ def _uvicorn(app, host: str, port: int) -> _EmbeddedServer:
     return _EmbeddedServer(config)
 
 
+def make_decoder(workers: int) -> Executor:
+    """Decoding is pure Python and holds the GIL: worker processes let it use the other core while this
+    process receives and the writer thread inserts. ``0`` decodes on a thread here instead."""
+    if workers <= 0:
+        return ThreadPoolExecutor(max_workers=1, thread_name_prefix="trajscope-decode")
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+
+
 async def serve(settings: ServerSettings) -> None:
     store = DuckDBStore(settings.data)
-    writer = GroupCommitWriter(store.write)
-    decoder = ThreadPoolExecutor(max_workers=max(1, settings.decode_workers),
-                                 thread_name_prefix="trajscope-decode")
+    writer = GroupCommitWriter(store.write, on_idle=store.maybe_checkpoint)
+    decoder = make_decoder(settings.decode_workers)
     pipeline = IngestPipeline(writer, decoder, max_pending_spans=settings.max_pending_spans)
 
     def ingest_stats() -> dict:
         return {**asdict(pipeline.stats), "pending_spans": writer.pending_rows,
                 "commits": writer.stats.commits, "spans_written": writer.stats.spans_written,
-                "spans_duplicate": writer.stats.spans_duplicate}
+                "spans_duplicate": writer.stats.spans_duplicate,
+                "commit_seconds": round(writer.stats.commit_seconds, 3)}
 
     state = AppState(store, settings.api_key, ingest_stats)
     grpc_server = build_grpc_server(pipeline, settings.host, settings.grpc_port, settings.api_key)

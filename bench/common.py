@@ -1,0 +1,104 @@
+"""Shared by the benchmarks: a server process on free ports, and the pre-serialised workload."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from trajscope.workload import Workload, to_requests
+
+OUT = Path(__file__).parent / ".out"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def build_payloads(total_spans: int, batch: int, seed: int = 7) -> list[bytes]:
+    """Realistic agent export requests of ``batch`` spans, serialised once, up front."""
+    workload = Workload(seed=seed)
+    payloads, count = [], 0
+    for request in to_requests(workload.sessions(10**9), spans_per_request=batch):
+        payloads.append(request.SerializeToString())
+        count += sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
+        if count >= total_spans:
+            break
+    return payloads
+
+
+def write_payloads(path: Path, payloads: list[bytes]) -> None:
+    with open(path, "wb") as f:
+        for p in payloads:
+            f.write(struct.pack("<I", len(p)))
+            f.write(p)
+
+
+def read_payloads(path: Path) -> list[bytes]:
+    data, out, i = path.read_bytes(), [], 0
+    while i < len(data):
+        (n,) = struct.unpack_from("<I", data, i)
+        out.append(data[i + 4:i + 4 + n])
+        i += 4 + n
+    return out
+
+
+class ServerProcess:
+    def __init__(self, data: Path, *extra: str) -> None:
+        if data.exists():
+            shutil.rmtree(data)
+        self.data = data
+        self.grpc_port, self.http_port, self.api_port = free_port(), free_port(), free_port()
+        self.log = open(data.parent / f"{data.name}.log", "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "trajscope.cli", "serve", "--data", str(data),
+             "--grpc-port", str(self.grpc_port), "--http-port", str(self.http_port),
+             "--api-port", str(self.api_port), *extra],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(self.url("/api/v1/health"), timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError("server did not become healthy")
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.api_port}{path}"
+
+    def ingest(self) -> dict:
+        return httpx.get(self.url("/api/v1/health"), timeout=10).json()["ingest"]
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(120)
+        self.log.close()
+
+
+def dir_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def env_note() -> str:
+    return f"{os.cpu_count()} cores, Python {sys.version.split()[0]}"

@@ -1,0 +1,117 @@
+"""Ingest benchmark: acknowledged and end-to-end spans/s over OTLP, server CPU and RSS, bytes per span.
+
+A separate load-generator process (bench/loadgen.py) sends pre-serialised realistic agent batches with
+several concurrent clients to a fresh `trajscope serve`. Each configuration runs --runs times; medians
+are printed.
+
+    .venv/bin/python bench/ingest.py                  # gRPC, 4 clients, 512-span batches, 3 runs
+    .venv/bin/python bench/ingest.py --protocol http --spans 100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import OUT, ServerProcess, build_payloads, dir_bytes, env_note, median, pct, write_payloads
+
+
+def one_run(args: argparse.Namespace, payload_file: Path, total_spans: int, run: int,
+            rate: float = 0.0) -> dict:
+    server = ServerProcess(OUT / f"ingest-{run}", *args.server_args)
+    proc = psutil.Process(server.proc.pid)
+    cpu_before = proc.cpu_times()
+    peak_rss = [proc.memory_info().rss]
+    sampling = threading.Event()
+
+    def sample() -> None:
+        while not sampling.is_set():
+            try:
+                peak_rss[0] = max(peak_rss[0], proc.memory_info().rss)
+            except psutil.Error:
+                return
+            time.sleep(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    target = (f"127.0.0.1:{server.grpc_port}" if args.protocol == "grpc"
+              else f"http://127.0.0.1:{server.http_port}/v1/traces")
+    done = subprocess.run([sys.executable, str(Path(__file__).parent / "loadgen.py"), str(payload_file),
+                           args.protocol, target, str(args.clients), str(rate)],
+                          capture_output=True, text=True, check=True)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    while server.ingest()["spans_written"] < total_spans:
+        time.sleep(0.01)
+    queryable_at = time.time()
+    cpu_after = proc.cpu_times()
+    sampling.set()
+    sampler.join()
+    server.stop()
+    stored = dir_bytes(server.data)
+    elapsed_ack = result["last_ack"] - result["first_send"]
+    cpu = (cpu_after.user + cpu_after.system) - (cpu_before.user + cpu_before.system)
+    return {
+        "acked_sps": total_spans / elapsed_ack,
+        "e2e_sps": total_spans / (queryable_at - result["first_send"]),
+        "cpu_cores": cpu / elapsed_ack,
+        "peak_rss_mb": peak_rss[0] / 2**20,
+        "stored_bytes_per_span": stored / total_spans,
+        "p50_ms": pct(result["latencies"], 0.5) * 1000,
+        "p99_ms": pct(result["latencies"], 0.99) * 1000,
+        "failures": result["failures"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--protocol", choices=("grpc", "http"), default="grpc")
+    parser.add_argument("--spans", type=int, default=200_000)
+    parser.add_argument("--batch", type=int, default=512)
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--server-args", nargs="*", default=[], help="extra flags for trajscope serve")
+    parser.add_argument("--half-load", action="store_true", help="also measure ack latency at half the rate")
+    args = parser.parse_args()
+
+    OUT.mkdir(exist_ok=True)
+    payloads = build_payloads(args.spans, args.batch)
+    payload_file = OUT / "payloads.bin"
+    write_payloads(payload_file, payloads)
+    from trajscope.collector.otlp_decode import decode_request
+
+    total_spans = sum(decode_request(p).accepted for p in payloads)
+    wire = sum(len(p) for p in payloads)
+    print(f"trajscope ingest benchmark — {env_note()}")
+    print(f"workload: {total_spans} spans in {len(payloads)} requests of ~{args.batch}, "
+          f"{wire / total_spans:.0f} wire bytes/span, {args.protocol}, {args.clients} clients, {args.runs} runs")
+    runs = []
+    for run in range(args.runs):
+        r = one_run(args, payload_file, total_spans, run)
+        runs.append(r)
+        print(f"  run {run + 1}: acked {r['acked_sps']:,.0f} spans/s, end-to-end {r['e2e_sps']:,.0f} spans/s, "
+              f"server CPU {r['cpu_cores']:.2f} cores, peak RSS {r['peak_rss_mb']:.0f} MiB, "
+              f"{r['stored_bytes_per_span']:.0f} B/span stored, ack p50 {r['p50_ms']:.0f} ms "
+              f"p99 {r['p99_ms']:.0f} ms, failures {r['failures']}", flush=True)
+    keys = ("acked_sps", "e2e_sps", "cpu_cores", "peak_rss_mb", "stored_bytes_per_span", "p50_ms", "p99_ms")
+    med = {k: median([r[k] for r in runs]) for k in keys}
+    print(f"median: acked {med['acked_sps']:,.0f} spans/s | end-to-end {med['e2e_sps']:,.0f} spans/s | "
+          f"server CPU {med['cpu_cores']:.2f} cores | peak RSS {med['peak_rss_mb']:.0f} MiB | "
+          f"stored {med['stored_bytes_per_span']:.0f} B/span ({med['stored_bytes_per_span'] / (wire / total_spans):.2f}"
+          f"× wire) | ack p50 {med['p50_ms']:.0f} ms p99 {med['p99_ms']:.0f} ms")
+    if args.half_load:
+        rate = med["acked_sps"] / 2 / (total_spans / len(payloads))
+        r = one_run(args, payload_file, total_spans, 99, rate=rate)
+        print(f"half load ({med['acked_sps'] / 2:,.0f} spans/s offered): ack p50 {r['p50_ms']:.0f} ms, "
+              f"p99 {r['p99_ms']:.0f} ms")
+
+
+if __name__ == "__main__":
+    main()
