@@ -71,6 +71,7 @@ class DuckDBStore:
             try:
                 trace_ids = sorted(set(spans.column("trace_id").to_pylist()))
                 facts = self._stored_facts(con, trace_ids)
+                known = set(facts)
                 fresh = self._only_new(spans, facts)
                 if fresh.num_rows:
                     con.register("incoming_spans", fresh)
@@ -81,7 +82,8 @@ class DuckDBStore:
                     for row in zip(*columns, strict=True):
                         facts[row[1]].append(SpanFacts(*row))
                         touched.add(row[1])
-                    self._write_summaries(con, [facts[t] for t in touched])
+                    self._write_summaries(con, [facts[t] for t in touched - known], replace=False)
+                    self._write_summaries(con, [facts[t] for t in touched & known], replace=True)
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
@@ -114,7 +116,10 @@ class DuckDBStore:
         return facts
 
     @staticmethod
-    def _write_summaries(con: duckdb.DuckDBPyConnection, traces: list[list[SpanFacts]]) -> None:
+    def _write_summaries(con: duckdb.DuckDBPyConnection, traces: list[list[SpanFacts]], *, replace: bool) -> None:
+        # A plain INSERT for traces first seen in this commit: OR REPLACE costs ~5× more per row.
+        if not traces:
+            return
         now = time.time_ns()
         rows = [summarise_trace(spans, now) for spans in traces]
         table = pa.Table.from_arrays(
@@ -123,7 +128,8 @@ class DuckDBStore:
             schema=TRACE_SCHEMA,
         )
         con.register("incoming_traces", table)
-        con.execute(f"INSERT OR REPLACE INTO traces ({_TRACE_COLS}) SELECT {_TRACE_COLS} FROM incoming_traces")
+        verb = "INSERT OR REPLACE" if replace else "INSERT"
+        con.execute(f"{verb} INTO traces ({_TRACE_COLS}) SELECT {_TRACE_COLS} FROM incoming_traces")
         con.unregister("incoming_traces")
 
     # -- reading ------------------------------------------------------------------------------------
