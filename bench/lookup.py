@@ -16,6 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import OUT, build_payloads, env_note, median, pct
+
 from trajscope.collector.otlp_decode import decode_request
 from trajscope.storage.duckdb_store import DuckDBStore
 from trajscope.storage.interface import TraceFilter

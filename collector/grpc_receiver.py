@@ -10,6 +10,7 @@ import logging
 
 import grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+
 from trajscope.collector.auth import is_authorised, key_from_headers
 from trajscope.collector.pipeline import IngestPipeline, InvalidRequest, Overloaded, Unavailable
 

@@ -17,6 +17,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+
 from trajscope.collector.auth import is_authorised, key_from_headers
 from trajscope.collector.grpc_receiver import MAX_MESSAGE_BYTES, PROJECT_METADATA, export_response
 from trajscope.collector.pipeline import Encoding, IngestPipeline, InvalidRequest, Overloaded, Unavailable

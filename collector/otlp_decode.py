@@ -18,6 +18,7 @@ import orjson
 import pyarrow as pa
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
 from trajscope.collector.anyvalue import key_values
 from trajscope.collector.dialects import PROJECT_RESOURCE_KEYS
 from trajscope.collector.normalise import normalise

@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
 from trajscope.collector.otlp_decode import DecodedBatch, InvalidRequest, decode_message
 
 _SPAN_ID_KEYS = ("traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id")

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Query, Request
+
 from trajscope.collector.auth import is_authorised, key_from_headers
 from trajscope.query.errors import ApiError, ErrorCode, install_error_handlers
 from trajscope.query.params import decode_cursor, encode_cursor, time_param, trace_id_param

@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 import pyarrow as pa
 from fastapi.responses import JSONResponse
+
 from trajscope.storage.schema import JSON_COLUMNS
 
 TRACE_LIST_FIELDS = (

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+
 from trajscope.storage.interface import TraceFilter
 from trajscope.storage.migrations import migrate
 from trajscope.storage.schema import SPAN_COLUMN_NAMES, SPAN_SCHEMA, TRACE_COLUMN_NAMES, TRACE_SCHEMA

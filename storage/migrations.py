@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable
 
 import duckdb
+
 from trajscope.storage.schema import SPAN_COLUMNS, TRACE_COLUMNS, columns_ddl
 
 log = logging.getLogger(__name__)

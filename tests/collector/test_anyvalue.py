@@ -2,10 +2,10 @@ import math
 
 import orjson
 import pytest
-from trajscope.collector.anyvalue import any_value as decode
-from trajscope.collector.anyvalue import untag
 
 from tests.otlp_builders import any_value
+from trajscope.collector.anyvalue import any_value as decode
+from trajscope.collector.anyvalue import untag
 
 CASES = [
     ("text", "text"),

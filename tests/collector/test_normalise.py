@@ -1,4 +1,5 @@
 import pytest
+
 from trajscope.collector.normalise import NORMALISED_FIELDS, category_of, normalise
 from trajscope.storage.schema import SPAN_COLUMN_NAMES
 

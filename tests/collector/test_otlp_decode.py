@@ -1,11 +1,11 @@
 import orjson
 import pytest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+
+from tests.otlp_builders import kvs, make_request, make_span
 from trajscope.collector.anyvalue import untag
 from trajscope.collector.otlp_decode import InvalidRequest, decode_request
 from trajscope.storage.schema import SPAN_SCHEMA
-
-from tests.otlp_builders import kvs, make_request, make_span
 
 
 def _decode_one(span: Span, **request_kwargs):

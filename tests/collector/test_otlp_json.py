@@ -2,6 +2,7 @@ import base64
 
 import orjson
 import pytest
+
 from trajscope.collector.anyvalue import untag
 from trajscope.collector.otlp_decode import InvalidRequest
 from trajscope.collector.otlp_json import decode_json_request

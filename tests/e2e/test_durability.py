@@ -74,7 +74,7 @@ def test_sigkill_loses_no_acknowledged_span_and_stores_none_twice(tmp_path):
     for payload in sent_payloads[:50]:
         assert httpx.post(server.otlp_http, content=payload, timeout=10,
                           headers={"Content-Type": "application/x-protobuf"}).status_code == 200
-    server.stop()
+    assert server.stop() == 0, "SIGTERM must flush and exit cleanly"
     con = duckdb.connect(os.path.join(server.data, "trajscope.duckdb"), read_only=True)
     stored = con.execute("SELECT trace_id, span_id FROM spans").fetchall()
     con.close()

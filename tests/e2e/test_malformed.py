@@ -13,6 +13,7 @@ from google.rpc import status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from tests.otlp_builders import make_request, make_span
+from trajscope.collector.anyvalue import untag
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
@@ -126,3 +127,13 @@ def test_api_bad_and_unknown_trace_ids(server):
     assert server.get("/api/v1/traces", since="yesterday-ish").status_code == 400
     assert server.get("/api/v1/traces", cursor="!!").status_code == 400
     assert server.get("/api/v1/traces", limit=0).status_code == 400
+
+
+def test_megabyte_attribute_round_trips_through_the_api(server):
+    big = "".join(chr(0x41 + i % 26) for i in range(1_048_576)) + "✓"
+    span = make_span("big", attrs={"input.value": big, "blob": big.encode()})
+    assert _post(server, gzip.compress(make_request([span]).SerializeToString()),
+                 **{"Content-Encoding": "gzip"}).status_code == 200
+    stored = server.get(f"/api/v1/traces/{span.trace_id.hex()}").json()["spans"][0]["attributes"]
+    assert stored["input.value"] == big
+    assert untag(stored["blob"]) == big.encode()

@@ -12,9 +12,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
-from trajscope.collector.anyvalue import untag
 
 from tests.e2e.conftest import wait_for
+from trajscope.collector.anyvalue import untag
 
 
 def _exporters(server, transport):

@@ -1,8 +1,8 @@
 import pytest
-from trajscope.collector.otlp_decode import decode_request
-from trajscope.storage.duckdb_store import DuckDBStore
 
 from tests.otlp_builders import make_request
+from trajscope.collector.otlp_decode import decode_request
+from trajscope.storage.duckdb_store import DuckDBStore
 
 
 @pytest.fixture(params=["file", "memory"])

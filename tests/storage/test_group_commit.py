@@ -3,6 +3,7 @@ import time
 
 import pyarrow as pa
 import pytest
+
 from trajscope.storage.group_commit import GroupCommitWriter, WriterClosed
 
 

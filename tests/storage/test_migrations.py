@@ -1,5 +1,6 @@
 import duckdb
 import pytest
+
 from trajscope.storage import migrations
 
 

@@ -3,11 +3,10 @@
 import os
 import random
 
-from trajscope.storage.duckdb_store import DuckDBStore
-from trajscope.storage.interface import TraceFilter
-
 from tests.otlp_builders import make_span
 from tests.storage.conftest import table_of
+from trajscope.storage.duckdb_store import DuckDBStore
+from trajscope.storage.interface import TraceFilter
 
 
 def _agent_trace(n_children=3, start=1_000, **root_attrs):
