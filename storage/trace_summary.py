@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
+from trajscope.analysis.tokens import token_counting_spans
+
 
 class SpanFacts(NamedTuple):
     """The columns of a stored span that the summary reads (see ``FACT_COLUMNS``)."""
@@ -36,23 +38,9 @@ class SpanFacts(NamedTuple):
 FACT_COLUMNS: tuple[str, ...] = SpanFacts._fields
 
 
-def token_counting_spans(spans: Sequence[SpanFacts]) -> set[str]:
-    """Span ids whose token counts are counted: those carrying tokens with no descendant carrying tokens.
-
-    A framework's wrapper span (a LangChain LLM span) and the client span nested in it (the OpenAI call)
-    often both report the same call's usage; only the innermost counts. Cycles in bad data are tolerated.
-    """
-    parent_of = {s.span_id: s.parent_span_id for s in spans}
-    carriers = {s.span_id for s in spans if s.input_tokens is not None or s.output_tokens is not None}
-    shadowed: set[str] = set()
-    for span_id in carriers:
-        seen = {span_id}
-        parent = parent_of.get(span_id)
-        while parent is not None and parent not in seen and parent not in shadowed:
-            shadowed.add(parent)
-            seen.add(parent)
-            parent = parent_of.get(parent)
-    return carriers - shadowed
+def counted_token_spans(spans: Sequence[SpanFacts]) -> set[str]:
+    return token_counting_spans(
+        (s.span_id, s.parent_span_id, s.input_tokens is not None or s.output_tokens is not None) for s in spans)
 
 
 def pick_root(spans: Sequence[SpanFacts]) -> tuple[SpanFacts, bool]:
@@ -77,7 +65,7 @@ def summarise_trace(spans: Sequence[SpanFacts], updated_at: int) -> tuple:
     by_start = sorted(spans, key=lambda s: (s.start_time_unix_nano, s.span_id))
     # The root's own attributes first, then the earliest span that names one.
     ordered = [root, *by_start]
-    counted = token_counting_spans(spans)
+    counted = counted_token_spans(spans)
     tokened = [s for s in spans if s.span_id in counted]
     costs = [s.cost_usd for s in spans if s.cost_usd is not None]
     start = min(s.start_time_unix_nano for s in spans)

@@ -1,0 +1,1 @@
+"""Analysis: pure functions over a trace's spans (tree, trajectory, critical path). No I/O."""
