@@ -61,6 +61,8 @@ class DuckDBStore:
         self._rows_since_checkpoint = 0
         self._write_lock = threading.Lock()
         self._closed = False
+        if not read_only:
+            self._backfill_summaries()
 
     # -- writing ------------------------------------------------------------------------------------
     def write(self, spans: pa.Table) -> int:
@@ -91,6 +93,30 @@ class DuckDBStore:
                 raise
             self._rows_since_checkpoint += fresh.num_rows
         return fresh.num_rows
+
+    def refresh_traces(self, trace_ids: list[str]) -> None:
+        """Recompute the summary rows of these traces from their stored spans."""
+        with self._write_lock:
+            con = self._con
+            con.execute("BEGIN TRANSACTION")
+            try:
+                facts = self._stored_facts(con, trace_ids)
+                self._write_summaries(con, list(facts.values()), replace=True)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+
+    def _backfill_summaries(self, chunk: int = 2000) -> None:
+        """Fill summary columns that a migration added (NULL on rows written before it)."""
+        stale = [r[0] for r in self._con.execute(
+            "SELECT trace_id FROM traces WHERE critical_breakdown IS NULL").fetchall()]
+        if not stale:
+            return
+        log.warning("recomputing %d trace summaries for the new schema", len(stale))
+        for i in range(0, len(stale), chunk):
+            self.refresh_traces(stale[i:i + chunk])
+            log.warning("  %d / %d trace summaries recomputed", min(i + chunk, len(stale)), len(stale))
 
     @staticmethod
     def _only_new(spans: pa.Table, facts: dict[str, list[SpanFacts]]) -> pa.Table:

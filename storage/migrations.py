@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import duckdb
 
-from trajscope.storage.schema import SPAN_COLUMNS, TRACE_COLUMNS, columns_ddl
+from trajscope.storage.schema import ADDED_IN_VERSION, SPAN_COLUMNS, TRACE_COLUMNS, columns_ddl
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,23 @@ def _v1(con: duckdb.DuckDBPyConnection) -> None:
         )""")
 
 
-MIGRATIONS: tuple[Callable[[duckdb.DuckDBPyConnection], None], ...] = (_v1,)
+def _add_columns(version: int) -> Callable[[duckdb.DuckDBPyConnection], None]:
+    """A migration that adds the columns ``schema.ADDED_IN_VERSION`` assigns to ``version``. Existing rows
+    get NULL; ``DuckDBStore`` backfills what can be recomputed from the stored spans."""
+
+    def migration(con: duckdb.DuckDBPyConnection) -> None:
+        for table, columns in (("spans", SPAN_COLUMNS), ("traces", TRACE_COLUMNS)):
+            for name, _, sql, _ in columns:
+                if ADDED_IN_VERSION.get(name) == version:
+                    con.execute(f"ALTER TABLE {table} ADD COLUMN {name} {sql}")
+
+    return migration
+
+
+MIGRATIONS: tuple[Callable[[duckdb.DuckDBPyConnection], None], ...] = (
+    _v1,
+    _add_columns(2),  # traces.critical_breakdown, traces.usage_breakdown (issue #3 stats)
+)
 LATEST_VERSION = len(MIGRATIONS)
 
 

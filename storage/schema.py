@@ -64,6 +64,24 @@ SPAN_COLUMN_NAMES: tuple[str, ...] = tuple(c[0] for c in SPAN_COLUMNS)
 SPAN_SCHEMA = pa.schema([pa.field(name, typ, nullable) for name, typ, _, nullable in SPAN_COLUMNS])
 JSON_COLUMNS = frozenset(name for name, _, sql, _ in SPAN_COLUMNS if sql == "JSON")
 
+# Per-trace breakdowns for the cross-run stats (analysis.latency.breakdowns), stored as lists of structs.
+CRITICAL_BREAKDOWN = pa.list_(pa.struct([
+    ("category", pa.string()), ("tool_name", pa.string()), ("model", pa.string()), ("agent_name", pa.string()),
+    ("span_name", pa.string()), ("service_name", pa.string()), ("critical_ns", pa.int64()),
+]))
+USAGE_BREAKDOWN = pa.list_(pa.struct([
+    ("model", pa.string()), ("agent_name", pa.string()), ("calls", pa.int64()), ("errors", pa.int64()),
+    ("input_tokens", pa.int64()), ("output_tokens", pa.int64()), ("cached_input_tokens", pa.int64()),
+    ("reasoning_tokens", pa.int64()), ("cost_usd", pa.float64()),
+]))
+_SQL_SCALARS = {pa.string(): "VARCHAR", pa.int64(): "BIGINT", pa.float64(): "DOUBLE"}
+
+
+def struct_list_sql(typ: pa.ListType) -> str:
+    fields = ", ".join(f"{f.name} {_SQL_SCALARS[f.type]}" for f in typ.value_type)
+    return f"STRUCT({fields})[]"
+
+
 # One row per trace, recomputed at write time from all the trace's stored spans (storage.trace_summary).
 TRACE_COLUMNS: tuple[tuple[str, pa.DataType, str, bool], ...] = (
     ("project", pa.string(), "VARCHAR", False),
@@ -88,6 +106,8 @@ TRACE_COLUMNS: tuple[tuple[str, pa.DataType, str, bool], ...] = (
     ("cost_usd", pa.float64(), "DOUBLE", True),
     ("complete", pa.bool_(), "BOOLEAN", False),
     ("updated_at_unix_nano", pa.int64(), "BIGINT", False),
+    ("critical_breakdown", CRITICAL_BREAKDOWN, struct_list_sql(CRITICAL_BREAKDOWN), True),
+    ("usage_breakdown", USAGE_BREAKDOWN, struct_list_sql(USAGE_BREAKDOWN), True),
 )
 TRACE_COLUMN_NAMES: tuple[str, ...] = tuple(c[0] for c in TRACE_COLUMNS)
 TRACE_SCHEMA = pa.schema([pa.field(name, typ, nullable) for name, typ, _, nullable in TRACE_COLUMNS])
@@ -95,7 +115,7 @@ TRACE_SCHEMA = pa.schema([pa.field(name, typ, nullable) for name, typ, _, nullab
 
 # Columns added after version 1, with the schema version that added them; migrations create each column in
 # its own version, so the lists above always describe the latest schema.
-ADDED_IN_VERSION: dict[str, int] = {}
+ADDED_IN_VERSION: dict[str, int] = {"critical_breakdown": 2, "usage_breakdown": 2}
 
 
 def column_ddl(name: str, sql: str, nullable: bool) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
+from trajscope.analysis.latency import SpanLabels, breakdowns
 from trajscope.analysis.tokens import token_counting_spans
 
 
@@ -33,6 +34,9 @@ class SpanFacts(NamedTuple):
     cached_input_tokens: int | None
     reasoning_tokens: int | None
     cost_usd: float | None
+    tool_name: str | None
+    request_model: str | None
+    response_model: str | None
 
 
 FACT_COLUMNS: tuple[str, ...] = SpanFacts._fields
@@ -59,6 +63,13 @@ def _first(values: Iterable[str | None]) -> str | None:
     return next((v for v in values if v), None)
 
 
+def _labels(spans: Sequence[SpanFacts]) -> list[SpanLabels]:
+    return [SpanLabels(s.span_id, s.parent_span_id, s.start_time_unix_nano, s.end_time_unix_nano, s.name,
+                       s.category, s.tool_name, s.response_model or s.request_model, s.agent_name, s.service_name,
+                       s.status_code, s.input_tokens, s.output_tokens, s.cached_input_tokens, s.reasoning_tokens,
+                       s.cost_usd) for s in spans]
+
+
 def summarise_trace(spans: Sequence[SpanFacts], updated_at: int) -> tuple:
     """One ``traces`` row (``schema.TRACE_COLUMNS`` order) for a non-empty list of one trace's spans."""
     root, has_root = pick_root(spans)
@@ -68,6 +79,7 @@ def summarise_trace(spans: Sequence[SpanFacts], updated_at: int) -> tuple:
     counted = counted_token_spans(spans)
     tokened = [s for s in spans if s.span_id in counted]
     costs = [s.cost_usd for s in spans if s.cost_usd is not None]
+    critical, usage = breakdowns(_labels(spans))
     start = min(s.start_time_unix_nano for s in spans)
     end = max(s.end_time_unix_nano for s in spans)
     return (
@@ -84,7 +96,7 @@ def summarise_trace(spans: Sequence[SpanFacts], updated_at: int) -> tuple:
         max(end - start, 0),
         len(spans),
         sum(1 for s in spans if s.status_code == "ERROR"),
-        sum(1 for s in spans if s.category == "llm"),
+        sum(u.calls for u in usage),
         sum(1 for s in spans if s.category == "tool"),
         sum(s.input_tokens or 0 for s in tokened),
         sum(s.output_tokens or 0 for s in tokened),
@@ -94,4 +106,6 @@ def summarise_trace(spans: Sequence[SpanFacts], updated_at: int) -> tuple:
         sum(costs) if costs else None,
         has_root,
         updated_at,
+        [r._asdict() for r in critical],
+        [u._asdict() for u in usage],
     )

@@ -20,3 +20,34 @@ def test_migrate_refuses_a_newer_database():
     con.execute("INSERT INTO schema_version VALUES (?, now())", [migrations.LATEST_VERSION + 1])
     with pytest.raises(RuntimeError, match="newer than this trajscope"):
         migrations.migrate(con)
+
+
+def test_migrate_v1_data_directory_gains_breakdowns_recomputed_from_spans(tmp_path):
+    from tests.otlp_builders import make_span
+    from tests.storage.conftest import table_of
+    from trajscope.storage.duckdb_store import DuckDBStore
+    from trajscope.storage.interface import TraceFilter
+
+    store = DuckDBStore(tmp_path / "d")
+    root = make_span("invoke_agent a", attrs={"gen_ai.agent.name": "a"}, start=0, end=100)
+    llm = make_span("chat", trace_id=root.trace_id, parent=root, start=10, end=60,
+                    attrs={"gen_ai.operation.name": "chat", "gen_ai.request.model": "m",
+                           "gen_ai.usage.input_tokens": 7})
+    store.write(table_of([root, llm]))
+    expected = store.list_traces(TraceFilter()).to_pylist()[0]
+    # Turn the directory back into what version 1 wrote.
+    store._con.execute("ALTER TABLE traces DROP COLUMN critical_breakdown")
+    store._con.execute("ALTER TABLE traces DROP COLUMN usage_breakdown")
+    store._con.execute("DELETE FROM schema_version WHERE version >= 2")
+    store.close()
+
+    reopened = DuckDBStore(tmp_path / "d")
+    assert reopened.schema_version == migrations.LATEST_VERSION
+    got = reopened.list_traces(TraceFilter()).to_pylist()[0]
+    assert got["critical_breakdown"] == expected["critical_breakdown"]
+    assert got["usage_breakdown"] == expected["usage_breakdown"]
+    assert sum(r["critical_ns"] for r in got["critical_breakdown"]) == 100
+    assert got["usage_breakdown"] == [{"model": "m", "agent_name": "a", "calls": 1, "errors": 0,
+                                       "input_tokens": 7, "output_tokens": 0, "cached_input_tokens": 0,
+                                       "reasoning_tokens": 0, "cost_usd": None}]
+    reopened.close()

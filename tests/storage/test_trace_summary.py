@@ -6,7 +6,8 @@ def facts(span_id, parent=None, start=0, end=10, inp=None, out=None, status="UNS
     base = dict(project="p", trace_id="t" * 32, span_id=span_id, parent_span_id=parent, name=f"n{span_id}",
                 service_name=None, start_time_unix_nano=start, end_time_unix_nano=end, status_code=status,
                 category=category, agent_name=None, session_id=None, user_id=None, input_tokens=inp,
-                output_tokens=out, cached_input_tokens=None, reasoning_tokens=None, cost_usd=None)
+                output_tokens=out, cached_input_tokens=None, reasoning_tokens=None, cost_usd=None, tool_name=None,
+                request_model=None, response_model=None)
     base.update(kw)
     return SpanFacts(**base)
 

@@ -1,0 +1,186 @@
+"""Latency attribution of one trace: critical path, self time, and breakdowns that sum to the wall time."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, NamedTuple
+
+from trajscope.analysis.critical_path import critical_path, critical_time, self_time
+from trajscope.analysis.span_tree import VIRTUAL_ROOT_ID, Interval, SpanTree, build_tree
+from trajscope.analysis.tokens import token_counting_spans
+
+
+class SpanLabels(NamedTuple):
+    """What a span is, for grouping its time."""
+
+    span_id: str
+    parent_span_id: str | None
+    start: int
+    end: int
+    name: str
+    category: str
+    tool_name: str | None
+    model: str | None
+    agent_name: str | None
+    service_name: str | None
+    status_code: str = "UNSET"
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cached_input_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    cost_usd: float | None = None
+
+
+class BreakdownRow(NamedTuple):
+    """Critical time of one trace per (category, tool, model, agent, span name, service)."""
+
+    category: str
+    tool_name: str | None
+    model: str | None
+    agent_name: str | None
+    span_name: str
+    service_name: str | None
+    critical_ns: int
+
+
+class UsageRow(NamedTuple):
+    """Model usage of one trace per (model, agent): innermost LLM calls, tokens counted once."""
+
+    model: str | None
+    agent_name: str | None
+    calls: int
+    errors: int
+    input_tokens: int
+    output_tokens: int
+    cached_input_tokens: int
+    reasoning_tokens: int
+    cost_usd: float | None
+
+
+def _tree(spans: Iterable[SpanLabels]) -> tuple[SpanTree, dict[str, SpanLabels]]:
+    labels: dict[str, SpanLabels] = {}
+    for s in spans:
+        labels.setdefault(s.span_id, s)
+    tree = build_tree(Interval(s.span_id, s.parent_span_id, s.start, s.end) for s in labels.values())
+    return tree, labels
+
+
+def effective_agents(tree: SpanTree, labels: dict[str, SpanLabels]) -> dict[str, str | None]:
+    """Each span's agent: its own ``agent_name``, else the nearest ancestor's."""
+    agent: dict[str, str | None] = {}
+    for span_id, _ in tree.walk():
+        own = labels[span_id].agent_name if span_id in labels else None
+        parent = tree.parent.get(span_id)
+        agent[span_id] = own or (agent.get(parent) if parent is not None else None)
+    return agent
+
+
+def breakdowns(spans: Iterable[SpanLabels]) -> tuple[list[BreakdownRow], list[UsageRow]]:
+    """Critical time and model usage of one trace, grouped for the cross-run stats (computed at write
+    time, so the stats never re-read traces one by one)."""
+    tree, labels = _tree(spans)
+    if tree.root_id is None:
+        return [], []
+    agents = effective_agents(tree, labels)
+    return _critical_rows(tree, labels, agents), _usage_rows(labels, agents)
+
+
+def critical_breakdown(spans: Iterable[SpanLabels]) -> list[BreakdownRow]:
+    return breakdowns(spans)[0]
+
+
+def _usage_rows(labels: dict[str, SpanLabels], agents: dict[str, str | None]) -> list[UsageRow]:
+    values = list(labels.values())
+    # A wrapper LLM span around the client span of the same call is one call, not two.
+    calls = token_counting_spans((s.span_id, s.parent_span_id, s.category == "llm") for s in values)
+    tokened = token_counting_spans(
+        (s.span_id, s.parent_span_id, s.input_tokens is not None or s.output_tokens is not None) for s in values)
+    acc: dict[tuple[str | None, str | None], list] = {}
+    for span_id in calls | tokened:
+        s = labels[span_id]
+        entry = acc.setdefault((s.model, agents.get(span_id)), [0, 0, 0, 0, 0, 0, None])
+        if span_id in calls:
+            entry[0] += 1
+            entry[1] += s.status_code == "ERROR"
+        if span_id in tokened:
+            entry[2] += s.input_tokens or 0
+            entry[3] += s.output_tokens or 0
+            entry[4] += s.cached_input_tokens or 0
+            entry[5] += s.reasoning_tokens or 0
+            if s.cost_usd is not None:
+                entry[6] = (entry[6] or 0.0) + s.cost_usd
+    return [UsageRow(model, agent, *values) for (model, agent), values in acc.items()]
+
+
+def _critical_rows(tree: SpanTree, labels: dict[str, SpanLabels],
+                   agents: dict[str, str | None]) -> list[BreakdownRow]:
+    crit = critical_time(critical_path(tree))
+    totals: dict[tuple, int] = {}
+    for span_id, ns in crit.items():
+        s = labels.get(span_id)
+        key = (("other", None, None, None, "(missing root)", None) if s is None else
+               (s.category, s.tool_name, s.model, agents.get(span_id), s.name, s.service_name))
+        totals[key] = totals.get(key, 0) + ns
+    return [BreakdownRow(*key, ns) for key, ns in totals.items()]
+
+
+def _ms(ns: int) -> float:
+    return round(ns / 1e6, 6)
+
+
+def labels_from_rows(rows: list[dict[str, Any]]) -> list[SpanLabels]:
+    return [SpanLabels(r["span_id"], r["parent_span_id"], r["start_time_unix_nano"], r["end_time_unix_nano"],
+                       r["name"], r["category"], r["tool_name"], r["response_model"] or r["request_model"],
+                       r["agent_name"], r["service_name"]) for r in rows]
+
+
+def latency_report(trace_id: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The latency response: critical path sections, per-span self/critical time, breakdowns."""
+    tree, labels = _tree(labels_from_rows(rows))
+    sections = critical_path(tree)
+    crit = critical_time(sections)
+    own = self_time(tree)
+    root = tree.nodes[tree.root_id] if tree.root_id else None
+
+    def name_of(span_id: str) -> tuple[str, str]:
+        s = labels.get(span_id)
+        return ("(missing root)", "other") if s is None else (s.name, s.category)
+
+    groups: dict[str, dict[str, dict[str, float]]] = {"by_category": {}, "by_tool": {}, "by_model": {}}
+
+    def add(group: str, key: str, critical_ns: int, busy_ns: int, count: int) -> None:
+        entry = groups[group].setdefault(key, {"critical_ms": 0.0, "busy_ms": 0.0, "count": 0})
+        entry["critical_ms"] += critical_ns / 1e6
+        entry["busy_ms"] += busy_ns / 1e6
+        entry["count"] += count
+
+    spans_out = []
+    for span_id, _ in tree.walk():
+        node = tree.nodes[span_id]
+        name, category = name_of(span_id)
+        virtual = span_id == VIRTUAL_ROOT_ID
+        critical_ns = crit.get(span_id, 0)
+        add("by_category", category, critical_ns, 0 if virtual else node.duration, 0 if virtual else 1)
+        s = labels.get(span_id)
+        if s is not None and category == "tool":
+            add("by_tool", s.tool_name or "(unnamed)", critical_ns, node.duration, 1)
+        if s is not None and category == "llm":
+            add("by_model", s.model or "(unknown)", critical_ns, node.duration, 1)
+        if not virtual:
+            spans_out.append({"span_id": span_id, "name": name, "category": category,
+                              "duration_ms": _ms(node.duration), "self_ms": _ms(own[span_id]),
+                              "critical_ms": _ms(critical_ns)})
+    for group in groups.values():
+        for entry in group.values():
+            entry["critical_ms"] = round(entry["critical_ms"], 6)
+            entry["busy_ms"] = round(entry["busy_ms"], 6)
+    return {
+        "trace_id": trace_id,
+        "root_span_id": tree.root_id,
+        "duration_ms": _ms(root.duration) if root else 0.0,
+        "critical_path": [{"span_id": s.span_id, "name": name_of(s.span_id)[0], "category": name_of(s.span_id)[1],
+                           "start_time_unix_nano": s.start, "end_time_unix_nano": s.end,
+                           "critical_ms": _ms(s.duration)} for s in sections],
+        "spans": spans_out,
+        **groups,
+    }
