@@ -8,10 +8,22 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Query, Request
 
+from trajscope.analysis.latency import latency_report
+from trajscope.analysis.trajectory import build_trajectory
 from trajscope.collector.auth import is_authorised, key_from_headers
 from trajscope.query.errors import ApiError, ErrorCode, install_error_handlers
-from trajscope.query.params import decode_cursor, encode_cursor, time_param, trace_id_param
+from trajscope.query.filters import RunFilter
+from trajscope.query.params import (
+    decode_cursor,
+    decode_session_cursor,
+    encode_cursor,
+    encode_session_cursor,
+    time_param,
+    trace_id_param,
+)
 from trajscope.query.serialise import OrjsonResponse, rows, span_item, trace_item
+from trajscope.query.sessions import get_session, list_sessions
+from trajscope.query.stats import latency_stats, usage_stats
 from trajscope.storage.duckdb_store import DuckDBStore
 from trajscope.storage.interface import TraceFilter
 
@@ -89,13 +101,78 @@ def create_app(state: AppState) -> FastAPI:
             next_cursor = encode_cursor(last["start_time_unix_nano"], last["trace_id"])
         return {"traces": [trace_item(r) for r in page], "next_cursor": next_cursor}
 
-    @app.get("/api/v1/traces/{trace_id}", tags=["traces"], dependencies=guarded)
-    def get_trace(trace_id: str, project: str | None = None) -> Any:
-        """Every stored span of a trace (normalised fields and the raw OTLP content), by start time."""
+    def trace_spans(trace_id: str, project: str | None) -> tuple[str, list[dict[str, Any]]]:
         trace_id = trace_id_param(trace_id)
         spans = rows(state.store.get_trace(trace_id, project))
         if not spans:
             raise ApiError(ErrorCode.NOT_FOUND, f"no trace {trace_id}")
-        return {"trace_id": trace_id, "spans": [span_item(s) for s in spans]}
+        return trace_id, [span_item(s) for s in spans]
+
+    @app.get("/api/v1/traces/{trace_id}", tags=["traces"], dependencies=guarded)
+    def get_trace(trace_id: str, project: str | None = None) -> Any:
+        """Every stored span of a trace (normalised fields and the raw OTLP content), by start time."""
+        trace_id, spans = trace_spans(trace_id, project)
+        return {"trace_id": trace_id, "spans": spans}
+
+    @app.get("/api/v1/traces/{trace_id}/trajectory", tags=["traces"], dependencies=guarded)
+    def get_trajectory(trace_id: str, project: str | None = None) -> Any:
+        """The run step by step: depth-first from the root, siblings by start time, parallel groups, tool
+        calls linked to the LLM step that requested them, anomalies and totals."""
+        trace_id, spans = trace_spans(trace_id, project)
+        return build_trajectory(trace_id, spans)
+
+    @app.get("/api/v1/traces/{trace_id}/latency", tags=["traces"], dependencies=guarded)
+    def get_latency(trace_id: str, project: str | None = None) -> Any:
+        """Critical path and where the time went: per-span self and critical time, and critical/busy time
+        by category, tool and model (critical times sum to the root's duration)."""
+        trace_id, spans = trace_spans(trace_id, project)
+        return latency_report(trace_id, spans)
+
+    @app.get("/api/v1/sessions", tags=["sessions"], dependencies=guarded)
+    def sessions(
+        project: str | None = None, service: str | None = None, agent: str | None = None,
+        user: str | None = None, since: str | None = None, until: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50, cursor: str | None = None,
+    ) -> Any:
+        """Sessions (conversations), most recently active first, with their totals."""
+        found = list_sessions(state.store, run_filter(project, service, agent, since, until), user, limit + 1,
+                              decode_session_cursor(cursor))
+        page, next_cursor = found[:limit], None
+        if len(found) > limit:
+            next_cursor = encode_session_cursor(page[-1]["last_start_time_unix_nano"], page[-1]["session_id"])
+        return {"sessions": page, "next_cursor": next_cursor}
+
+    @app.get("/api/v1/sessions/{session_id}", tags=["sessions"], dependencies=guarded)
+    def session(session_id: str, project: str | None = None) -> Any:
+        """The session's traces in time order with per-trace and total tokens, cost, duration, errors."""
+        found = get_session(state.store, session_id, project)
+        if found is None:
+            raise ApiError(ErrorCode.NOT_FOUND, f"no session {session_id!r}")
+        return found
+
+    @app.get("/api/v1/stats/latency", tags=["stats"], dependencies=guarded)
+    def stats_latency(
+        group_by: Annotated[str, Query(pattern="^(category|tool|model|agent|span_name)$")] = "category",
+        project: str | None = None, service: str | None = None, agent: str | None = None,
+        since: str | None = None, until: str | None = None,
+    ) -> Any:
+        """Where the time of many runs goes: per group, count and duration percentiles, and the total
+        critical-path time with its share of all critical time."""
+        return latency_stats(state.store, group_by, run_filter(project, service, agent, since, until))
+
+    @app.get("/api/v1/stats/usage", tags=["stats"], dependencies=guarded)
+    def stats_usage(
+        group_by: Annotated[str, Query(pattern="^(model|agent|user|session|day)$")] = "model",
+        project: str | None = None, service: str | None = None, agent: str | None = None,
+        since: str | None = None, until: str | None = None,
+    ) -> Any:
+        """Model calls, tokens (each call counted once), cost and errors per group."""
+        return usage_stats(state.store, group_by, run_filter(project, service, agent, since, until))
 
     return app
+
+
+def run_filter(project: str | None, service: str | None, agent: str | None, since: str | None,
+               until: str | None) -> RunFilter:
+    now = time.time_ns()
+    return RunFilter(project, service, agent, time_param("since", since, now), time_param("until", until, now))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from enum import StrEnum
 
 from fastapi import Request
@@ -17,6 +18,8 @@ class ErrorCode(StrEnum):
     NOT_READY = "not_ready"
     INTERNAL = "internal"
 
+
+log = logging.getLogger(__name__)
 
 _STATUS = {
     ErrorCode.INVALID_ARGUMENT: 400,
@@ -50,6 +53,11 @@ def install_error_handlers(app) -> None:
             for e in exc.errors()
         )
         return error_response(ErrorCode.INVALID_ARGUMENT, problems or "invalid request")
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error in the API")
+        return error_response(ErrorCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc}")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:

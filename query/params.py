@@ -42,16 +42,37 @@ def time_param(name: str, value: str | None, now_ns: int) -> int | None:
     return int(moment.timestamp() * 1_000_000) * 1000
 
 
+def _encode(start_ns: int, key: str) -> str:
+    return base64.urlsafe_b64encode(f"{start_ns}:{key}".encode()).decode().rstrip("=")
+
+
+def _decode(cursor: str) -> tuple[int, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        start, key = raw.split(":", 1)
+        return int(start), key
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise ApiError(ErrorCode.INVALID_ARGUMENT, "cursor is not one this API returned") from None
+
+
 def encode_cursor(start_ns: int, trace_id: str) -> str:
-    return base64.urlsafe_b64encode(f"{start_ns}:{trace_id}".encode()).decode().rstrip("=")
+    return _encode(start_ns, trace_id)
 
 
 def decode_cursor(cursor: str | None) -> tuple[int, str] | None:
+    """A trace-list cursor: (start_time_unix_nano, trace_id) of the last item returned."""
     if not cursor:
         return None
+    start, trace_id = _decode(cursor)
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        start, trace_id = raw.split(":", 1)
-        return int(start), trace_id_param(trace_id)
-    except (ValueError, binascii.Error, UnicodeDecodeError, ApiError):
+        return start, trace_id_param(trace_id)
+    except ApiError:
         raise ApiError(ErrorCode.INVALID_ARGUMENT, "cursor is not one this API returned") from None
+
+
+def encode_session_cursor(last_start_ns: int, session_id: str) -> str:
+    return _encode(last_start_ns, session_id)
+
+
+def decode_session_cursor(cursor: str | None) -> tuple[int, str] | None:
+    return _decode(cursor) if cursor else None

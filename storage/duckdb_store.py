@@ -205,6 +205,11 @@ class DuckDBStore:
         with self.cursor() as cur:
             return cur.execute(sql, params).to_arrow_table()
 
+    def query(self, sql: str, params: list[object] | None = None) -> pa.Table:
+        """Run a read query over the trace tables (``spans``, ``traces``) on a fresh reader cursor."""
+        with self.cursor() as cur:
+            return cur.execute(sql, params or []).to_arrow_table()
+
     def checkpoint(self) -> None:
         with self._write_lock:
             self._con.execute("CHECKPOINT")

@@ -43,6 +43,13 @@ class SpanStore(Protocol):
         """Trace summaries (``schema.TRACE_SCHEMA``) matching ``flt``, newest start first."""
         ...
 
+    def query(self, sql: str, params: list[object] | None = None) -> pa.Table:
+        """Run a read-only analytical query (DuckDB SQL) over the ``spans`` and ``traces`` tables.
+
+        The query layer builds these from fixed templates with bound parameters; analysts' own SQL goes
+        through the sandboxed SQL endpoint, not here."""
+        ...
+
     def close(self) -> None:
         """Release the store; after ``write`` has returned, nothing is lost by closing or by a crash."""
         ...

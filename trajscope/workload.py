@@ -27,7 +27,11 @@ TOOLS = ("search_docs", "get_order", "get_weather", "lookup_customer", "create_t
 TOPICS = ("my order never arrived", "refund for a double charge", "weather in Lisbon next week",
           "flights from Berlin to Oslo", "upgrade my plan", "reset my password", "compare two invoices")
 FILLER = ("The customer has been with us since 2019 and prefers email contact. Previous tickets mention a "
-          "delayed shipment and a partial refund. Policy: refunds within 30 days, escalate above 500 EUR. ")
+          "delayed shipment and a partial refund. Policy: refunds within 30 days, escalate above 500 EUR. ",
+          "Search results: 3 documents matched. The most relevant says orders ship within 2 business days and "
+          "tracking numbers are emailed once the parcel leaves the warehouse. ",
+          "Forecast data for the next 7 days shows mild temperatures, light rain on Tuesday and clear skies "
+          "from Thursday. Flights on the route depart hourly between 06:00 and 22:00. ")
 
 
 def _kv(key: str, value: Any) -> KeyValue:
@@ -72,13 +76,14 @@ class _Trace:
         return span
 
 
-def _messages(role: str, text: str) -> str:
-    return json.dumps([{"role": role, "parts": [{"type": "text", "content": text}]}])
+def _messages(role: str, text: str, tool_calls: list[tuple[str, str]] = ()) -> str:
+    parts: list[dict[str, Any]] = [{"type": "text", "content": text}]
+    parts += [{"type": "tool_call", "id": call_id, "name": tool} for call_id, tool in tool_calls]
+    return json.dumps([{"role": role, "parts": parts}])
 
 
 def _text(rng: random.Random, prefix: str, length: int = 300) -> str:
-    body = (prefix + " " + FILLER * 4)[:length]
-    return body if rng.random() < 0.5 else body[::-1][:length]
+    return (prefix + " " + "".join(rng.choice(FILLER) for _ in range(4)))[:length]
 
 
 class Workload:
@@ -89,7 +94,8 @@ class Workload:
         self.now_ns = now_ns if now_ns is not None else time.time_ns()
 
     # -- one agent run ------------------------------------------------------------------------------
-    def _llm(self, t: _Trace, parent: Span, start: int, agent: str, session: str, tool_calls: int) -> Span:
+    def _llm(self, t: _Trace, parent: Span, start: int, agent: str, session: str,
+             tool_calls: list[tuple[str, str]]) -> Span:
         rng = t.rng
         provider, model = rng.choice(MODELS)
         duration = rng.randint(300, 2500) * MS
@@ -103,6 +109,9 @@ class Workload:
                      "llm.token_count.total": inp + out, "llm.token_count.prompt_details.cache_read": cached,
                      "input.value": prompt, "output.value": completion, "session.id": session,
                      "agent.name": agent}
+            for j, (call_id, tool) in enumerate(tool_calls):
+                attrs[f"llm.output_messages.0.message.tool_calls.{j}.tool_call.id"] = call_id
+                attrs[f"llm.output_messages.0.message.tool_calls.{j}.tool_call.function.name"] = tool
         else:
             attrs = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": provider,
                      "gen_ai.request.model": model.split("-2024")[0], "gen_ai.response.model": model,
@@ -112,7 +121,7 @@ class Workload:
                      "gen_ai.request.temperature": 0.2, "gen_ai.agent.name": agent,
                      "gen_ai.conversation.id": session,
                      "gen_ai.input.messages": _messages("user", prompt),
-                     "gen_ai.output.messages": _messages("assistant", completion)}
+                     "gen_ai.output.messages": _messages("assistant", completion, tool_calls)}
         name = f"chat {model}" if t.dialect == "genai" else "ChatCompletion"
         return t.span(name, parent, start, duration, attrs, kind=Span.SPAN_KIND_CLIENT)
 
@@ -162,17 +171,17 @@ class Workload:
                 "gen_ai.retrieval.query.text": rng.choice(TOPICS)})
             cursor = retr.end_time_unix_nano
             for _ in range(rng.randint(1, 3)):
-                calls = rng.choice((1, 1, 2, 3))
-                llm = self._llm(t, root, cursor, agent, session, calls)
+                planned = [(f"call_{rng.randbytes(6).hex()}", rng.choice(TOOLS))
+                           for _ in range(rng.choice((1, 1, 2, 3)))]
+                llm = self._llm(t, root, cursor, agent, session, planned)
                 cursor = llm.end_time_unix_nano
                 ends = []
-                for i in range(calls):
-                    tool = rng.choice(TOOLS)
-                    call = self._tool(t, root, cursor + i * rng.randint(0, 3) * MS, tool,
-                                      f"call_{rng.randbytes(6).hex()}", fail=rng.random() < 0.06)
+                for i, (call_id, tool) in enumerate(planned):
+                    call = self._tool(t, root, cursor + i * rng.randint(0, 3) * MS, tool, call_id,
+                                      fail=rng.random() < 0.06)
                     ends.append(call.end_time_unix_nano)
                 cursor = max(ends)
-            final = self._llm(t, root, cursor, agent, session, 0)
+            final = self._llm(t, root, cursor, agent, session, [])
             cursor = final.end_time_unix_nano
         root.end_time_unix_nano = cursor + rng.randint(1, 10) * MS
         return t.spans

@@ -1,0 +1,104 @@
+"""Aggregates across runs: where the time goes, and what the models cost.
+
+Both read what the writer precomputed per trace (``traces.critical_breakdown`` and ``usage_breakdown``)
+plus plain columns of ``spans``; nothing re-reads traces one by one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from trajscope.query.filters import RunFilter
+from trajscope.storage.interface import SpanStore
+
+# group → (key over spans, span condition, key over a critical breakdown row b, breakdown condition)
+LATENCY_GROUPS: dict[str, tuple[str, str, str, str]] = {
+    "category": ("s.category", "TRUE", "b.category", "TRUE"),
+    "tool": ("s.tool_name", "s.category = 'tool'", "b.tool_name", "b.category = 'tool'"),
+    "model": ("coalesce(s.response_model, s.request_model)", "s.category = 'llm'", "b.model", "b.category = 'llm'"),
+    # An agent's count and percentiles are over its runs (agent spans); its critical time is everything
+    # that ran inside it.
+    "agent": ("s.agent_name", "s.category = 'agent'", "b.agent_name", "TRUE"),
+    "span_name": ("s.name", "TRUE", "b.span_name", "TRUE"),
+}
+
+USAGE_GROUPS = ("model", "agent", "user", "session", "day")
+
+
+def latency_stats(store: SpanStore, group_by: str, flt: RunFilter) -> dict[str, Any]:
+    span_key, span_cond, crit_key, crit_cond = LATENCY_GROUPS[group_by]
+    service_span = "s.service_name = ?" if flt.service else "TRUE"
+    service_crit = "b.service_name = ?" if flt.service else "TRUE"
+    # The service filter applies to spans (and breakdown rows) themselves, not to the run's root service.
+    run_filter = RunFilter(flt.project, None, flt.agent, flt.since, flt.until).traces("t")
+    span_where = crit_where = run_filter.sql()
+    service = [flt.service] if flt.service else []
+    sql = f"""
+        WITH runs AS (SELECT * FROM traces t WHERE {crit_where}),
+        span_stats AS (
+            SELECT {span_key} AS key, count(*) AS count,
+                   quantile_cont(s.duration_ns, 0.5) AS p50, quantile_cont(s.duration_ns, 0.95) AS p95,
+                   quantile_cont(s.duration_ns, 0.99) AS p99
+            FROM spans s SEMI JOIN (SELECT trace_id FROM traces t WHERE {span_where}) r USING (trace_id)
+            WHERE {span_cond} AND {service_span}
+            GROUP BY ALL
+        ),
+        crit_rows AS (
+            SELECT b.* FROM runs, unnest(runs.critical_breakdown) AS u(b) WHERE {service_crit}
+        ),
+        crit AS (SELECT {crit_key} AS key, sum(b.critical_ns)::BIGINT AS critical_ns FROM crit_rows b
+                 WHERE {crit_cond} GROUP BY ALL),
+        total AS (SELECT sum(critical_ns)::BIGINT AS t FROM crit_rows)
+        SELECT coalesce(s.key, c.key) AS key, coalesce(s.count, 0) AS count, s.p50, s.p95, s.p99,
+               coalesce(c.critical_ns, 0) AS critical_ns, total.t AS total_ns
+        FROM span_stats s FULL OUTER JOIN crit c ON s.key IS NOT DISTINCT FROM c.key, total
+        ORDER BY critical_ns DESC, count DESC, key NULLS LAST
+    """
+    params = [*run_filter.params, *run_filter.params, *service, *service]
+    rows = store.query(sql, params).to_pylist()
+    total = rows[0]["total_ns"] if rows and rows[0]["total_ns"] else 0
+    return {
+        "group_by": group_by,
+        "total_critical_ms": round(total / 1e6, 6),
+        "groups": [{
+            "key": r["key"], "count": r["count"],
+            "p50_ms": _ms(r["p50"]), "p95_ms": _ms(r["p95"]), "p99_ms": _ms(r["p99"]),
+            "critical_ms": round(r["critical_ns"] / 1e6, 6),
+            "critical_share": round(r["critical_ns"] / total, 6) if total else 0.0,
+        } for r in rows],
+    }
+
+
+def _ms(ns: float | None) -> float | None:
+    return None if ns is None else round(ns / 1e6, 6)
+
+
+def usage_stats(store: SpanStore, group_by: str, flt: RunFilter) -> dict[str, Any]:
+    where = flt.traces("t")
+    if group_by in ("model", "agent"):
+        column = "b.model" if group_by == "model" else "b.agent_name"
+        sql = f"""
+            SELECT {column} AS key, count(DISTINCT t.trace_id) AS traces, sum(b.calls) AS calls,
+                   sum(b.input_tokens) AS input_tokens, sum(b.output_tokens) AS output_tokens,
+                   sum(b.cached_input_tokens) AS cached_input_tokens,
+                   sum(b.reasoning_tokens) AS reasoning_tokens, sum(b.cost_usd) AS cost_usd,
+                   sum(b.errors) AS errors
+            FROM traces t, unnest(t.usage_breakdown) AS u(b)
+            WHERE {where.sql()} GROUP BY ALL ORDER BY calls DESC, key NULLS LAST"""
+    else:
+        column = {"user": "t.user_id", "session": "t.session_id",
+                  "day": "strftime(make_timestamp(t.start_time_unix_nano // 1000), '%Y-%m-%d')"}[group_by]
+        sql = f"""
+            SELECT {column} AS key, count(*) AS traces, sum(t.llm_calls) AS calls,
+                   sum(t.input_tokens) AS input_tokens, sum(t.output_tokens) AS output_tokens,
+                   sum(t.cached_input_tokens) AS cached_input_tokens,
+                   sum(t.reasoning_tokens) AS reasoning_tokens, sum(t.cost_usd) AS cost_usd,
+                   sum(t.error_count) AS errors
+            FROM traces t WHERE {where.sql()} GROUP BY ALL
+            ORDER BY {"key DESC" if group_by == "day" else "calls DESC, key NULLS LAST"}"""
+    rows = store.query(sql, where.params).to_pylist()
+    for r in rows:
+        for k in ("traces", "calls", "input_tokens", "output_tokens", "cached_input_tokens", "reasoning_tokens",
+                  "errors"):
+            r[k] = int(r[k] or 0)
+    return {"group_by": group_by, "groups": rows}
