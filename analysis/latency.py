@@ -128,6 +128,11 @@ def _ms(ns: int) -> float:
     return round(ns / 1e6, 6)
 
 
+# The stored-span columns a latency report reads.
+COLUMNS = ("span_id", "parent_span_id", "start_time_unix_nano", "end_time_unix_nano", "name", "category",
+           "tool_name", "response_model", "request_model", "agent_name", "service_name")
+
+
 def labels_from_rows(rows: list[dict[str, Any]]) -> list[SpanLabels]:
     return [SpanLabels(r["span_id"], r["parent_span_id"], r["start_time_unix_nano"], r["end_time_unix_nano"],
                        r["name"], r["category"], r["tool_name"], r["response_model"] or r["request_model"],

@@ -14,6 +14,11 @@ from trajscope.analysis.span_tree import VIRTUAL_ROOT_ID, Interval, SpanTree, bu
 from trajscope.analysis.tokens import token_counting_spans
 
 LOOP_THRESHOLD = 3
+# The stored-span columns a trajectory reads.
+COLUMNS = ("span_id", "parent_span_id", "name", "category", "start_time_unix_nano", "end_time_unix_nano",
+           "duration_ns", "status_code", "status_message", "error_type", "service_name", "agent_name",
+           "request_model", "response_model", "tool_name", "tool_call_id", "input_tokens", "output_tokens",
+           "cost_usd", "attributes", "events")
 
 
 def tree_of(spans: list[dict[str, Any]]) -> SpanTree:

@@ -59,6 +59,8 @@ def build(store: DuckDBStore, spans: int) -> int:
         "cached_input_tokens": "coalesce(sum(cached_input_tokens), 0)",
         "reasoning_tokens": "coalesce(sum(reasoning_tokens), 0)", "cost_usd": "sum(cost_usd)",
         "complete": "true", "updated_at_unix_nano": "0",
+        # Empty, not NULL: NULL marks a summary the store must recompute on open.
+        "critical_breakdown": "[]", "usage_breakdown": "[]",
     }
     select = ", ".join("trace_id" if c == "trace_id" else f"{summary[c]} AS {c}" for c in TRACE_COLUMN_NAMES)
     con.execute(f"INSERT INTO traces SELECT {select} FROM spans GROUP BY trace_id")

@@ -8,7 +8,9 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Query, Request
 
+from trajscope.analysis.latency import COLUMNS as LATENCY_COLUMNS
 from trajscope.analysis.latency import latency_report
+from trajscope.analysis.trajectory import COLUMNS as TRAJECTORY_COLUMNS
 from trajscope.analysis.trajectory import build_trajectory
 from trajscope.collector.auth import is_authorised, key_from_headers
 from trajscope.query.errors import ApiError, ErrorCode, install_error_handlers
@@ -101,9 +103,10 @@ def create_app(state: AppState) -> FastAPI:
             next_cursor = encode_cursor(last["start_time_unix_nano"], last["trace_id"])
         return {"traces": [trace_item(r) for r in page], "next_cursor": next_cursor}
 
-    def trace_spans(trace_id: str, project: str | None) -> tuple[str, list[dict[str, Any]]]:
+    def trace_spans(trace_id: str, project: str | None,
+                    columns: tuple[str, ...] | None = None) -> tuple[str, list[dict[str, Any]]]:
         trace_id = trace_id_param(trace_id)
-        spans = rows(state.store.get_trace(trace_id, project))
+        spans = rows(state.store.get_trace(trace_id, project, columns))
         if not spans:
             raise ApiError(ErrorCode.NOT_FOUND, f"no trace {trace_id}")
         return trace_id, [span_item(s) for s in spans]
@@ -118,14 +121,14 @@ def create_app(state: AppState) -> FastAPI:
     def get_trajectory(trace_id: str, project: str | None = None) -> Any:
         """The run step by step: depth-first from the root, siblings by start time, parallel groups, tool
         calls linked to the LLM step that requested them, anomalies and totals."""
-        trace_id, spans = trace_spans(trace_id, project)
+        trace_id, spans = trace_spans(trace_id, project, TRAJECTORY_COLUMNS)
         return build_trajectory(trace_id, spans)
 
     @app.get("/api/v1/traces/{trace_id}/latency", tags=["traces"], dependencies=guarded)
     def get_latency(trace_id: str, project: str | None = None) -> Any:
         """Critical path and where the time went: per-span self and critical time, and critical/busy time
         by category, tool and model (critical times sum to the root's duration)."""
-        trace_id, spans = trace_spans(trace_id, project)
+        trace_id, spans = trace_spans(trace_id, project, LATENCY_COLUMNS)
         return latency_report(trace_id, spans)
 
     @app.get("/api/v1/sessions", tags=["sessions"], dependencies=guarded)

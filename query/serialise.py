@@ -47,7 +47,8 @@ def span_item(row: dict[str, Any]) -> dict[str, Any]:
                 item[name] = orjson.loads(value)
         else:
             item[name] = value
-    item["duration_ms"] = ns_to_ms(row["duration_ns"])
+    if "duration_ns" in row:
+        item["duration_ms"] = ns_to_ms(row["duration_ns"])
     return item
 
 

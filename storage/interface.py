@@ -35,8 +35,10 @@ class SpanStore(Protocol):
         """
         ...
 
-    def get_trace(self, trace_id: str, project: str | None = None) -> pa.Table:
-        """All stored spans of one trace (``SPAN_SCHEMA``), by start time; empty if unknown."""
+    def get_trace(self, trace_id: str, project: str | None = None,
+                  columns: tuple[str, ...] | None = None) -> pa.Table:
+        """All stored spans of one trace (``SPAN_SCHEMA``, or just ``columns``), by start time; empty if
+        unknown."""
         ...
 
     def list_traces(self, flt: TraceFilter) -> pa.Table:

@@ -76,10 +76,9 @@ def summarise_trace(spans: Sequence[SpanFacts], updated_at: int) -> tuple:
     by_start = sorted(spans, key=lambda s: (s.start_time_unix_nano, s.span_id))
     # The root's own attributes first, then the earliest span that names one.
     ordered = [root, *by_start]
-    counted = counted_token_spans(spans)
-    tokened = [s for s in spans if s.span_id in counted]
-    costs = [s.cost_usd for s in spans if s.cost_usd is not None]
+    # Token and call totals are the sums of the usage breakdown, which counts each model call once.
     critical, usage = breakdowns(_labels(spans))
+    costs = [u.cost_usd for u in usage if u.cost_usd is not None]
     start = min(s.start_time_unix_nano for s in spans)
     end = max(s.end_time_unix_nano for s in spans)
     return (
@@ -98,10 +97,10 @@ def summarise_trace(spans: Sequence[SpanFacts], updated_at: int) -> tuple:
         sum(1 for s in spans if s.status_code == "ERROR"),
         sum(u.calls for u in usage),
         sum(1 for s in spans if s.category == "tool"),
-        sum(s.input_tokens or 0 for s in tokened),
-        sum(s.output_tokens or 0 for s in tokened),
-        sum(s.cached_input_tokens or 0 for s in tokened),
-        sum(s.reasoning_tokens or 0 for s in tokened),
+        sum(u.input_tokens for u in usage),
+        sum(u.output_tokens for u in usage),
+        sum(u.cached_input_tokens for u in usage),
+        sum(u.reasoning_tokens for u in usage),
         # Null when nothing reported a cost: unknown is not zero.
         sum(costs) if costs else None,
         has_root,
