@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 DB_FILE = "trajscope.duckdb"
 CHECKPOINT_BACKSTOP = "512MB"
-INDEX_SCAN_MAX_ROWS = 10_000
+INDEX_SCAN_MAX_ROWS = 2048
 IDLE_CHECKPOINT_ROWS = 20_000
 _SPAN_COLS = ", ".join(SPAN_COLUMN_NAMES)
 _TRACE_COLS = ", ".join(TRACE_COLUMN_NAMES)
@@ -52,9 +52,12 @@ class DuckDBStore:
         if not read_only:
             self.schema_version = migrate(self._con)
         # Up to this many matching rows, a trace_id lookup (a trace, or a commit's touched traces) goes
-        # through the index; past it a scan is faster (index fetches cost ~3 µs a row: a 10k-span trace
-        # took 36 ms through the index, 9 ms by scan). The default (2,048) sent mid-sized lookups to scans.
+        # through the index; past it a scan is faster: index fetches of wide rows are slow (a 10k-span
+        # trace in a 1M-span store: 540 ms through the index, 20 ms by scan; a 10-span trace: 2 ms
+        # through the index). The percentage is zeroed because its default (0.1 % of the table) lifts
+        # the bound to 10k rows at 10M spans.
         self._con.execute(f"SET index_scan_max_count = {INDEX_SCAN_MAX_ROWS}")
+        self._con.execute("SET index_scan_percentage = 0")
         # DuckDB checkpoints inside the commit that pushes the WAL past this size, stalling every
         # acknowledgement waiting on it (default 16 MB: every ~20k spans, a 45 ms commit became 300+ ms).
         # The writer checkpoints when idle instead (``maybe_checkpoint``); this is only the backstop.
