@@ -102,3 +102,13 @@ def pct(values: list[float], q: float) -> float:
 
 def env_note() -> str:
     return f"{os.cpu_count()} cores, Python {sys.version.split()[0]}"
+
+
+def timed(fn, repeat: int) -> list[float]:
+    """Milliseconds of ``repeat`` calls of ``fn``."""
+    out = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - start) * 1000)
+    return out

@@ -26,6 +26,8 @@ def main() -> None:
     rate = float(sys.argv[5]) if len(sys.argv) > 5 else 0.0  # total requests/s, 0 = as fast as acked
     payloads = read_payloads(Path(path))
     latencies: list[float] = []
+    sent_at: list[float] = []
+    t_zero = time.perf_counter()
     failures = [0]
     lock = threading.Lock()
     start_at = time.time() + 0.2
@@ -63,6 +65,7 @@ def main() -> None:
                 continue
             with lock:
                 latencies.append(time.perf_counter() - t0)
+                sent_at.append(t0 - t_zero)
 
     threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
     for t in threads:
@@ -70,7 +73,7 @@ def main() -> None:
     for t in threads:
         t.join()
     print(json.dumps({"first_send": start_at, "last_ack": time.time(), "latencies": latencies,
-                      "failures": failures[0]}))
+                      "failures": failures[0], "sent_at": sent_at}))
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import OUT, build_payloads, env_note, median, pct
+from common import OUT, build_payloads, env_note, median, pct, timed
 
 from trajscope.collector.otlp_decode import decode_request
 from trajscope.storage.duckdb_store import DuckDBStore
@@ -67,14 +67,6 @@ def build(store: DuckDBStore, spans: int) -> int:
     con.execute("CHECKPOINT")
     return con.execute("SELECT count(*) FROM spans").fetchone()[0]
 
-
-def timed(fn, repeat: int) -> list[float]:
-    out = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        out.append((time.perf_counter() - t) * 1000)
-    return out
 
 
 def main() -> None:

@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent.parent))  # for tests.otlp_builders
-from common import OUT, build_payloads, env_note, median, pct
+from common import OUT, build_payloads, env_note, median, pct, timed
 
 from tests.otlp_builders import make_request, make_span
 from trajscope.collector.otlp_decode import decode_request
@@ -75,14 +75,6 @@ def big_trace(n: int) -> bytes:
         t += 12_000
     return make_request(spans[:n]).SerializeToString()
 
-
-def timed(fn, repeat: int) -> list[float]:
-    out = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        out.append((time.perf_counter() - start) * 1000)
-    return out
 
 
 def main() -> None:

@@ -1,29 +1,10 @@
-"""WHERE clauses shared by the aggregate queries: one place that turns API filters into bound SQL."""
+"""The filters every aggregate endpoint takes, as bound SQL conditions."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-
-@dataclass
-class Where:
-    """Conditions and their parameters, joined with AND."""
-
-    clauses: list[str] = field(default_factory=list)
-    params: list[object] = field(default_factory=list)
-
-    def add(self, clause: str, *params: object) -> Where:
-        self.clauses.append(clause)
-        self.params.extend(params)
-        return self
-
-    def add_if(self, value: object, clause: str) -> Where:
-        if value is not None:
-            self.add(clause, value)
-        return self
-
-    def sql(self) -> str:
-        return " AND ".join(self.clauses) if self.clauses else "TRUE"
+from trajscope.storage.sql import Where
 
 
 @dataclass(frozen=True)

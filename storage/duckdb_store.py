@@ -18,6 +18,7 @@ import pyarrow as pa
 from trajscope.storage.interface import TraceFilter
 from trajscope.storage.migrations import migrate
 from trajscope.storage.schema import SPAN_COLUMN_NAMES, SPAN_SCHEMA, TRACE_COLUMN_NAMES, TRACE_SCHEMA
+from trajscope.storage.sql import Where
 from trajscope.storage.trace_summary import FACT_COLUMNS, SpanFacts, summarise_trace
 
 log = logging.getLogger(__name__)
@@ -183,31 +184,20 @@ class DuckDBStore:
             return cur.execute(sql, params).to_arrow_table()
 
     def list_traces(self, flt: TraceFilter) -> pa.Table:
-        where, params = [], []
+        where = Where()
         for column, value in (("project", flt.project), ("service_name", flt.service),
-                              ("agent_name", flt.agent), ("session_id", flt.session_id)):
-            if value is not None:
-                where.append(f"{column} = ?")
-                params.append(value)
+                              ("agent_name", flt.agent), ("session_id", flt.session_id),
+                              ("start_time_unix_nano >=", flt.since_unix_nano),
+                              ("start_time_unix_nano <", flt.until_unix_nano),
+                              ("duration_ns >=", flt.min_duration_ns)):
+            where.add_if(value, f"{column} ?" if " " in column else f"{column} = ?")
         if flt.errors_only:
-            where.append("error_count > 0")
-        if flt.since_unix_nano is not None:
-            where.append("start_time_unix_nano >= ?")
-            params.append(flt.since_unix_nano)
-        if flt.until_unix_nano is not None:
-            where.append("start_time_unix_nano < ?")
-            params.append(flt.until_unix_nano)
-        if flt.min_duration_ns is not None:
-            where.append("duration_ns >= ?")
-            params.append(flt.min_duration_ns)
+            where.add("error_count > 0")
         if flt.after is not None:
-            where.append("(start_time_unix_nano, trace_id) < (?, ?)")
-            params.extend(flt.after)
-        sql = f"SELECT {_TRACE_COLS} FROM traces"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY start_time_unix_nano DESC, trace_id DESC LIMIT ?"
-        params.append(flt.limit)
+            where.add("(start_time_unix_nano, trace_id) < (?, ?)", *flt.after)
+        sql = (f"SELECT {_TRACE_COLS} FROM traces WHERE {where.sql()} "
+               "ORDER BY start_time_unix_nano DESC, trace_id DESC LIMIT ?")
+        params = [*where.params, flt.limit]
         with self.cursor() as cur:
             return cur.execute(sql, params).to_arrow_table()
 

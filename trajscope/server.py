@@ -51,6 +51,17 @@ def make_decoder(workers: int) -> Executor:
     return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
 
 
+def _ready() -> bool:
+    return True
+
+
+async def warm_up(decoder: Executor, workers: int) -> None:
+    """Start every decode process now: spawning one (and importing trajscope in it) takes about a second,
+    which the first exports after start-up would otherwise wait for."""
+    loop = asyncio.get_running_loop()
+    await asyncio.gather(*(loop.run_in_executor(decoder, _ready) for _ in range(max(1, workers))))
+
+
 async def serve(settings: ServerSettings) -> None:
     store = DuckDBStore(settings.data)
     writer = GroupCommitWriter(store.write, on_idle=store.maybe_checkpoint)
@@ -73,6 +84,7 @@ async def serve(settings: ServerSettings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
 
+    await warm_up(decoder, settings.decode_workers)
     await grpc_server.start()
     tasks = [asyncio.create_task(s.serve()) for s in (otlp_http, api)]
     try:
