@@ -18,6 +18,8 @@ _INPUT_FLAT = (re.compile(r"^gen_ai\.prompt\.(\d+)\.content$"),
                re.compile(r"^llm\.input_messages\.(\d+)\.message\.content$"))
 _OUTPUT_FLAT = (re.compile(r"^gen_ai\.completion\.(\d+)\.content$"),
                 re.compile(r"^llm\.output_messages\.(\d+)\.message\.content$"))
+_INPUT_FIRST = ("gen_ai.prompt.0.content", "llm.input_messages.0.message.content")
+_OUTPUT_FIRST = ("gen_ai.completion.0.content", "llm.output_messages.0.message.content")
 _ARGUMENT_KEYS = ("gen_ai.tool.call.arguments", "tool.parameters", "tool_call.function.arguments", "input.value",
                   "traceloop.entity.input")
 _TOOL_CALL_FLAT = re.compile(
@@ -61,7 +63,11 @@ def _text(value: Any, *, last: bool) -> str | None:
     return json.dumps(value, ensure_ascii=False)
 
 
-def _flat(attrs: dict[str, Any], patterns: tuple[re.Pattern[str], ...], *, last: bool) -> str | None:
+def _flat(attrs: dict[str, Any], patterns: tuple[re.Pattern[str], ...], first_keys: tuple[str, ...], *,
+          last: bool) -> str | None:
+    # Flattened lists start at index 0: without a first element there is nothing to scan for.
+    if first_keys[0] not in attrs and first_keys[1] not in attrs:
+        return None
     found = []
     for key, value in attrs.items():
         for pattern in patterns:
@@ -92,7 +98,7 @@ def input_text(attrs: dict[str, Any], events: list[dict[str, Any]]) -> str | Non
     for key in _INPUT_KEYS:
         if key in attrs:
             return _text(attrs[key], last=True)
-    return _flat(attrs, _INPUT_FLAT, last=True) or _event_text(
+    return _flat(attrs, _INPUT_FLAT, _INPUT_FIRST, last=True) or _event_text(
         events, ("gen_ai.user.message", "gen_ai.system.message"), last=True)
 
 
@@ -100,7 +106,7 @@ def output_text(attrs: dict[str, Any], events: list[dict[str, Any]]) -> str | No
     for key in _OUTPUT_KEYS:
         if key in attrs:
             return _text(attrs[key], last=False)
-    return _flat(attrs, _OUTPUT_FLAT, last=False) or _event_text(events, ("gen_ai.choice",), last=False)
+    return _flat(attrs, _OUTPUT_FLAT, _OUTPUT_FIRST, last=False) or _event_text(events, ("gen_ai.choice",), last=False)
 
 
 def preview(text: str | None) -> str | None:
@@ -145,7 +151,7 @@ def guardrail(attrs: dict[str, Any], events: list[dict[str, Any]], span_name: st
     """``{name, triggered, action}`` from the trajscope convention on the span or a ``guardrail`` event."""
     sources = [attrs] + [e.get("attributes") or {} for e in events if e.get("name") == "guardrail"]
     for source in sources:
-        if any(k.startswith("guardrail.") for k in source):
+        if "guardrail.name" in source or "guardrail.triggered" in source or "guardrail.action" in source:
             triggered = source.get("guardrail.triggered")
             action = source.get("guardrail.action")
             return {"name": source.get("guardrail.name") or span_name,

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import Any, NamedTuple
 
 from trajscope.analysis.critical_path import critical_path, critical_time, self_time
-from trajscope.analysis.span_tree import VIRTUAL_ROOT_ID, Interval, SpanTree, build_tree
+from trajscope.analysis.span_tree import Interval, SpanTree, build_tree
 from trajscope.analysis.tokens import token_counting_spans
 
 
@@ -151,34 +151,37 @@ def latency_report(trace_id: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
         s = labels.get(span_id)
         return ("(missing root)", "other") if s is None else (s.name, s.category)
 
-    groups: dict[str, dict[str, dict[str, float]]] = {"by_category": {}, "by_tool": {}, "by_model": {}}
-
-    def add(group: str, key: str, critical_ns: int, busy_ns: int, count: int) -> None:
-        entry = groups[group].setdefault(key, {"critical_ms": 0.0, "busy_ms": 0.0, "count": 0})
-        entry["critical_ms"] += critical_ns / 1e6
-        entry["busy_ms"] += busy_ns / 1e6
-        entry["count"] += count
-
+    # [critical ns, busy ns, count] per key, converted to milliseconds once at the end.
+    by_category: dict[str, list[int]] = {}
+    by_tool: dict[str, list[int]] = {}
+    by_model: dict[str, list[int]] = {}
     spans_out = []
+    nodes = tree.nodes
     for span_id, _ in tree.walk():
-        node = tree.nodes[span_id]
-        name, category = name_of(span_id)
-        virtual = span_id == VIRTUAL_ROOT_ID
+        node = nodes[span_id]
         critical_ns = crit.get(span_id, 0)
-        add("by_category", category, critical_ns, 0 if virtual else node.duration, 0 if virtual else 1)
         s = labels.get(span_id)
-        if s is not None and category == "tool":
-            add("by_tool", s.tool_name or "(unnamed)", critical_ns, node.duration, 1)
-        if s is not None and category == "llm":
-            add("by_model", s.model or "(unknown)", critical_ns, node.duration, 1)
-        if not virtual:
-            spans_out.append({"span_id": span_id, "name": name, "category": category,
-                              "duration_ms": _ms(node.duration), "self_ms": _ms(own[span_id]),
-                              "critical_ms": _ms(critical_ns)})
-    for group in groups.values():
-        for entry in group.values():
-            entry["critical_ms"] = round(entry["critical_ms"], 6)
-            entry["busy_ms"] = round(entry["busy_ms"], 6)
+        if s is None:  # the virtual root: its time counts, it is not a span
+            entry = by_category.setdefault("other", [0, 0, 0])
+            entry[0] += critical_ns
+            continue
+        duration = node.duration
+        for group, key, wanted in ((by_category, s.category, True),
+                                   (by_tool, s.tool_name or "(unnamed)", s.category == "tool"),
+                                   (by_model, s.model or "(unknown)", s.category == "llm")):
+            if wanted:
+                entry = group.setdefault(key, [0, 0, 0])
+                entry[0] += critical_ns
+                entry[1] += duration
+                entry[2] += 1
+        spans_out.append({"span_id": span_id, "name": s.name, "category": s.category,
+                          "duration_ms": duration / 1e6, "self_ms": own[span_id] / 1e6,
+                          "critical_ms": critical_ns / 1e6})
+
+    def as_ms(group: dict[str, list[int]]) -> dict[str, dict[str, float]]:
+        return {key: {"critical_ms": _ms(c), "busy_ms": _ms(b), "count": n} for key, (c, b, n) in group.items()}
+
+    groups = {"by_category": as_ms(by_category), "by_tool": as_ms(by_tool), "by_model": as_ms(by_model)}
     return {
         "trace_id": trace_id,
         "root_span_id": tree.root_id,

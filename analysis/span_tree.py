@@ -45,19 +45,27 @@ class SpanTree:
     """Spans whose ancestry loops back on itself; attached under the primary root."""
     duplicates: list[str] = field(default_factory=list)
     virtual_root: bool = False
+    _order: list[tuple[str, int]] | None = field(default=None, repr=False, compare=False)
 
     def sort_key(self, span_id: str) -> tuple[int, int, str]:
         node = self.nodes[span_id]
         return node.start, node.end, span_id
 
-    def walk(self) -> Iterable[tuple[str, int]]:
-        """(span_id, depth) depth-first from each root, children in order."""
-        for root in self.roots:
-            stack = [(root, 0)]
-            while stack:
-                span_id, depth = stack.pop()
-                yield span_id, depth
-                stack.extend((child, depth + 1) for child in reversed(self.children.get(span_id, ())))
+    def walk(self) -> list[tuple[str, int]]:
+        """(span_id, depth) depth-first from each root, children in order. Computed once."""
+        if self._order is None:
+            order: list[tuple[str, int]] = []
+            children = self.children
+            for root in self.roots:
+                stack = [(root, 0)]
+                while stack:
+                    span_id, depth = stack.pop()
+                    order.append((span_id, depth))
+                    kids = children.get(span_id)
+                    if kids:
+                        stack.extend((child, depth + 1) for child in reversed(kids))
+            self._order = order
+        return self._order
 
 
 def _primary(roots: list[Interval]) -> Interval:

@@ -23,7 +23,7 @@ from trajscope.query.params import (
     time_param,
     trace_id_param,
 )
-from trajscope.query.serialise import OrjsonResponse, rows, span_item, trace_item
+from trajscope.query.serialise import OrjsonResponse, rows, span_rows, trace_item
 from trajscope.query.sessions import get_session, list_sessions
 from trajscope.query.stats import latency_stats, usage_stats
 from trajscope.storage.duckdb_store import DuckDBStore
@@ -106,10 +106,10 @@ def create_app(state: AppState) -> FastAPI:
     def trace_spans(trace_id: str, project: str | None,
                     columns: tuple[str, ...] | None = None) -> tuple[str, list[dict[str, Any]]]:
         trace_id = trace_id_param(trace_id)
-        spans = rows(state.store.get_trace(trace_id, project, columns))
+        spans = span_rows(state.store.get_trace(trace_id, project, columns))
         if not spans:
             raise ApiError(ErrorCode.NOT_FOUND, f"no trace {trace_id}")
-        return trace_id, [span_item(s) for s in spans]
+        return trace_id, spans
 
     @app.get("/api/v1/traces/{trace_id}", tags=["traces"], dependencies=guarded)
     def get_trace(trace_id: str, project: str | None = None) -> Any:

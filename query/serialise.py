@@ -54,3 +54,16 @@ def span_item(row: dict[str, Any]) -> dict[str, Any]:
 
 def rows(table: pa.Table) -> list[dict[str, Any]]:
     return table.to_pylist()
+
+
+def span_rows(table: pa.Table) -> list[dict[str, Any]]:
+    """``span_item`` for a whole table, column by column: several times faster on big traces."""
+    columns = table.to_pydict()
+    for name, values in columns.items():
+        if name in JSON_COLUMNS:
+            empty = [] if name in _EMPTY_LIST_COLUMNS else {}
+            columns[name] = [orjson.loads(v) if v is not None else empty for v in values]
+    if "duration_ns" in columns:
+        columns["duration_ms"] = [round(ns / 1e6, 6) for ns in columns["duration_ns"]]
+    names = list(columns)
+    return [dict(zip(names, values, strict=True)) for values in zip(*columns.values(), strict=True)]

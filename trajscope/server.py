@@ -10,8 +10,11 @@ import asyncio
 import contextlib
 import logging
 import multiprocessing
+import os
 import signal
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import asdict
@@ -48,7 +51,20 @@ def make_decoder(workers: int) -> Executor:
     process receives and the writer thread inserts. ``0`` decodes on a thread here instead."""
     if workers <= 0:
         return ThreadPoolExecutor(max_workers=1, thread_name_prefix="trajscope-decode")
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_exit_with_parent, initargs=(os.getpid(),))
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    """In a decode process: exit when the server is gone. A SIGKILLed server cannot stop its pool, and
+    an orphaned worker would otherwise wait on its queue forever."""
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="trajscope-parent-watch", daemon=True).start()
 
 
 def _ready() -> bool:

@@ -11,6 +11,7 @@ import time
 import duckdb
 import grpc
 import httpx
+import psutil
 
 from tests.e2e.conftest import make_server
 from tests.otlp_builders import make_request, make_span
@@ -62,8 +63,12 @@ def test_sigkill_loses_no_acknowledged_span_and_stores_none_twice(tmp_path):
     deadline = time.monotonic() + 20
     while len(acked) < 3000 and time.monotonic() < deadline:
         time.sleep(0.05)
+    workers = psutil.Process(server.proc.pid).children(recursive=True)
     server.proc.send_signal(signal.SIGKILL)
     server.proc.wait(10)
+    # its decode processes must not outlive it
+    _, alive = psutil.wait_procs(workers, timeout=10)
+    assert not alive, f"{len(alive)} decode processes outlived the killed server"
     stop.set()
     for t in threads:
         t.join(10)
