@@ -27,13 +27,14 @@ def main() -> None:
     payloads = read_payloads(Path(path))
     latencies: list[float] = []
     sent_at: list[float] = []
+    acked: list[int] = []
     t_zero = time.perf_counter()
     failures = [0]
     lock = threading.Lock()
     start_at = time.time() + 0.2
 
     def client(idx: int) -> None:
-        mine = payloads[idx::clients]
+        mine = list(enumerate(payloads))[idx::clients]
         interval = clients / rate if rate else 0.0
         if protocol == "grpc":
             channel = grpc.insecure_channel(target, options=[("grpc.max_send_message_length", 64 << 20)])
@@ -50,7 +51,7 @@ def main() -> None:
         while time.time() < start_at:
             time.sleep(0.001)
         next_at = start_at + idx * (interval / clients if interval else 0)
-        for p in mine:
+        for index, p in mine:
             if interval:
                 delay = next_at - time.time()
                 if delay > 0:
@@ -66,6 +67,7 @@ def main() -> None:
             with lock:
                 latencies.append(time.perf_counter() - t0)
                 sent_at.append(t0 - t_zero)
+                acked.append(index)
 
     threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
     for t in threads:
@@ -73,7 +75,8 @@ def main() -> None:
     for t in threads:
         t.join()
     print(json.dumps({"first_send": start_at, "last_ack": time.time(), "latencies": latencies,
-                      "failures": failures[0], "sent_at": sent_at}))
+                      "failures": failures[0], "sent_at": sent_at,
+                      "acked": acked}))
 
 
 if __name__ == "__main__":
