@@ -29,8 +29,12 @@ test: install tests/e2e/js/node_modules/.package-lock.json lint
 	$(BIN)/python -m pytest -q
 
 bench: install
+	$(BIN)/pip install --quiet -e ".[test,bench]"
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/lookup.py
+	$(BIN)/python bench/trajectory_stats.py
+	$(BIN)/python bench/compare_phoenix.py
+	$(BIN)/python bench/scaling.py
 
 clean:
 	rm -rf $(VENV) tests/e2e/js/node_modules .pytest_cache

@@ -133,15 +133,24 @@ COLUMNS = ("span_id", "parent_span_id", "start_time_unix_nano", "end_time_unix_n
            "tool_name", "response_model", "request_model", "agent_name", "service_name")
 
 
+def labels_from_columns(columns: dict[str, list[Any]]) -> list[SpanLabels]:
+    """Labels from column lists (``COLUMNS``), without building a dict per span."""
+    models = [r or q for r, q in zip(columns["response_model"], columns["request_model"], strict=True)]
+    return [SpanLabels(*values) for values in zip(
+        columns["span_id"], columns["parent_span_id"], columns["start_time_unix_nano"],
+        columns["end_time_unix_nano"], columns["name"], columns["category"], columns["tool_name"], models,
+        columns["agent_name"], columns["service_name"], strict=True)]
+
+
 def labels_from_rows(rows: list[dict[str, Any]]) -> list[SpanLabels]:
-    return [SpanLabels(r["span_id"], r["parent_span_id"], r["start_time_unix_nano"], r["end_time_unix_nano"],
-                       r["name"], r["category"], r["tool_name"], r["response_model"] or r["request_model"],
-                       r["agent_name"], r["service_name"]) for r in rows]
+    return labels_from_columns({name: [r[name] for r in rows] for name in COLUMNS})
 
 
-def latency_report(trace_id: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """The latency response: critical path sections, per-span self/critical time, breakdowns."""
-    tree, labels = _tree(labels_from_rows(rows))
+def latency_report(trace_id: str, spans: list[dict[str, Any]] | list[SpanLabels]) -> dict[str, Any]:
+    """The latency response: critical path sections, per-span self/critical time, breakdowns. ``spans``
+    are stored-span dicts or ready-made ``SpanLabels``."""
+    labels_in = spans if not spans or isinstance(spans[0], SpanLabels) else labels_from_rows(spans)
+    tree, labels = _tree(labels_in)
     sections = critical_path(tree)
     crit = critical_time(sections)
     own = self_time(tree)

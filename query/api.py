@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Header, Query, Request
 
 from trajscope.analysis.latency import COLUMNS as LATENCY_COLUMNS
-from trajscope.analysis.latency import latency_report
+from trajscope.analysis.latency import labels_from_columns, latency_report
 from trajscope.analysis.trajectory import COLUMNS as TRAJECTORY_COLUMNS
 from trajscope.analysis.trajectory import build_trajectory
 from trajscope.collector.auth import is_authorised, key_from_headers
@@ -128,8 +128,11 @@ def create_app(state: AppState) -> FastAPI:
     def get_latency(trace_id: str, project: str | None = None) -> Any:
         """Critical path and where the time went: per-span self and critical time, and critical/busy time
         by category, tool and model (critical times sum to the root's duration)."""
-        trace_id, spans = trace_spans(trace_id, project, LATENCY_COLUMNS)
-        return latency_report(trace_id, spans)
+        trace_id = trace_id_param(trace_id)
+        table = state.store.get_trace(trace_id, project, LATENCY_COLUMNS)
+        if table.num_rows == 0:
+            raise ApiError(ErrorCode.NOT_FOUND, f"no trace {trace_id}")
+        return latency_report(trace_id, labels_from_columns(table.to_pydict()))
 
     @app.get("/api/v1/sessions", tags=["sessions"], dependencies=guarded)
     def sessions(

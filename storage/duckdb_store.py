@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 DB_FILE = "trajscope.duckdb"
 CHECKPOINT_BACKSTOP = "512MB"
 INDEX_SCAN_MAX_ROWS = 2048
+STORAGE_VERSION = "v1.5.0"
 IDLE_CHECKPOINT_ROWS = 20_000
 _SPAN_COLS = ", ".join(SPAN_COLUMN_NAMES)
 _TRACE_COLS = ", ".join(TRACE_COLUMN_NAMES)
@@ -48,7 +49,11 @@ class DuckDBStore:
             if not read_only:
                 directory.mkdir(parents=True, exist_ok=True)
             self.db_path = str(directory / DB_FILE)
-        config = {"memory_limit": memory_limit} if memory_limit else {}
+        # New files get a storage format with ZSTD string compression (schema.ZSTD_COLUMNS); existing files
+        # keep the format they were created with.
+        config = {"storage_compatibility_version": STORAGE_VERSION}
+        if memory_limit:
+            config["memory_limit"] = memory_limit
         self._con = duckdb.connect(self.db_path, read_only=read_only, config=config)
         if not read_only:
             self.schema_version = migrate(self._con)

@@ -118,8 +118,15 @@ TRACE_SCHEMA = pa.schema([pa.field(name, typ, nullable) for name, typ, _, nullab
 ADDED_IN_VERSION: dict[str, int] = {"critical_breakdown": 2, "usage_breakdown": 2}
 
 
+# Long, high-entropy text (prompts, completions, tool results) compresses several times better with ZSTD
+# than with DuckDB's default FSST. Needs a database file created at storage version >= 1.2 (DuckDBStore
+# creates new files so); older files keep FSST.
+ZSTD_COLUMNS = frozenset({"attributes", "events", "links"})
+
+
 def column_ddl(name: str, sql: str, nullable: bool) -> str:
-    return f"{name} {sql}{'' if nullable else ' NOT NULL'}"
+    compression = " USING COMPRESSION zstd" if name in ZSTD_COLUMNS else ""
+    return f"{name} {sql}{'' if nullable else ' NOT NULL'}{compression}"
 
 
 def columns_ddl(columns: tuple[tuple[str, pa.DataType, str, bool], ...], version: int = 1) -> str:
