@@ -98,6 +98,15 @@ def main() -> None:
                        ("agent + min duration", TraceFilter(agent="billing-agent", min_duration_ns=5 * 10**9))):
         t = timed(lambda f=flt: store.list_traces(f), 20)
         print(f"list_traces {label}: p50 {median(t):.2f} ms, p95 {pct(t, 0.95):.2f} ms")
+    for label, sql in (
+        ("GROUP BY tool_name", "SELECT tool_name, count(*), avg(duration_ns) FROM spans GROUP BY tool_name"),
+        ("GROUP BY model", "SELECT coalesce(response_model, request_model) AS model, count(*), "
+                           "sum(input_tokens), sum(output_tokens) FROM spans WHERE category = 'llm' GROUP BY 1"),
+        ("GROUP BY category, status", "SELECT category, status_code, count(*), quantile_cont(duration_ns, 0.95) "
+                                      "FROM spans GROUP BY ALL"),
+    ):
+        t = timed(lambda q=sql: store.query(q), 5)
+        print(f"SQL {label} over {count:,} spans: p50 {median(t):.0f} ms")
     store.close()
 
 

@@ -8,6 +8,7 @@ Prints the figures and writes bench/scaling.png.
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -45,7 +46,13 @@ def main() -> None:
     parser.add_argument("--clients", type=int, nargs="*", default=[1, 2, 4, 8])
     parser.add_argument("--batches", type=int, nargs="*", default=[128, 512, 2048])
     parser.add_argument("--sizes", type=int, nargs="*", default=[1_000_000, 3_000_000, 10_000_000])
+    parser.add_argument("--plot-only", action="store_true", help="redraw scaling.png from scaling.json")
     args = parser.parse_args()
+    if args.plot_only:
+        saved = json.loads((HERE / "scaling.json").read_text())
+        plot({int(k): v for k, v in saved["clients"].items()}, {int(k): v for k, v in saved["batches"].items()},
+             {int(k): tuple(v) for k, v in saved["sizes"].items()})
+        return
     OUT.mkdir(exist_ok=True)
     print(f"trajscope scaling — {env_note()}; end-to-end spans/s, medians of {args.runs} runs")
     by_clients = {}
@@ -61,7 +68,12 @@ def main() -> None:
         by_size[size] = lookup_p50(size)
         print(f"  store of {size:,} spans: trace lookup p50 {by_size[size][0]:.1f} ms, "
               f"trace list p50 {by_size[size][1]:.1f} ms", flush=True)
+    (HERE / "scaling.json").write_text(json.dumps({"clients": by_clients, "batches": by_batch, "sizes": by_size},
+                                                  indent=1))
+    plot(by_clients, by_batch, by_size)
 
+
+def plot(by_clients: dict[int, float], by_batch: dict[int, float], by_size: dict[int, tuple[float, float]]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -73,6 +85,8 @@ def main() -> None:
     axes[1].plot(list(by_batch), list(by_batch.values()), marker="o")
     axes[1].set(title="Ingest vs batch size", xlabel="spans per request (4 clients)", ylabel="spans/s",
                 xscale="log")
+    axes[1].set_xticks(list(by_batch), labels=[str(b) for b in by_batch])
+    axes[1].minorticks_off()
     sizes = [s / 1e6 for s in by_size]
     axes[2].plot(sizes, [v[0] for v in by_size.values()], marker="o", label="trace lookup p50")
     axes[2].plot(sizes, [v[1] for v in by_size.values()], marker="o", label="trace list p50")

@@ -1,0 +1,54 @@
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from tests.otlp_builders import make_request, make_span
+from trajscope.collector.pipeline import IngestPipeline, InvalidRequest, Overloaded, Unavailable
+from trajscope.storage.group_commit import GroupCommitWriter
+
+
+def _run(coro):
+    return asyncio.run(coro)
+
+
+def test_pipeline_refuses_when_the_backlog_is_full():
+    writer = GroupCommitWriter(lambda t: t.num_rows)
+    pipeline = IngestPipeline(writer, ThreadPoolExecutor(1), max_pending_spans=0)
+    with pytest.raises(Overloaded, match="backlog full"):
+        _run(pipeline.export(make_request([make_span()]).SerializeToString(), "protobuf", "p"))
+    assert pipeline.stats.overloaded == 1
+    writer.close()
+
+
+def test_pipeline_storage_failure_is_retryable_unavailable():
+    def broken(table):
+        raise OSError("disk full")
+
+    writer = GroupCommitWriter(broken)
+    pipeline = IngestPipeline(writer, ThreadPoolExecutor(1))
+    with pytest.raises(Unavailable, match="disk full"):
+        _run(pipeline.export(make_request([make_span()]).SerializeToString(), "protobuf", "p"))
+    assert pipeline.stats.failed == 1
+    writer.close()
+
+
+def test_pipeline_counts_partial_success_and_invalid_requests():
+    writer = GroupCommitWriter(lambda t: t.num_rows)
+    pipeline = IngestPipeline(writer, ThreadPoolExecutor(1))
+    outcome = _run(pipeline.export(
+        make_request([make_span(), make_span(span_id=bytes(8))]).SerializeToString(), "protobuf", "p"))
+    assert (outcome.accepted, outcome.rejected) == (1, 1)
+    with pytest.raises(InvalidRequest):
+        _run(pipeline.export(b"\xff\xff", "protobuf", "p"))
+    assert (pipeline.stats.spans_accepted, pipeline.stats.spans_rejected, pipeline.stats.invalid_requests) == (
+        1, 1, 1)
+    writer.close()
+
+
+def test_pipeline_after_shutdown_is_unavailable():
+    writer = GroupCommitWriter(lambda t: t.num_rows)
+    writer.close()
+    pipeline = IngestPipeline(writer, ThreadPoolExecutor(1))
+    with pytest.raises(Unavailable, match="shutting down"):
+        _run(pipeline.export(make_request([make_span()]).SerializeToString(), "protobuf", "p"))
