@@ -64,7 +64,10 @@ def critical_path(tree: SpanTree, root_id: str | None = None) -> list[Section]:
             if end < t:
                 sections.append(Section(span_id, end, t))
             frame[2] = start
-            stack.append([child, start, end, _clipped_children(tree, child, start, end), 0])
+            if child in tree.children:
+                stack.append([child, start, end, _clipped_children(tree, child, start, end), 0])
+            else:  # a leaf owns its whole (clipped) interval; most spans are leaves
+                sections.append(Section(child, start, end))
         else:
             if t > lo:
                 sections.append(Section(span_id, lo, t))

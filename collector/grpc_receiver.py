@@ -57,7 +57,10 @@ def build_grpc_server(pipeline: IngestPipeline, host: str, port: int, api_key: s
         ("grpc.so_reuseport", 0),
     ])
     server.add_generic_rpc_handlers((_handler(pipeline, api_key),))
-    bound = server.add_insecure_port(f"{host}:{port}")
+    try:
+        bound = server.add_insecure_port(f"{host}:{port}")
+    except RuntimeError as exc:  # grpcio raises this when the bind fails
+        raise OSError(f"cannot listen for OTLP/gRPC on {host}:{port} (port in use?)") from exc
     if bound == 0:
         raise OSError(f"cannot listen for OTLP/gRPC on {host}:{port} (port in use?)")
     return server

@@ -105,6 +105,7 @@ def summarise_trace(spans: Sequence[SpanFacts], updated_at: int) -> tuple:
         sum(costs) if costs else None,
         has_root,
         updated_at,
-        [r._asdict() for r in critical],
-        [u._asdict() for u in usage],
+        # Tuples in field order: pyarrow builds the structs from them directly.
+        critical,
+        usage,
     )

@@ -12,6 +12,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -19,6 +20,7 @@ from collections.abc import Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import asdict
 
+import duckdb
 import uvicorn
 
 from trajscope.collector.grpc_receiver import build_grpc_server
@@ -78,8 +80,35 @@ async def warm_up(decoder: Executor, workers: int) -> None:
     await asyncio.gather(*(loop.run_in_executor(decoder, _ready) for _ in range(max(1, workers))))
 
 
+class StartupError(Exception):
+    """The server cannot start; the message says why and what to do."""
+
+
+def check_ports_free(settings: ServerSettings) -> None:
+    for label, port in (("OTLP/gRPC", settings.grpc_port), ("OTLP/HTTP", settings.http_port),
+                        ("API", settings.api_port)):
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((settings.host, port))
+            except OSError as exc:
+                raise StartupError(f"cannot listen for {label} on {settings.host}:{port}: {exc.strerror}; "
+                                   f"choose another port (--{label.split('/')[-1].lower()}-port)") from None
+
+
+def open_store(settings: ServerSettings) -> DuckDBStore:
+    try:
+        return DuckDBStore(settings.data)
+    except duckdb.IOException as exc:
+        if "lock" in str(exc).lower():
+            raise StartupError(f"data directory {settings.data} is in use by another process (is another "
+                               f"`trajscope serve` running on it?): {exc}") from None
+        raise StartupError(f"cannot open data directory {settings.data}: {exc}") from None
+
+
 async def serve(settings: ServerSettings) -> None:
-    store = DuckDBStore(settings.data)
+    check_ports_free(settings)
+    store = open_store(settings)
     writer = GroupCommitWriter(store.write, on_idle=store.maybe_checkpoint)
     decoder = make_decoder(settings.decode_workers)
     pipeline = IngestPipeline(writer, decoder, max_pending_spans=settings.max_pending_spans)
@@ -135,7 +164,7 @@ async def serve(settings: ServerSettings) -> None:
 def run(settings: ServerSettings) -> int:
     try:
         asyncio.run(serve(settings))
-    except OSError as exc:
+    except (StartupError, OSError) as exc:
         print(f"trajscope: {exc}", file=sys.stderr)
         return 1
     return 0
