@@ -9,20 +9,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import multiprocessing
-import os
 import signal
 import socket
 import sys
-import threading
-import time
 from collections.abc import Iterator
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import asdict
 
 import duckdb
 import uvicorn
 
+from trajscope.collector.decode_pool import make_decoder, warm_up
 from trajscope.collector.grpc_receiver import build_grpc_server
 from trajscope.collector.http_receiver import build_http_app
 from trajscope.collector.pipeline import IngestPipeline
@@ -46,38 +42,6 @@ def _uvicorn(app, host: str, port: int) -> _EmbeddedServer:
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off",
                             access_log=False, timeout_graceful_shutdown=10)
     return _EmbeddedServer(config)
-
-
-def make_decoder(workers: int) -> Executor:
-    """Decoding is pure Python and holds the GIL: worker processes let it use the other core while this
-    process receives and the writer thread inserts. ``0`` decodes on a thread here instead."""
-    if workers <= 0:
-        return ThreadPoolExecutor(max_workers=1, thread_name_prefix="trajscope-decode")
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_exit_with_parent, initargs=(os.getpid(),))
-
-
-def _exit_with_parent(parent_pid: int) -> None:
-    """In a decode process: exit when the server is gone. A SIGKILLed server cannot stop its pool, and
-    an orphaned worker would otherwise wait on its queue forever."""
-
-    def watch() -> None:
-        while os.getppid() == parent_pid:
-            time.sleep(1.0)
-        os._exit(0)
-
-    threading.Thread(target=watch, name="trajscope-parent-watch", daemon=True).start()
-
-
-def _ready() -> bool:
-    return True
-
-
-async def warm_up(decoder: Executor, workers: int) -> None:
-    """Start every decode process now: spawning one (and importing trajscope in it) takes about a second,
-    which the first exports after start-up would otherwise wait for."""
-    loop = asyncio.get_running_loop()
-    await asyncio.gather(*(loop.run_in_executor(decoder, _ready) for _ in range(max(1, workers))))
 
 
 class StartupError(Exception):
