@@ -1,7 +1,7 @@
 """An agent run as the ordered steps an engineer reads: depth-first from the root, siblings by start time,
 parallel calls grouped, tool calls linked to the LLM step that requested them, anomalies flagged.
 
-Input: a trace's spans as stored-span dicts (``query.serialise.span_item``: attributes parsed).
+Input: a trace's spans as stored-span dicts (``query.serialise.span_rows``: attributes parsed).
 """
 
 from __future__ import annotations

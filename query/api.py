@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi.responses import RedirectResponse
 
 from trajscope.analysis.latency import COLUMNS as LATENCY_COLUMNS
 from trajscope.analysis.latency import labels_from_columns, latency_report
@@ -61,6 +62,11 @@ def create_app(state: AppState) -> FastAPI:
             raise ApiError(ErrorCode.UNAUTHORIZED, "missing or wrong API key (Authorization: Bearer <key>)")
 
     guarded = [Depends(authorised)]
+
+    @app.get("/", include_in_schema=False)
+    def root() -> RedirectResponse:
+        # Until the web UI is served here (issue #7), a newcomer opening the address lands on the docs.
+        return RedirectResponse("/docs")
 
     @app.get("/api/v1/health", tags=["server"])
     def health() -> Any:

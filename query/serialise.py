@@ -36,28 +36,13 @@ def trace_item(row: dict[str, Any]) -> dict[str, Any]:
     return item
 
 
-def span_item(row: dict[str, Any]) -> dict[str, Any]:
-    """Every stored field; JSON columns parsed (typed JSON, see ``collector.anyvalue``)."""
-    item: dict[str, Any] = {}
-    for name, value in row.items():
-        if name in JSON_COLUMNS:
-            if value is None:
-                item[name] = [] if name in _EMPTY_LIST_COLUMNS else {}
-            else:
-                item[name] = orjson.loads(value)
-        else:
-            item[name] = value
-    if "duration_ns" in row:
-        item["duration_ms"] = ns_to_ms(row["duration_ns"])
-    return item
-
-
 def rows(table: pa.Table) -> list[dict[str, Any]]:
     return table.to_pylist()
 
 
 def span_rows(table: pa.Table) -> list[dict[str, Any]]:
-    """``span_item`` for a whole table, column by column: several times faster on big traces."""
+    """Every stored field of each span; JSON columns parsed (typed JSON, see ``collector.anyvalue``), empty
+    events/links as ``[]``, plus ``duration_ms``. Column by column: several times faster than per row."""
     columns = table.to_pydict()
     for name, values in columns.items():
         if name in JSON_COLUMNS:

@@ -10,7 +10,6 @@ from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 from trajscope.analysis.latency import SpanLabels, breakdowns
-from trajscope.analysis.tokens import token_counting_spans
 
 
 class SpanFacts(NamedTuple):
@@ -40,11 +39,6 @@ class SpanFacts(NamedTuple):
 
 
 FACT_COLUMNS: tuple[str, ...] = SpanFacts._fields
-
-
-def counted_token_spans(spans: Sequence[SpanFacts]) -> set[str]:
-    return token_counting_spans(
-        (s.span_id, s.parent_span_id, s.input_tokens is not None or s.output_tokens is not None) for s in spans)
 
 
 def pick_root(spans: Sequence[SpanFacts]) -> tuple[SpanFacts, bool]:

@@ -1,5 +1,6 @@
+from trajscope.analysis.tokens import token_counting_spans
 from trajscope.storage.schema import TRACE_COLUMN_NAMES
-from trajscope.storage.trace_summary import SpanFacts, counted_token_spans, pick_root, summarise_trace
+from trajscope.storage.trace_summary import SpanFacts, pick_root, summarise_trace
 
 
 def facts(span_id, parent=None, start=0, end=10, inp=None, out=None, status="UNSET", category="other", **kw):
@@ -12,6 +13,10 @@ def facts(span_id, parent=None, start=0, end=10, inp=None, out=None, status="UNS
     return SpanFacts(**base)
 
 
+def counted(spans):
+    return token_counting_spans((s.span_id, s.parent_span_id, s.input_tokens is not None) for s in spans)
+
+
 def summary(spans):
     return dict(zip(TRACE_COLUMN_NAMES, summarise_trace(spans, 0), strict=True))
 
@@ -20,19 +25,19 @@ def test_tokens_counted_once_when_wrapper_and_client_both_report():
     # langchain LLM span (100/10) wraps the openai client span reporting the same call (100/10)
     spans = [facts("root"), facts("lc", "root", inp=100, out=10), facts("oa", "lc", inp=100, out=10),
              facts("other", "root", inp=5, out=1)]
-    assert counted_token_spans(spans) == {"oa", "other"}
+    assert counted(spans) == {"oa", "other"}
     row = summary(spans)
     assert (row["input_tokens"], row["output_tokens"]) == (105, 11)
 
 
 def test_tokens_shadowing_reaches_through_intermediate_spans():
     spans = [facts("agent", inp=999), facts("http", "agent"), facts("llm", "http", inp=10)]
-    assert counted_token_spans(spans) == {"llm"}
+    assert counted(spans) == {"llm"}
 
 
 def test_tokens_cycle_in_bad_data_terminates():
     spans = [facts("a", "b", inp=1), facts("b", "a", inp=2)]
-    assert counted_token_spans(spans) <= {"a", "b"}
+    assert counted(spans) <= {"a", "b"}
 
 
 def test_root_prefers_real_root_then_longest():

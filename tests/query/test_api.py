@@ -1,0 +1,52 @@
+"""The query API in-process (FastAPI test client) over an in-memory store."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.otlp_builders import make_request, make_span
+from trajscope.collector.otlp_decode import decode_request
+from trajscope.query.api import AppState, create_app
+from trajscope.storage.duckdb_store import DuckDBStore
+
+
+@pytest.fixture
+def client():
+    store = DuckDBStore(":memory:")
+    state = AppState(store)
+    state.ready = True
+    yield TestClient(create_app(state)), store
+    store.close()
+
+
+def test_api_root_leads_to_the_docs(client):
+    api, _ = client
+    response = api.get("/", follow_redirects=False)
+    assert response.status_code == 307 and response.headers["location"] == "/docs"
+    assert api.get("/docs").status_code == 200
+
+
+def test_api_health_is_503_until_ready():
+    store = DuckDBStore(":memory:")
+    api = TestClient(create_app(AppState(store)))
+    response = api.get("/api/v1/health")
+    assert response.status_code == 503 and response.json()["error"]["code"] == "not_ready"
+    store.close()
+
+
+def test_api_trace_list_paging_and_filters(client):
+    api, store = client
+    ids = []
+    for i in range(5):
+        root = make_span(f"run {i}", start=(i + 1) * 10**9, end=(i + 1) * 10**9 + (i + 1) * 10**6)
+        store.write(decode_request(make_request([root]).SerializeToString()).table)
+        ids.append(root.trace_id.hex())
+    first = api.get("/api/v1/traces", params={"limit": 2}).json()
+    assert [t["trace_id"] for t in first["traces"]] == ids[::-1][:2]
+    second = api.get("/api/v1/traces", params={"limit": 2, "cursor": first["next_cursor"]}).json()
+    assert [t["trace_id"] for t in second["traces"]] == ids[::-1][2:4]
+    slow = api.get("/api/v1/traces", params={"min_duration_ms": 3}).json()["traces"]
+    assert sorted(t["trace_id"] for t in slow) == sorted(ids[2:])
+    window = api.get("/api/v1/traces", params={"since": str(2 * 10**9), "until": "1970-01-01T00:00:04Z"})
+    assert sorted(t["trace_id"] for t in window.json()["traces"]) == sorted(ids[1:3])
