@@ -82,10 +82,10 @@ class DuckDBStore:
             con = self._con
             con.execute("BEGIN TRANSACTION")
             try:
-                trace_ids = sorted(set(spans.column("trace_id").to_pylist()))
-                facts = self._stored_facts(con, trace_ids)
+                span_trace_ids = spans.column("trace_id").to_pylist()
+                facts = self._stored_facts(con, sorted(set(span_trace_ids)))
                 known = set(facts)
-                fresh = self._only_new(spans, facts)
+                fresh = self._only_new(spans, span_trace_ids, facts)
                 if fresh.num_rows:
                     con.register("incoming_spans", fresh)
                     con.execute(f"INSERT INTO spans ({_SPAN_COLS}) SELECT {_SPAN_COLS} FROM incoming_spans")
@@ -129,14 +129,14 @@ class DuckDBStore:
             log.warning("  %d / %d trace summaries recomputed", min(i + chunk, len(stale)), len(stale))
 
     @staticmethod
-    def _only_new(spans: pa.Table, facts: dict[str, list[SpanFacts]]) -> pa.Table:
+    def _only_new(spans: pa.Table, trace_ids: list[str], facts: dict[str, list[SpanFacts]]) -> pa.Table:
         """Drop spans already stored, and repeats within the batch: writes are idempotent.
 
         Only the writer thread inserts, so what ``_stored_facts`` read is still true at insert time; that
         is why no unique index is needed (one ART index fewer on the hot path)."""
         seen = {(f.trace_id, f.span_id) for trace in facts.values() for f in trace}
         keep = []
-        for key in zip(spans.column("trace_id").to_pylist(), spans.column("span_id").to_pylist(), strict=True):
+        for key in zip(trace_ids, spans.column("span_id").to_pylist(), strict=True):
             keep.append(key not in seen)
             seen.add(key)
         return spans if all(keep) else spans.filter(pa.array(keep))
