@@ -55,8 +55,8 @@ def read_payloads(path: Path) -> list[bytes]:
 
 
 class ServerProcess:
-    def __init__(self, data: Path, *extra: str) -> None:
-        if data.exists():
+    def __init__(self, data: Path, *extra: str, keep: bool = False) -> None:
+        if data.exists() and not keep:
             shutil.rmtree(data)
         self.data = data
         self.grpc_port, self.http_port, self.api_port = free_port(), free_port(), free_port()

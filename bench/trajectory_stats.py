@@ -14,17 +14,16 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pyarrow as pa
 import pyarrow.compute as pc
-from fastapi.testclient import TestClient
 
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent.parent))  # for tests.otlp_builders
-from common import OUT, build_payloads, env_note, median, pct, timed
+from common import OUT, ServerProcess, build_payloads, env_note, median, pct, timed
 
 from tests.otlp_builders import make_request, make_span
 from trajscope.collector.otlp_decode import decode_request
-from trajscope.query.api import AppState, create_app
 from trajscope.storage.duckdb_store import DuckDBStore
 
 
@@ -85,19 +84,21 @@ def main() -> None:
     OUT.mkdir(exist_ok=True)
     print(f"trajscope analysis benchmark — {env_note()}")
     store = build_stats_store(OUT / "analysis", args.spans)
-    client = TestClient(create_app(AppState(store)))
     big = {}
     for n in (10_000, 50_000):
         table = decode_request(big_trace(n)).table
         store.write(table)
         big[n] = table.column("trace_id")[0].as_py()
     count = store.query("SELECT count(*) AS n FROM spans").column("n")[0].as_py()
+    store.close()
     print(f"store: {count:,} spans")
+    server = ServerProcess(OUT / "analysis", keep=True)
+    client = httpx.Client(base_url=server.url(""), timeout=120)
     for n, trace_id in big.items():
         for what in ("trajectory", "latency"):
             t = timed(lambda w=what, i=trace_id: client.get(f"/api/v1/traces/{i}/{w}").raise_for_status(),
                       args.repeat)
-            print(f"{what} of a {n:,}-span trace (HTTP, in-process): p50 {median(t):.0f} ms, max {max(t):.0f} ms")
+            print(f"{what} of a {n:,}-span trace (HTTP): p50 {median(t):.0f} ms, max {max(t):.0f} ms")
     for endpoint, groups in (("latency", ("category", "tool", "model", "agent", "span_name")),
                              ("usage", ("model", "agent", "user", "session", "day"))):
         for group in groups:
@@ -106,7 +107,7 @@ def main() -> None:
                       args.repeat)
             print(f"stats/{endpoint}?group_by={group} over {count:,} spans: p50 {median(t):.0f} ms, "
                   f"p95 {pct(t, 0.95):.0f} ms")
-    store.close()
+    server.stop()
 
 
 if __name__ == "__main__":
