@@ -8,6 +8,7 @@ from typing import Any, NamedTuple
 from trajscope.analysis.critical_path import critical_path, critical_time, self_time
 from trajscope.analysis.span_tree import Interval, SpanTree, build_tree
 from trajscope.analysis.tokens import token_counting_spans
+from trajscope.analysis.units import ns_to_ms as _ms
 
 
 class SpanLabels(NamedTuple):
@@ -122,10 +123,6 @@ def _critical_rows(tree: SpanTree, labels: dict[str, SpanLabels],
                (s.category, s.tool_name, s.model, agents.get(span_id), s.name, s.service_name))
         totals[key] = totals.get(key, 0) + ns
     return [BreakdownRow(*key, ns) for key, ns in totals.items()]
-
-
-def _ms(ns: int) -> float:
-    return round(ns / 1e6, 6)
 
 
 # The stored-span columns a latency report reads.

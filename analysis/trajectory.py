@@ -12,6 +12,7 @@ from typing import Any
 from trajscope.analysis import content
 from trajscope.analysis.span_tree import VIRTUAL_ROOT_ID, Interval, SpanTree, build_tree
 from trajscope.analysis.tokens import token_counting_spans
+from trajscope.analysis.units import ns_to_ms as _ms
 
 LOOP_THRESHOLD = 3
 # The stored-span columns a trajectory reads.
@@ -24,10 +25,6 @@ COLUMNS = ("span_id", "parent_span_id", "name", "category", "start_time_unix_nan
 def tree_of(spans: list[dict[str, Any]]) -> SpanTree:
     return build_tree(Interval(s["span_id"], s["parent_span_id"], s["start_time_unix_nano"],
                                s["end_time_unix_nano"]) for s in spans)
-
-
-def _ms(ns: int) -> float:
-    return round(ns / 1e6, 6)
 
 
 def parallel_groups(tree: SpanTree) -> dict[str, int]:

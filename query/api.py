@@ -24,7 +24,7 @@ from trajscope.query.params import (
     time_param,
     trace_id_param,
 )
-from trajscope.query.serialise import OrjsonResponse, rows, span_rows, trace_item
+from trajscope.query.serialise import OrjsonResponse, span_rows, trace_item
 from trajscope.query.sessions import get_session, list_sessions
 from trajscope.query.stats import latency_stats, usage_stats
 from trajscope.storage.duckdb_store import DuckDBStore
@@ -103,7 +103,7 @@ def create_app(state: AppState) -> FastAPI:
             limit=limit + 1,
             after=decode_cursor(cursor),
         )
-        found = rows(state.store.list_traces(flt))
+        found = state.store.list_traces(flt).to_pylist()
         page = found[:limit]
         next_cursor = None
         if len(found) > limit:
@@ -144,13 +144,11 @@ def create_app(state: AppState) -> FastAPI:
 
     @app.get("/api/v1/sessions", tags=["sessions"], dependencies=guarded)
     def sessions(
-        project: str | None = None, service: str | None = None, agent: str | None = None,
-        user: str | None = None, since: str | None = None, until: str | None = None,
+        flt: Annotated[RunFilter, Depends(run_filter)], user: str | None = None,
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50, cursor: str | None = None,
     ) -> Any:
         """Sessions (conversations), most recently active first, with their totals."""
-        found = list_sessions(state.store, run_filter(project, service, agent, since, until), user, limit + 1,
-                              decode_session_cursor(cursor))
+        found = list_sessions(state.store, flt, user, limit + 1, decode_session_cursor(cursor))
         page, next_cursor = found[:limit], None
         if len(found) > limit:
             next_cursor = encode_session_cursor(page[-1]["last_start_time_unix_nano"], page[-1]["session_id"])
@@ -166,27 +164,31 @@ def create_app(state: AppState) -> FastAPI:
 
     @app.get("/api/v1/stats/latency", tags=["stats"], dependencies=guarded)
     def stats_latency(
+        flt: Annotated[RunFilter, Depends(run_filter)],
         group_by: Annotated[str, Query(pattern="^(category|tool|model|agent|span_name)$")] = "category",
-        project: str | None = None, service: str | None = None, agent: str | None = None,
-        since: str | None = None, until: str | None = None,
     ) -> Any:
         """Where the time of many runs goes: per group, count and duration percentiles, and the total
         critical-path time with its share of all critical time."""
-        return OrjsonResponse(latency_stats(state.store, group_by, run_filter(project, service, agent, since, until)))
+        return OrjsonResponse(latency_stats(state.store, group_by, flt))
 
     @app.get("/api/v1/stats/usage", tags=["stats"], dependencies=guarded)
     def stats_usage(
+        flt: Annotated[RunFilter, Depends(run_filter)],
         group_by: Annotated[str, Query(pattern="^(model|agent|user|session|day)$")] = "model",
-        project: str | None = None, service: str | None = None, agent: str | None = None,
-        since: str | None = None, until: str | None = None,
     ) -> Any:
         """Model calls, tokens (each call counted once), cost and errors per group."""
-        return OrjsonResponse(usage_stats(state.store, group_by, run_filter(project, service, agent, since, until)))
+        return OrjsonResponse(usage_stats(state.store, group_by, flt))
 
     return app
 
 
-def run_filter(project: str | None, service: str | None, agent: str | None, since: str | None,
-               until: str | None) -> RunFilter:
+def run_filter(
+    project: str | None = None,
+    service: str | None = None,
+    agent: str | None = None,
+    since: Annotated[str | None, Query(description="Unix ns, RFC 3339, or an age like 1h")] = None,
+    until: Annotated[str | None, Query(description="Unix ns, RFC 3339, or an age like 1h")] = None,
+) -> RunFilter:
+    """The filters every aggregate route takes (a FastAPI dependency)."""
     now = time.time_ns()
     return RunFilter(project, service, agent, time_param("since", since, now), time_param("until", until, now))

@@ -8,6 +8,7 @@ import orjson
 import pyarrow as pa
 from fastapi.responses import JSONResponse
 
+from trajscope.analysis.units import ns_to_ms
 from trajscope.storage.schema import JSON_COLUMNS
 
 TRACE_LIST_FIELDS = (
@@ -26,18 +27,10 @@ class OrjsonResponse(JSONResponse):
         return orjson.dumps(content)
 
 
-def ns_to_ms(ns: int) -> float:
-    return round(ns / 1e6, 6)
-
-
 def trace_item(row: dict[str, Any]) -> dict[str, Any]:
     item = {name: row[name] for name in TRACE_LIST_FIELDS}
     item["duration_ms"] = ns_to_ms(row["duration_ns"])
     return item
-
-
-def rows(table: pa.Table) -> list[dict[str, Any]]:
-    return table.to_pylist()
 
 
 def span_rows(table: pa.Table) -> list[dict[str, Any]]:
@@ -49,6 +42,6 @@ def span_rows(table: pa.Table) -> list[dict[str, Any]]:
             empty = [] if name in _EMPTY_LIST_COLUMNS else {}
             columns[name] = [orjson.loads(v) if v is not None else empty for v in values]
     if "duration_ns" in columns:
-        columns["duration_ms"] = [round(ns / 1e6, 6) for ns in columns["duration_ns"]]
+        columns["duration_ms"] = [ns_to_ms(ns) for ns in columns["duration_ns"]]
     names = list(columns)
     return [dict(zip(names, values, strict=True)) for values in zip(*columns.values(), strict=True)]

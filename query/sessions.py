@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from trajscope.analysis.units import ns_to_ms
 from trajscope.query.filters import RunFilter
 from trajscope.query.serialise import trace_item
 from trajscope.storage.interface import SpanStore
@@ -41,7 +42,7 @@ def list_sessions(store: SpanStore, flt: RunFilter, user: str | None, limit: int
         ORDER BY last_start_time_unix_nano DESC, session_id DESC LIMIT ?"""
     rows = store.query(sql, [*params, limit]).to_pylist()
     for r in rows:
-        r["duration_ms"] = round((r["end_time_unix_nano"] - r["start_time_unix_nano"]) / 1e6, 6)
+        r["duration_ms"] = ns_to_ms(r["end_time_unix_nano"] - r["start_time_unix_nano"])
         _clean(r)
     return rows
 
@@ -65,8 +66,8 @@ def get_session(store: SpanStore, session_id: str, project: str | None) -> dict[
         "output_tokens": sum(t["output_tokens"] for t in traces),
         "cost_usd": sum(costs) if costs else None,
         "duration_ms": sum(t["duration_ms"] for t in traces),
-        "wall_ms": round((max(r["end_time_unix_nano"] for r in rows)
-                          - min(r["start_time_unix_nano"] for r in rows)) / 1e6, 6),
+        "wall_ms": ns_to_ms(max(r["end_time_unix_nano"] for r in rows)
+                            - min(r["start_time_unix_nano"] for r in rows)),
     }
     return {"session_id": session_id, "user_id": traces[0]["user_id"], "agent_name": traces[0]["agent_name"],
             "traces": traces, "totals": totals}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from trajscope.analysis.units import ns_to_ms
 from trajscope.query.filters import RunFilter
 from trajscope.storage.interface import SpanStore
 
@@ -59,18 +60,18 @@ def latency_stats(store: SpanStore, group_by: str, flt: RunFilter) -> dict[str, 
     total = rows[0]["total_ns"] if rows and rows[0]["total_ns"] else 0
     return {
         "group_by": group_by,
-        "total_critical_ms": round(total / 1e6, 6),
+        "total_critical_ms": ns_to_ms(total),
         "groups": [{
             "key": r["key"], "count": r["count"],
             "p50_ms": _ms(r["p50"]), "p95_ms": _ms(r["p95"]), "p99_ms": _ms(r["p99"]),
-            "critical_ms": round(r["critical_ns"] / 1e6, 6),
+            "critical_ms": ns_to_ms(r["critical_ns"]),
             "critical_share": round(r["critical_ns"] / total, 6) if total else 0.0,
         } for r in rows],
     }
 
 
 def _ms(ns: float | None) -> float | None:
-    return None if ns is None else round(ns / 1e6, 6)
+    return None if ns is None else ns_to_ms(ns)
 
 
 def usage_stats(store: SpanStore, group_by: str, flt: RunFilter) -> dict[str, Any]:

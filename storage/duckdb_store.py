@@ -178,7 +178,10 @@ class DuckDBStore:
                   columns: tuple[str, ...] | None = None) -> pa.Table:
         if not _is_hex_id(trace_id):
             return SPAN_SCHEMA.empty_table() if columns is None else SPAN_SCHEMA.empty_table().select(columns)
-        cols = _SPAN_COLS if columns is None else ", ".join(c for c in columns if c in SPAN_COLUMN_NAMES)
+        unknown = set(columns or ()) - set(SPAN_COLUMN_NAMES)
+        if unknown:
+            raise ValueError(f"no such span column(s): {sorted(unknown)}")
+        cols = _SPAN_COLS if columns is None else ", ".join(columns)
         sql = f"SELECT {cols} FROM spans WHERE trace_id = '{trace_id}'"
         params: list[object] = []
         if project is not None:
