@@ -23,6 +23,7 @@ from trajscope.collector.anyvalue import key_values
 from trajscope.collector.dialects import PROJECT_RESOURCE_KEYS
 from trajscope.collector.normalise import normalise
 from trajscope.storage.schema import SPAN_COLUMNS, SPAN_SCHEMA
+from trajscope.storage.trace_summary import summarise_span_rows
 
 SPAN_KINDS = ("UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")
 STATUS_CODES = ("UNSET", "OK", "ERROR")
@@ -42,6 +43,8 @@ class DecodedBatch:
     table: pa.Table
     rejected: int = 0
     error_message: str = ""
+    # Per-trace summaries of just these spans (``trace_summary.summarise_span_rows``), when asked for.
+    summaries: pa.Table | None = None
 
     @property
     def accepted(self) -> int:
@@ -57,9 +60,9 @@ def parse_request(payload: bytes) -> ExportTraceServiceRequest:
     return request
 
 
-def decode_request(payload: bytes, default_project: str = "default") -> DecodedBatch:
+def decode_request(payload: bytes, default_project: str = "default", *, summaries: bool = False) -> DecodedBatch:
     """Decode serialized protobuf bytes (the gRPC and HTTP/protobuf body)."""
-    return decode_message(parse_request(payload), default_project)
+    return decode_message(parse_request(payload), default_project, summaries=summaries)
 
 
 def _dumps(value: Any) -> str:
@@ -117,8 +120,10 @@ def _links(span: Any) -> list[dict[str, Any]] | None:
     return out
 
 
-def decode_message(request: ExportTraceServiceRequest, default_project: str = "default") -> DecodedBatch:
-    """Walk resource → scope → span once, producing one row per valid span."""
+def decode_message(request: ExportTraceServiceRequest, default_project: str = "default", *,
+                   summaries: bool = False) -> DecodedBatch:
+    """Walk resource → scope → span once, producing one row per valid span (and, with ``summaries``,
+    the per-trace summaries of those rows)."""
     rows: list[tuple[Any, ...]] = []
     rejected = 0
     messages: list[str] = []
@@ -197,7 +202,8 @@ def decode_message(request: ExportTraceServiceRequest, default_project: str = "d
     if rejected:
         more = f" (and {rejected - len(messages)} more)" if rejected > len(messages) else ""
         message = f"{rejected} span(s) rejected: " + "; ".join(messages) + more
-    return DecodedBatch(rows_to_table(rows), rejected, message)
+    return DecodedBatch(rows_to_table(rows), rejected, message,
+                        summarise_span_rows(rows, ingested_at) if summaries else None)
 
 
 def rows_to_table(rows: list[tuple[Any, ...]]) -> pa.Table:

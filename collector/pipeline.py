@@ -1,6 +1,7 @@
-"""Ingest pipeline shared by both receivers: backlog check → decode off the event loop → group commit.
+"""Ingest pipeline shared by both receivers: backlog check → decode off the event loop → staging log.
 
-An export is acknowledged only when its spans are durable (the group-commit future resolved). Errors are
+An export is acknowledged only when its spans are durable (in the fsynced staging log; see
+``storage.staged_writer``, which loads them into the store behind the acknowledgement). Errors are
 typed so each receiver can answer with its protocol's status: ``InvalidRequest`` (not retryable),
 ``Overloaded`` and ``Unavailable`` (retryable).
 """
@@ -13,9 +14,11 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Literal
 
+import pyarrow as pa
+
 from trajscope.collector.otlp_decode import DecodedBatch, InvalidRequest, decode_request
 from trajscope.collector.otlp_json import decode_json_request
-from trajscope.storage.group_commit import GroupCommitWriter, WriterClosed
+from trajscope.storage.staged_writer import StagedWriter, WriterClosed, ipc_bytes
 
 log = logging.getLogger(__name__)
 
@@ -54,14 +57,28 @@ class IngestStats:
     by_encoding: dict[str, int] = field(default_factory=dict)
 
 
-def _decode(body: bytes, encoding: Encoding, project: str) -> DecodedBatch:
-    if encoding == "json":
-        return decode_json_request(body, project)
-    return decode_request(body, project)
+@dataclass(frozen=True)
+class _Decoded:
+    """What a decode worker sends back: the accepted spans already as an Arrow IPC stream, which is
+    exactly what the staging log stores (no second serialisation in the server process)."""
+
+    payload: bytes
+    accepted: int
+    rejected: int
+    error_message: str
+    # The traces' summaries from these spans alone: the loader's fast path for traces new to the store.
+    summaries: pa.Table | None
+
+
+def _decode(body: bytes, encoding: Encoding, project: str) -> _Decoded:
+    batch: DecodedBatch = (decode_json_request(body, project, summaries=True) if encoding == "json"
+                           else decode_request(body, project, summaries=True))
+    payload = ipc_bytes(batch.table) if batch.accepted else b""
+    return _Decoded(payload, batch.accepted, batch.rejected, batch.error_message, batch.summaries)
 
 
 class IngestPipeline:
-    def __init__(self, writer: GroupCommitWriter, decoder: Executor, *, max_pending_spans: int = 500_000):
+    def __init__(self, writer: StagedWriter, decoder: Executor, *, max_pending_spans: int = 500_000):
         self._writer = writer
         self._decoder = decoder
         self._max_pending = max_pending_spans
@@ -87,7 +104,7 @@ class IngestPipeline:
             log.warning("partial success: %s", batch.error_message)
         if batch.accepted:
             try:
-                await asyncio.wrap_future(self._writer.submit(batch.table))
+                await asyncio.wrap_future(self._writer.submit(batch.payload, batch.accepted, batch.summaries))
             except WriterClosed as exc:
                 stats.failed += 1
                 raise Unavailable(str(exc)) from exc

@@ -37,10 +37,13 @@ class AppState:
     """What the routes need from the running server."""
 
     def __init__(self, store: DuckDBStore, api_key: str | None = None,
-                 ingest_stats: Callable[[], dict[str, Any]] | None = None) -> None:
+                 ingest_stats: Callable[[], dict[str, Any]] | None = None,
+                 sync: Callable[[], object] | None = None) -> None:
         self.store = store
         self.api_key = api_key
         self.ingest_stats = ingest_stats or dict
+        # Waits until every acknowledged span is loaded: a read sees all spans acknowledged before it.
+        self.sync = sync or (lambda: None)
         self.ready = False
 
 
@@ -61,7 +64,10 @@ def create_app(state: AppState) -> FastAPI:
         if not is_authorised(state.api_key, key_from_headers(authorization, x_api_key)):
             raise ApiError(ErrorCode.UNAUTHORIZED, "missing or wrong API key (Authorization: Bearer <key>)")
 
-    guarded = [Depends(authorised)]
+    def fresh() -> None:
+        state.sync()
+
+    guarded = [Depends(authorised), Depends(fresh)]
     # Routes return OrjsonResponse objects: a plain dict would first be walked by FastAPI's
     # jsonable_encoder (~70 ms for a 10k-span trajectory) before being serialised.
 

@@ -14,12 +14,13 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from trajscope.storage.interface import TraceFilter
 from trajscope.storage.migrations import migrate
-from trajscope.storage.schema import SPAN_COLUMN_NAMES, SPAN_SCHEMA, TRACE_COLUMN_NAMES, TRACE_SCHEMA
+from trajscope.storage.schema import SPAN_COLUMN_NAMES, SPAN_SCHEMA, TRACE_COLUMN_NAMES
 from trajscope.storage.sql import Where
-from trajscope.storage.trace_summary import FACT_COLUMNS, SpanFacts, summarise_trace
+from trajscope.storage.trace_summary import FACT_COLUMNS, SpanFacts, summarise_trace, summary_table
 
 log = logging.getLogger(__name__)
 
@@ -75,26 +76,30 @@ class DuckDBStore:
             self._backfill_summaries()
 
     # -- writing ------------------------------------------------------------------------------------
-    def write(self, spans: pa.Table) -> int:
+    def write(self, spans: pa.Table, summaries: pa.Table | None = None) -> int:
+        """See ``SpanStore.write``. ``summaries`` may carry ready-made summary rows for traces that these
+        spans hold whole; they are used for traces the store has not seen before."""
         if spans.num_rows == 0:
             return 0
         with self._write_lock:
             con = self._con
             con.execute("BEGIN TRANSACTION")
             try:
-                span_trace_ids = spans.column("trace_id").to_pylist()
-                facts = self._stored_facts(con, sorted(set(span_trace_ids)))
+                trace_ids = pc.unique(spans.column("trace_id"))
+                facts = self._stored_facts(con, sorted(trace_ids.to_pylist()))
                 known = set(facts)
-                fresh = self._only_new(spans, span_trace_ids, facts)
+                fresh = self._only_new(spans, facts)
                 if fresh.num_rows:
                     con.register("incoming_spans", fresh)
                     con.execute(f"INSERT INTO spans ({_SPAN_COLS}) SELECT {_SPAN_COLS} FROM incoming_spans")
                     con.unregister("incoming_spans")
-                    columns = [fresh.column(name).to_pylist() for name in FACT_COLUMNS]
-                    touched = set()
-                    for row in zip(*columns, strict=True):
+                    ready = self._ready_summaries(summaries, known)
+                    if ready is not None:
+                        self._insert_summaries(con, ready, replace=False)
+                    rest = self._to_summarise(fresh, ready)
+                    for row in zip(*(rest.column(name).to_pylist() for name in FACT_COLUMNS), strict=True):
                         facts[row[1]].append(SpanFacts(*row))
-                        touched.add(row[1])
+                    touched = set(pc.unique(rest.column("trace_id")).to_pylist())
                     self._write_summaries(con, [facts[t] for t in touched - known], replace=False)
                     self._write_summaries(con, [facts[t] for t in touched & known], replace=True)
                 con.execute("COMMIT")
@@ -103,6 +108,22 @@ class DuckDBStore:
                 raise
             self._rows_since_checkpoint += fresh.num_rows
         return fresh.num_rows
+
+    @staticmethod
+    def _ready_summaries(summaries: pa.Table | None, known: set[str]) -> pa.Table | None:
+        if summaries is None or summaries.num_rows == 0:
+            return None
+        if known:
+            summaries = summaries.filter(pc.invert(pc.is_in(summaries.column("trace_id"),
+                                                            value_set=pa.array(sorted(known)))))
+        return summaries if summaries.num_rows else None
+
+    @staticmethod
+    def _to_summarise(fresh: pa.Table, ready: pa.Table | None) -> pa.Table:
+        """The new spans of traces that still need a summary computed here."""
+        if ready is None:
+            return fresh
+        return fresh.filter(pc.invert(pc.is_in(fresh.column("trace_id"), value_set=ready.column("trace_id"))))
 
     def refresh_traces(self, trace_ids: list[str]) -> None:
         """Recompute the summary rows of these traces from their stored spans."""
@@ -129,14 +150,18 @@ class DuckDBStore:
             log.warning("  %d / %d trace summaries recomputed", min(i + chunk, len(stale)), len(stale))
 
     @staticmethod
-    def _only_new(spans: pa.Table, trace_ids: list[str], facts: dict[str, list[SpanFacts]]) -> pa.Table:
+    def _only_new(spans: pa.Table, facts: dict[str, list[SpanFacts]]) -> pa.Table:
         """Drop spans already stored, and repeats within the batch: writes are idempotent.
 
         Only the writer thread inserts, so what ``_stored_facts`` read is still true at insert time; that
         is why no unique index is needed (one ART index fewer on the hot path)."""
+        if not facts:
+            keys = pc.binary_join_element_wise(spans.column("trace_id"), spans.column("span_id"), "")
+            if pc.count_distinct(keys).as_py() == spans.num_rows:
+                return spans  # the usual case, decided without a Python object per span
         seen = {(f.trace_id, f.span_id) for trace in facts.values() for f in trace}
         keep = []
-        for key in zip(trace_ids, spans.column("span_id").to_pylist(), strict=True):
+        for key in zip(spans.column("trace_id").to_pylist(), spans.column("span_id").to_pylist(), strict=True):
             keep.append(key not in seen)
             seen.add(key)
         return spans if all(keep) else spans.filter(pa.array(keep))
@@ -152,18 +177,17 @@ class DuckDBStore:
                 facts[row[1]].append(SpanFacts(*row))
         return facts
 
+    @classmethod
+    def _write_summaries(cls, con: duckdb.DuckDBPyConnection, traces: list[list[SpanFacts]], *,
+                         replace: bool) -> None:
+        if traces:
+            now = time.time_ns()
+            cls._insert_summaries(con, summary_table([summarise_trace(spans, now) for spans in traces]),
+                                  replace=replace)
+
     @staticmethod
-    def _write_summaries(con: duckdb.DuckDBPyConnection, traces: list[list[SpanFacts]], *, replace: bool) -> None:
+    def _insert_summaries(con: duckdb.DuckDBPyConnection, table: pa.Table, *, replace: bool) -> None:
         # A plain INSERT for traces first seen in this commit: OR REPLACE costs ~5× more per row.
-        if not traces:
-            return
-        now = time.time_ns()
-        rows = [summarise_trace(spans, now) for spans in traces]
-        table = pa.Table.from_arrays(
-            [pa.array(col, type=field.type) for col, field in zip(zip(*rows, strict=True), TRACE_SCHEMA,
-                                                                  strict=True)],
-            schema=TRACE_SCHEMA,
-        )
         con.register("incoming_traces", table)
         verb = "INSERT OR REPLACE" if replace else "INSERT"
         con.execute(f"{verb} INTO traces ({_TRACE_COLS}) SELECT {_TRACE_COLS} FROM incoming_traces")

@@ -6,10 +6,14 @@ the trace had arrived whole.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
+
+import pyarrow as pa
 
 from trajscope.analysis.latency import SpanLabels, breakdowns
+from trajscope.storage.schema import SPAN_COLUMN_NAMES, TRACE_SCHEMA
 
 
 class SpanFacts(NamedTuple):
@@ -39,6 +43,7 @@ class SpanFacts(NamedTuple):
 
 
 FACT_COLUMNS: tuple[str, ...] = SpanFacts._fields
+_FACTS_OF_ROW = operator.itemgetter(*(SPAN_COLUMN_NAMES.index(name) for name in FACT_COLUMNS))
 
 
 def pick_root(spans: Sequence[SpanFacts]) -> tuple[SpanFacts, bool]:
@@ -103,3 +108,24 @@ def summarise_trace(spans: Sequence[SpanFacts], updated_at: int) -> tuple:
         critical,
         usage,
     )
+
+
+def summary_table(rows: list[tuple]) -> pa.Table:
+    """``summarise_trace`` rows → a ``TRACE_SCHEMA`` table."""
+    return pa.Table.from_arrays(
+        [pa.array(col, type=field.type) for col, field in zip(zip(*rows, strict=True), TRACE_SCHEMA, strict=True)]
+        if rows else [pa.array([], type=field.type) for field in TRACE_SCHEMA],
+        schema=TRACE_SCHEMA,
+    )
+
+
+def summarise_span_rows(rows: Iterable[tuple[Any, ...]], updated_at: int) -> pa.Table:
+    """Summaries of the traces in one batch of span rows (``SPAN_COLUMNS`` order), as if the batch were
+    all that is stored of them. A decode worker computes these while the row tuples exist anyway; the
+    store uses them for traces it has not seen before, and recomputes the rest from stored spans.
+    A repeated span id keeps its first occurrence, as the store's dedup does."""
+    by_trace: dict[str, dict[str, SpanFacts]] = {}
+    for row in rows:
+        facts = SpanFacts(*_FACTS_OF_ROW(row))
+        by_trace.setdefault(facts.trace_id, {}).setdefault(facts.span_id, facts)
+    return summary_table([summarise_trace(list(spans.values()), updated_at) for spans in by_trace.values()])

@@ -25,7 +25,7 @@ from trajscope.collector.pipeline import IngestPipeline
 from trajscope.config import ServerSettings
 from trajscope.query.api import AppState, create_app
 from trajscope.storage.duckdb_store import DuckDBStore
-from trajscope.storage.group_commit import GroupCommitWriter
+from trajscope.storage.staged_writer import StagedWriter
 
 log = logging.getLogger("trajscope")
 
@@ -70,20 +70,28 @@ def open_store(settings: ServerSettings) -> DuckDBStore:
         raise StartupError(f"cannot open data directory {settings.data}: {exc}") from None
 
 
+def open_writer(settings: ServerSettings, store: DuckDBStore) -> StagedWriter:
+    """The staging log lives beside the database; spans a previous run acknowledged but did not load are
+    loaded now, before anything new is accepted."""
+    try:
+        return StagedWriter(store, settings.data / "staging",
+                            progress=lambda msg: print(f"trajscope: {msg}", flush=True))
+    except BaseException:
+        store.close()
+        raise
+
+
 async def serve(settings: ServerSettings) -> None:
     check_ports_free(settings)
     store = open_store(settings)
-    writer = GroupCommitWriter(store.write, on_idle=store.maybe_checkpoint)
+    writer = open_writer(settings, store)
     decoder = make_decoder(settings.decode_workers)
     pipeline = IngestPipeline(writer, decoder, max_pending_spans=settings.max_pending_spans)
 
     def ingest_stats() -> dict:
-        return {**asdict(pipeline.stats), "pending_spans": writer.pending_rows,
-                "commits": writer.stats.commits, "spans_written": writer.stats.spans_written,
-                "spans_duplicate": writer.stats.spans_duplicate,
-                "commit_seconds": round(writer.stats.commit_seconds, 3)}
+        return {**asdict(pipeline.stats), "pending_spans": writer.pending_rows, **asdict(writer.stats)}
 
-    state = AppState(store, settings.api_key, ingest_stats)
+    state = AppState(store, settings.api_key, ingest_stats, writer.sync)
     grpc_server = build_grpc_server(pipeline, settings.host, settings.grpc_port, settings.api_key)
     otlp_http = _uvicorn(build_http_app(pipeline, settings.api_key), settings.host, settings.http_port)
     api = _uvicorn(create_app(state), settings.host, settings.api_port)

@@ -4,16 +4,17 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from tests.otlp_builders import make_request, make_span
+from tests.storage.test_staged_writer import FakeStore
 from trajscope.collector.pipeline import IngestPipeline, InvalidRequest, Overloaded, Unavailable
-from trajscope.storage.group_commit import GroupCommitWriter
+from trajscope.storage.staged_writer import StagedWriter
 
 
 def _run(coro):
     return asyncio.run(coro)
 
 
-def test_pipeline_refuses_when_the_backlog_is_full():
-    writer = GroupCommitWriter(lambda t: t.num_rows)
+def test_pipeline_refuses_when_the_backlog_is_full(tmp_path):
+    writer = StagedWriter(FakeStore(), tmp_path)
     pipeline = IngestPipeline(writer, ThreadPoolExecutor(1), max_pending_spans=0)
     with pytest.raises(Overloaded, match="backlog full"):
         _run(pipeline.export(make_request([make_span()]).SerializeToString(), "protobuf", "p"))
@@ -21,11 +22,12 @@ def test_pipeline_refuses_when_the_backlog_is_full():
     writer.close()
 
 
-def test_pipeline_storage_failure_is_retryable_unavailable():
-    def broken(table):
+def test_pipeline_storage_failure_is_retryable_unavailable(tmp_path, monkeypatch):
+    def broken(payloads):
         raise OSError("disk full")
 
-    writer = GroupCommitWriter(broken)
+    writer = StagedWriter(FakeStore(), tmp_path)
+    monkeypatch.setattr(writer._log, "append", broken)
     pipeline = IngestPipeline(writer, ThreadPoolExecutor(1))
     with pytest.raises(Unavailable, match="disk full"):
         _run(pipeline.export(make_request([make_span()]).SerializeToString(), "protobuf", "p"))
@@ -33,8 +35,8 @@ def test_pipeline_storage_failure_is_retryable_unavailable():
     writer.close()
 
 
-def test_pipeline_counts_partial_success_and_invalid_requests():
-    writer = GroupCommitWriter(lambda t: t.num_rows)
+def test_pipeline_counts_partial_success_and_invalid_requests(tmp_path):
+    writer = StagedWriter(FakeStore(), tmp_path)
     pipeline = IngestPipeline(writer, ThreadPoolExecutor(1))
     outcome = _run(pipeline.export(
         make_request([make_span(), make_span(span_id=bytes(8))]).SerializeToString(), "protobuf", "p"))
@@ -46,8 +48,8 @@ def test_pipeline_counts_partial_success_and_invalid_requests():
     writer.close()
 
 
-def test_pipeline_after_shutdown_is_unavailable():
-    writer = GroupCommitWriter(lambda t: t.num_rows)
+def test_pipeline_after_shutdown_is_unavailable(tmp_path):
+    writer = StagedWriter(FakeStore(), tmp_path)
     writer.close()
     pipeline = IngestPipeline(writer, ThreadPoolExecutor(1))
     with pytest.raises(Unavailable, match="shutting down"):

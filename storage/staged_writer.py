@@ -1,0 +1,346 @@
+"""Acknowledge on the staging log, load into the store behind it in large batches.
+
+Two threads, so an acknowledgement never waits on DuckDB:
+
+* the **ack thread** takes every submission that queued while its previous fsync ran, appends them to the
+  ``StagingLog`` with one fsync (group commit), and resolves their futures — the export is acknowledged;
+* the **load thread** collects acknowledged batches and writes them to the store (``SpanStore.write``:
+  dedup, insert, trace summaries, one transaction) once ``load_rows`` have gathered, when input pauses
+  for ``linger_s``, or at once when a reader calls ``sync``. Loaded segments of the log are deleted.
+
+Readers call ``sync()`` first, so a query sees every span acknowledged before it began. After a crash the
+log is replayed into the store on start (writes are idempotent, so a batch loaded just before the crash
+is not stored twice). If loading fails, the spans stay in the log and the loader retries; the backlog
+bound then turns new exports away with a retryable error instead of losing anything.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from trajscope.storage.schema import SPAN_SCHEMA
+from trajscope.storage.staging_log import StagingLog
+
+log = logging.getLogger(__name__)
+
+# DuckDB writes an insert of at least one row group (122,880 rows) directly to the database file.
+LOAD_ROWS = 122_880
+MAX_LOAD_ROWS = 4 * LOAD_ROWS
+# Past this many rows loaded since the last checkpoint, checkpoint even under load. A checkpoint rewrites
+# what was appended since the previous one (~5–8 µs per span), so it waits for idle time when it can.
+CHECKPOINT_ROWS = 2_000_000
+RETRY_AFTER_FAILURE_S = 1.0
+
+
+class WriterClosed(RuntimeError):
+    """The writer is shutting down and takes no more spans."""
+
+
+class _Store(Protocol):
+    def write(self, spans: pa.Table, summaries: pa.Table | None = None) -> int: ...
+    def checkpoint(self) -> None: ...
+
+
+@dataclass
+class WriterStats:
+    spans_acknowledged: int = 0
+    spans_written: int = 0
+    spans_duplicate: int = 0
+    spans_replayed: int = 0
+    fsyncs: int = 0
+    loads: int = 0
+    load_failures: int = 0
+    last_load_rows: int = 0
+    load_seconds: float = 0.0
+    checkpoints: int = 0
+
+
+@dataclass
+class _Submission:
+    payload: bytes
+    rows: int
+    summaries: pa.Table | None
+    future: Future[int] = field(default_factory=Future)
+
+
+@dataclass
+class _Staged:
+    segment: int
+    payload: bytes
+    rows: int
+    # Kept in memory only: after a crash the replayed spans' summaries are recomputed by the store.
+    summaries: pa.Table | None
+
+
+def ipc_bytes(table: pa.Table) -> bytes:
+    """A table as one Arrow IPC stream: what decode workers hand over and the log stores."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as stream:
+        stream.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def read_ipc(payload: bytes) -> pa.Table:
+    return conform(pa.ipc.open_stream(payload).read_all())
+
+
+def conform(table: pa.Table) -> pa.Table:
+    """A staged batch written by an older version: same columns by name, new ones null."""
+    if table.schema.equals(SPAN_SCHEMA):
+        return table
+    arrays = [table.column(f.name).cast(f.type) if f.name in table.column_names
+              else pa.nulls(table.num_rows, f.type) for f in SPAN_SCHEMA]
+    return pa.Table.from_arrays(arrays, schema=SPAN_SCHEMA)
+
+
+def whole_trace_summaries(taken: list[_Staged], tables: list[pa.Table]) -> pa.Table | None:
+    """The precomputed summaries that describe a whole trace of this load: those of traces whose spans
+    in the load all came from one export. A trace spread over several exports is summarised by the store
+    from all its spans instead."""
+    parts = [item.summaries for item in taken if item.summaries is not None]
+    if not parts:
+        return None
+    summaries = pa.concat_tables(parts)
+    counts = pc.value_counts(summaries.column("trace_id"))
+    exclude = [counts.field("values").filter(pc.greater(counts.field("counts"), 1))]
+    exclude += [pc.unique(table.column("trace_id"))
+                for item, table in zip(taken, tables, strict=True) if item.summaries is None]
+    excluded = pa.concat_arrays(exclude)
+    if len(excluded) == 0:
+        return summaries
+    return summaries.filter(pc.invert(pc.is_in(summaries.column("trace_id"), value_set=excluded)))
+
+
+class StagedWriter:
+    def __init__(self, store: _Store, directory: str | Path, *, load_rows: int = LOAD_ROWS,
+                 linger_s: float = 0.05, idle_after_s: float = 1.0, checkpoint_rows: int = CHECKPOINT_ROWS,
+                 progress: Callable[[str], None] | None = None) -> None:
+        self._store = store
+        self._load_rows = load_rows
+        self._linger_s = linger_s
+        self._idle_after_s = idle_after_s
+        self._checkpoint_rows = checkpoint_rows
+        self._rows_since_checkpoint = 0
+        self.stats = WriterStats()
+        self._log = StagingLog(directory)
+        self._recover(progress)
+
+        self._submissions: queue.SimpleQueue[_Submission | None] = queue.SimpleQueue()
+        self._cond = threading.Condition()
+        self._staged: deque[_Staged] = deque()
+        self._staged_rows = 0
+        self._last_arrival = 0.0
+        self._acked = 0  # records acknowledged (sequence numbers for sync)
+        self._loaded = 0
+        self._sync_waiters = 0
+        self._ack_done = False
+        self._pending_rows = 0
+        self._lock = threading.Lock()
+        self._closed = False
+        self._ack_thread = threading.Thread(target=self._ack_loop, name="trajscope-ack", daemon=True)
+        self._load_thread = threading.Thread(target=self._load_loop, name="trajscope-load", daemon=True)
+        self._ack_thread.start()
+        self._load_thread.start()
+
+    # -- recovery -----------------------------------------------------------------------------------
+    def _recover(self, progress: Callable[[str], None] | None) -> None:
+        """Load whatever a previous run acknowledged but had not loaded, before taking new spans."""
+        batch: list[pa.Table] = []
+        rows = 0
+        for _, payload in self._log.replay():
+            table = read_ipc(payload)
+            batch.append(table)
+            rows += table.num_rows
+            if rows >= self._load_rows:
+                self._replay_batch(batch, progress)
+                batch, rows = [], 0
+        if batch:
+            self._replay_batch(batch, progress)
+        self._log.discard_before(self._log.segment)
+
+    def _replay_batch(self, batch: list[pa.Table], progress: Callable[[str], None] | None) -> None:
+        table = pa.concat_tables(batch)
+        self._store.write(table)
+        self.stats.spans_replayed += table.num_rows
+        if progress:
+            progress(f"recovered {self.stats.spans_replayed} acknowledged spans from the staging log")
+
+    # -- submitting ---------------------------------------------------------------------------------
+    @property
+    def pending_rows(self) -> int:
+        """Spans submitted but not yet loaded: the backlog a receiver checks before accepting more."""
+        return self._pending_rows
+
+    def submit(self, payload: bytes, rows: int, summaries: pa.Table | None = None) -> Future[int]:
+        """Stage one decoded batch (``ipc_bytes``) and, optionally, its traces' summaries computed from it
+        alone (``trace_summary.summarise_span_rows``); the future resolves once the batch is durable."""
+        item = _Submission(payload, rows, summaries)
+        with self._lock:
+            if self._closed:
+                raise WriterClosed("the server is shutting down")
+            self._pending_rows += rows
+            self._submissions.put(item)
+        return item.future
+
+    def _release(self, rows: int) -> None:
+        with self._lock:
+            self._pending_rows -= rows
+
+    # -- the ack thread -----------------------------------------------------------------------------
+    def _ack_loop(self) -> None:
+        stop = False
+        while not stop:
+            first = self._submissions.get()
+            if first is None:
+                break
+            group = [first]
+            while True:
+                try:
+                    item = self._submissions.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stop = True
+                    break
+                group.append(item)
+            self._acknowledge(group)
+        with self._cond:
+            self._ack_done = True
+            self._cond.notify_all()
+
+    def _acknowledge(self, group: list[_Submission]) -> None:
+        try:
+            segment = self._log.append([item.payload for item in group])
+        except BaseException as exc:  # every waiting export must hear of the failure
+            log.exception("staging log write of %d batches failed", len(group))
+            self._release(sum(item.rows for item in group))
+            for item in group:
+                item.future.set_exception(exc)
+            return
+        self.stats.fsyncs += 1
+        rows = sum(item.rows for item in group)
+        with self._cond:
+            self._staged.extend(_Staged(segment, item.payload, item.rows, item.summaries) for item in group)
+            self._staged_rows += rows
+            self._acked += len(group)
+            self._last_arrival = time.monotonic()
+            self._cond.notify_all()
+        self.stats.spans_acknowledged += rows
+        for item in group:
+            item.future.set_result(item.rows)
+
+    # -- the load thread ----------------------------------------------------------------------------
+    def _due(self, now: float) -> bool:
+        return bool(self._staged) and (
+            self._staged_rows >= self._load_rows or self._sync_waiters > 0 or self._ack_done
+            or now - self._last_arrival >= self._linger_s)
+
+    def _take(self) -> list[_Staged] | None:
+        """Wait for a batch worth loading; None once closed and drained. Runs idle housekeeping."""
+        with self._cond:
+            while True:
+                now = time.monotonic()
+                if self._due(now):
+                    taken: list[_Staged] = []
+                    rows = 0
+                    while self._staged and rows < MAX_LOAD_ROWS:
+                        item = self._staged.popleft()
+                        taken.append(item)
+                        rows += item.rows
+                    self._staged_rows -= rows
+                    return taken
+                if self._ack_done and not self._staged:
+                    return None
+                if self._staged:
+                    self._cond.wait(self._linger_s - (now - self._last_arrival))
+                    continue
+                if not self._cond.wait(self._idle_after_s):
+                    break
+        self._idle()
+        return []
+
+    def _load_loop(self) -> None:
+        while (taken := self._take()) is not None:
+            if taken:
+                self._load(taken)
+
+    def _load(self, taken: list[_Staged]) -> None:
+        rows = sum(item.rows for item in taken)
+        started = time.perf_counter()
+        while True:
+            try:
+                tables = [read_ipc(item.payload) for item in taken]
+                written = self._store.write(pa.concat_tables(tables), whole_trace_summaries(taken, tables))
+                break
+            except Exception:
+                # The spans are safe in the log; keep trying (and keep refusing new ones once the
+                # backlog is full) rather than drop them.
+                self.stats.load_failures += 1
+                log.exception("loading %d acknowledged spans failed; retrying in %.0f s", rows,
+                              RETRY_AFTER_FAILURE_S)
+                time.sleep(RETRY_AFTER_FAILURE_S)
+        self.stats.loads += 1
+        self.stats.spans_written += written
+        self.stats.spans_duplicate += rows - written
+        self.stats.last_load_rows = rows
+        self.stats.load_seconds += time.perf_counter() - started
+        with self._cond:
+            self._loaded += len(taken)
+            self._cond.notify_all()
+        self._release(rows)
+        # Every record of the segments before the last loaded one is now in the store.
+        self._log.discard_before(taken[-1].segment)
+        self._rows_since_checkpoint += written
+        if self._rows_since_checkpoint >= self._checkpoint_rows:
+            self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        try:
+            self._store.checkpoint()
+        except Exception:
+            log.exception("checkpoint failed; the data stays in the WAL and is retried later")
+            return
+        self.stats.checkpoints += 1
+        self._rows_since_checkpoint = 0
+
+    def _idle(self) -> None:
+        """Housekeeping while nobody waits; a failure here must not kill the loader."""
+        if self._rows_since_checkpoint:
+            self._checkpoint()
+
+    # -- readers and shutdown -----------------------------------------------------------------------
+    def sync(self, timeout: float = 30.0) -> bool:
+        """Wait until every span acknowledged before this call is loaded (queryable). False on timeout."""
+        with self._cond:
+            target = self._acked
+            if self._loaded >= target:
+                return True
+            self._sync_waiters += 1
+            self._cond.notify_all()
+            try:
+                return self._cond.wait_for(lambda: self._loaded >= target, timeout)
+            finally:
+                self._sync_waiters -= 1
+
+    def close(self, timeout: float | None = 120.0) -> None:
+        """Acknowledge and load everything already submitted, then stop both threads."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._submissions.put(None)
+        self._ack_thread.join(timeout)
+        self._load_thread.join(timeout)
+        self._log.close()

@@ -1,0 +1,108 @@
+"""The acknowledgement point: an append-only, fsynced log of decoded span batches (Arrow IPC streams).
+
+An export is acknowledged once its record is in this log and the log is fsynced; loading into DuckDB
+happens behind it in large batches (``staged_writer``). DuckDB writes an insert of a full row group or
+more straight to the database file, which is ~3× cheaper per span than many small WAL commits, and
+acknowledgements no longer wait on inserts or checkpoints.
+
+Layout: ``DIR/seg-<n>.log``, each a sequence of records ``[u32 length][u32 crc32][payload]``. A record is
+whole or absent: a torn tail (crash mid-write, never acknowledged) fails its length or checksum and is
+cut off on replay. Segments are deleted once every record in them is loaded.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import struct
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+_HEADER = struct.Struct("<II")
+SEGMENT_BYTES = 64 * 2**20
+
+
+def _segment_number(path: Path) -> int:
+    return int(path.stem.split("-", 1)[1])
+
+
+class StagingLog:
+    """Not thread-safe: one thread appends (the acknowledging one); ``discard_before`` may run on another
+    because it only unlinks files the appender has moved past."""
+
+    def __init__(self, directory: str | Path, *, segment_bytes: int = SEGMENT_BYTES) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._segment_bytes = segment_bytes
+        existing = self.segments()
+        self.segment = (existing[-1] + 1) if existing else 1
+        self._fd = self._open(self.segment)
+        self._size = 0
+
+    def segments(self) -> list[int]:
+        return sorted(_segment_number(p) for p in self.directory.glob("seg-*.log"))
+
+    def _path(self, segment: int) -> Path:
+        return self.directory / f"seg-{segment:08d}.log"
+
+    def _open(self, segment: int) -> int:
+        fd = os.open(self._path(segment), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        # The new file's directory entry must be durable too, or a crash could lose the whole segment.
+        dir_fd = os.open(self.directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+        return fd
+
+    def append(self, payloads: list[bytes]) -> int:
+        """Write the records and fsync once; returns the segment they are in. Durable on return."""
+        if self._size >= self._segment_bytes:
+            os.close(self._fd)
+            self.segment += 1
+            self._fd = self._open(self.segment)
+            self._size = 0
+        parts: list[bytes] = []
+        for payload in payloads:
+            parts.append(_HEADER.pack(len(payload), zlib.crc32(payload)))
+            parts.append(payload)
+        data = memoryview(b"".join(parts))
+        written = 0
+        while written < len(data):  # os.write may write less than asked
+            written += os.write(self._fd, data[written:])
+        os.fdatasync(self._fd)
+        self._size += len(data)
+        return self.segment
+
+    def replay(self) -> Iterator[tuple[int, bytes]]:
+        """Every whole record of the segments before the current one, oldest first."""
+        for segment in self.segments():
+            if segment >= self.segment:
+                break
+            path = self._path(segment)
+            data = path.read_bytes()
+            offset = 0
+            while offset + _HEADER.size <= len(data):
+                length, crc = _HEADER.unpack_from(data, offset)
+                start = offset + _HEADER.size
+                payload = data[start:start + length]
+                if len(payload) < length or zlib.crc32(payload) != crc:
+                    break
+                yield segment, payload
+                offset = start + length
+            if offset < len(data):
+                log.warning("staging log %s: cut %d bytes of an unfinished record (never acknowledged)",
+                            path.name, len(data) - offset)
+
+    def discard_before(self, segment: int) -> None:
+        """Delete segments whose records are all loaded (numbers below ``segment``)."""
+        for number in self.segments():
+            if number >= min(segment, self.segment):
+                break
+            self._path(number).unlink(missing_ok=True)
+
+    def close(self) -> None:
+        os.close(self._fd)

@@ -1,0 +1,148 @@
+import threading
+
+import pyarrow as pa
+import pytest
+
+from tests.otlp_builders import make_request, make_span
+from trajscope.collector.otlp_decode import decode_request
+from trajscope.storage import staged_writer
+from trajscope.storage.schema import SPAN_SCHEMA
+from trajscope.storage.staged_writer import StagedWriter, WriterClosed, conform, ipc_bytes
+
+
+def _batch(n: int) -> tuple[bytes, int]:
+    table = decode_request(make_request([make_span(f"s{i}") for i in range(n)]).SerializeToString()).table
+    return ipc_bytes(table), table.num_rows
+
+
+class FakeStore:
+    """Records each load; ``gate`` (when set) holds loads back; ``fail`` makes the next loads raise."""
+
+    def __init__(self, gate: threading.Event | None = None, fail: int = 0) -> None:
+        self.loads: list[int] = []
+        self.span_ids: set[str] = set()
+        self.gate = gate
+        self.fail = fail
+        self.checkpoints = 0
+
+    def write(self, table: pa.Table, summaries: pa.Table | None = None) -> int:
+        if self.gate is not None:
+            self.gate.wait(10)
+        if self.fail:
+            self.fail -= 1
+            raise OSError("database is gone")
+        assert table.schema.equals(SPAN_SCHEMA)
+        new = set(table.column("span_id").to_pylist()) - self.span_ids
+        self.span_ids |= new
+        self.loads.append(table.num_rows)
+        return len(new)
+
+    def checkpoint(self) -> None:
+        self.checkpoints += 1
+
+
+def test_acknowledged_before_loaded_and_sync_waits_for_the_load(tmp_path):
+    gate = threading.Event()
+    store = FakeStore(gate)
+    writer = StagedWriter(store, tmp_path, linger_s=0.01)
+    future = writer.submit(*_batch(3))
+    assert future.result(5) == 3  # durable in the log while the store is still blocked
+    assert writer.pending_rows == 3
+    assert writer.sync(timeout=0.2) is False
+    gate.set()
+    assert writer.sync(timeout=5) is True
+    assert len(store.span_ids) == 3 and writer.pending_rows == 0
+    writer.close()
+
+
+def test_batches_gather_until_the_load_size_or_a_reader_asks(tmp_path):
+    store = FakeStore()
+    writer = StagedWriter(store, tmp_path, load_rows=1000, linger_s=30)
+    futures = [writer.submit(*_batch(4)) for _ in range(5)]
+    assert [f.result(5) for f in futures] == [4] * 5
+    assert store.loads == []  # neither big enough nor idle long enough yet
+    assert writer.sync(timeout=5)
+    assert store.loads == [20]  # one load for all five exports
+    small = StagedWriter(FakeStore(), tmp_path / "b", load_rows=4, linger_s=30)
+    small.submit(*_batch(4)).result(5)
+    assert small.sync(timeout=5)
+    small.close()
+    writer.close()
+
+
+def test_a_failed_load_is_retried_and_nothing_is_lost(tmp_path, monkeypatch):
+    monkeypatch.setattr(staged_writer, "RETRY_AFTER_FAILURE_S", 0.01)
+    store = FakeStore(fail=2)
+    writer = StagedWriter(store, tmp_path, linger_s=0.01)
+    writer.submit(*_batch(5)).result(5)
+    assert writer.sync(timeout=5)
+    assert len(store.span_ids) == 5
+    assert writer.stats.load_failures == 2
+    writer.close()
+
+
+def test_acknowledged_spans_survive_a_crash_before_loading(tmp_path):
+    gate = threading.Event()
+    crashed = StagedWriter(FakeStore(gate), tmp_path, linger_s=0.01)
+    crashed.submit(*_batch(2)).result(5)
+    crashed.submit(*_batch(3)).result(5)
+    # The process "dies" here: nothing was loaded. A new server on the same directory finds the spans.
+    store = FakeStore()
+    recovered = StagedWriter(store, tmp_path, progress=lambda msg: None)
+    assert len(store.span_ids) == 5
+    assert recovered.stats.spans_replayed == 5
+    gate.set()
+    recovered.close()
+    crashed.close()
+    # Replayed segments are deleted, so a third start replays nothing.
+    again = FakeStore()
+    StagedWriter(again, tmp_path).close()
+    assert again.loads == []
+
+
+def test_a_failed_log_write_fails_the_export_and_frees_the_backlog(tmp_path, monkeypatch):
+    writer = StagedWriter(FakeStore(), tmp_path)
+
+    def full(payloads):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(writer._log, "append", full)
+    with pytest.raises(OSError, match="No space"):
+        writer.submit(*_batch(2)).result(5)
+    assert writer.pending_rows == 0
+    writer.close()
+
+
+def test_close_loads_everything_then_refuses(tmp_path):
+    store = FakeStore()
+    writer = StagedWriter(store, tmp_path, load_rows=10_000, linger_s=30)
+    futures = [writer.submit(*_batch(2)) for _ in range(4)]
+    writer.close()
+    assert all(f.done() for f in futures)
+    assert sum(store.loads) == 8
+    assert writer.pending_rows == 0
+    with pytest.raises(WriterClosed):
+        writer.submit(*_batch(1))
+
+
+def test_idle_time_is_used_to_checkpoint(tmp_path):
+    store = FakeStore()
+    writer = StagedWriter(store, tmp_path, linger_s=0.01, idle_after_s=0.05)
+    writer.submit(*_batch(2)).result(5)
+    assert writer.sync(timeout=5)
+    deadline = threading.Event()
+    for _ in range(100):
+        if store.checkpoints:
+            break
+        deadline.wait(0.02)
+    assert store.checkpoints == 1
+    writer.close()
+
+
+def test_batches_staged_by_an_older_schema_load_with_new_columns_null():
+    table = decode_request(make_request([make_span()]).SerializeToString()).table
+    old = table.drop_columns(["cost_usd"])
+    upgraded = conform(old)
+    assert upgraded.schema.equals(SPAN_SCHEMA)
+    assert upgraded.column("cost_usd").to_pylist() == [None]
+    assert upgraded.column("span_id").to_pylist() == table.column("span_id").to_pylist()
