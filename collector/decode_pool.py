@@ -8,6 +8,7 @@ import multiprocessing
 import os
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 
 
@@ -32,12 +33,15 @@ def _exit_with_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, name="trajscope-parent-watch", daemon=True).start()
 
 
-def _ready() -> bool:
-    return True
+def _warm(decode: Callable[..., object], args: tuple) -> None:
+    decode(*args)
+    # Long enough that each warm-up task lands on a different worker.
+    time.sleep(0.2)
 
 
-async def warm_up(decoder: Executor, workers: int) -> None:
-    """Start every decode process now: spawning one (and importing trajscope in it) takes about a second,
-    which the first exports after start-up would otherwise wait for."""
+async def warm_up(decoder: Executor, workers: int, decode: Callable[..., object], *args: object) -> None:
+    """Start every decode process now and run one real decode in each: spawning a process, importing
+    trajscope and the first decode's lazy imports take ~0.3–1 s, which the first exports after start-up
+    would otherwise wait for (they were the whole p99 of the half-load benchmark)."""
     loop = asyncio.get_running_loop()
-    await asyncio.gather(*(loop.run_in_executor(decoder, _ready) for _ in range(max(1, workers))))
+    await asyncio.gather(*(loop.run_in_executor(decoder, _warm, decode, args) for _ in range(max(1, workers))))

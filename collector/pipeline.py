@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import pyarrow as pa
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from trajscope.collector.decode_pool import warm_up
 from trajscope.collector.otlp_decode import DecodedBatch, InvalidRequest, decode_request
 from trajscope.collector.otlp_json import decode_json_request
 from trajscope.storage.staged_writer import StagedWriter, WriterClosed, ipc_bytes
@@ -77,12 +79,26 @@ def _decode(body: bytes, encoding: Encoding, project: str) -> _Decoded:
     return _Decoded(payload, batch.accepted, batch.rejected, batch.error_message, batch.summaries)
 
 
+def _warm_up_request() -> bytes:
+    request = ExportTraceServiceRequest()
+    span = request.resource_spans.add().scope_spans.add().spans.add()
+    span.trace_id, span.span_id, span.name = b"\x01" * 16, b"\x01" * 8, "warm-up"
+    return request.SerializeToString()
+
+
+_WARM_UP_REQUEST = _warm_up_request()
+
+
 class IngestPipeline:
     def __init__(self, writer: StagedWriter, decoder: Executor, *, max_pending_spans: int = 500_000):
         self._writer = writer
         self._decoder = decoder
         self._max_pending = max_pending_spans
         self.stats = IngestStats()
+
+    async def warm_up(self, workers: int) -> None:
+        """Run one real decode in every decode worker before the first export arrives."""
+        await warm_up(self._decoder, workers, _decode, _WARM_UP_REQUEST, "protobuf", "default")
 
     async def export(self, body: bytes, encoding: Encoding, project: str) -> ExportOutcome:
         """Decode and durably store one export request; see the module docstring for the errors."""

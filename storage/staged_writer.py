@@ -40,7 +40,7 @@ LOAD_ROWS = 122_880
 MAX_LOAD_ROWS = 4 * LOAD_ROWS
 # Past this many rows loaded since the last checkpoint, checkpoint even under load. A checkpoint rewrites
 # what was appended since the previous one (~5–8 µs per span), so it waits for idle time when it can.
-CHECKPOINT_ROWS = 2_000_000
+CHECKPOINT_ROWS = 1_000_000
 RETRY_AFTER_FAILURE_S = 1.0
 
 

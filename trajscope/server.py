@@ -18,7 +18,7 @@ from dataclasses import asdict
 import duckdb
 import uvicorn
 
-from trajscope.collector.decode_pool import make_decoder, warm_up
+from trajscope.collector.decode_pool import make_decoder
 from trajscope.collector.grpc_receiver import build_grpc_server
 from trajscope.collector.http_receiver import build_http_app
 from trajscope.collector.pipeline import IngestPipeline
@@ -101,7 +101,7 @@ async def serve(settings: ServerSettings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
 
-    await warm_up(decoder, settings.decode_workers)
+    await pipeline.warm_up(settings.decode_workers)
     await grpc_server.start()
     tasks = [asyncio.create_task(s.serve()) for s in (otlp_http, api)]
     try:
