@@ -14,6 +14,7 @@ from trajscope.analysis.latency import labels_from_columns, latency_report
 from trajscope.analysis.trajectory import COLUMNS as TRAJECTORY_COLUMNS
 from trajscope.analysis.trajectory import build_trajectory
 from trajscope.collector.auth import is_authorised, key_from_headers
+from trajscope.query.analyst_sql import DEFAULT_TIMEOUT_S
 from trajscope.query.errors import ApiError, ErrorCode, install_error_handlers
 from trajscope.query.filters import RunFilter
 from trajscope.query.params import (
@@ -26,6 +27,7 @@ from trajscope.query.params import (
 )
 from trajscope.query.serialise import OrjsonResponse, span_rows, trace_item
 from trajscope.query.sessions import get_session, list_sessions
+from trajscope.query.sql_api import add_sql_routes
 from trajscope.query.stats import latency_stats, usage_stats
 from trajscope.storage.duckdb_store import DuckDBStore
 from trajscope.storage.interface import TraceFilter
@@ -38,8 +40,9 @@ class AppState:
 
     def __init__(self, store: DuckDBStore, api_key: str | None = None,
                  ingest_stats: Callable[[], dict[str, Any]] | None = None,
-                 sync: Callable[[], object] | None = None) -> None:
+                 sync: Callable[[], object] | None = None, sql_timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
         self.store = store
+        self.sql_timeout_s = sql_timeout_s
         self.api_key = api_key
         self.ingest_stats = ingest_stats or dict
         # Waits until every acknowledged span is loaded: a read sees all spans acknowledged before it.
@@ -185,6 +188,7 @@ def create_app(state: AppState) -> FastAPI:
         """Model calls, tokens (each call counted once), cost and errors per group."""
         return OrjsonResponse(usage_stats(state.store, group_by, flt))
 
+    add_sql_routes(app, state, guarded)
     return app
 
 

@@ -17,6 +17,11 @@ class ErrorCode(StrEnum):
     UNAUTHORIZED = "unauthorized"
     NOT_READY = "not_ready"
     INTERNAL = "internal"
+    # The SQL endpoint's (query.analyst_sql.SqlErrorCode has the same values).
+    INVALID_SQL = "invalid_sql"
+    FORBIDDEN = "forbidden"
+    TIMEOUT = "timeout"
+    TOO_LARGE = "too_large"
 
 
 log = logging.getLogger(__name__)
@@ -27,6 +32,10 @@ _STATUS = {
     ErrorCode.NOT_FOUND: 404,
     ErrorCode.NOT_READY: 503,
     ErrorCode.INTERNAL: 500,
+    ErrorCode.INVALID_SQL: 400,
+    ErrorCode.FORBIDDEN: 400,
+    ErrorCode.TIMEOUT: 408,
+    ErrorCode.TOO_LARGE: 413,
 }
 
 

@@ -21,6 +21,7 @@ from trajscope.storage.migrations import migrate
 from trajscope.storage.schema import SPAN_COLUMN_NAMES, SPAN_SCHEMA, TRACE_COLUMN_NAMES
 from trajscope.storage.sql import Where
 from trajscope.storage.trace_summary import FACT_COLUMNS, SpanFacts, summarise_trace, summary_table
+from trajscope.storage.views import install_views
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +53,17 @@ class DuckDBStore:
             self.db_path = str(directory / DB_FILE)
         # New files get a storage format with ZSTD string compression (schema.ZSTD_COLUMNS); existing files
         # keep the format they were created with.
-        config = {"storage_compatibility_version": STORAGE_VERSION}
+        # No query on this instance may touch files or the network (read_csv, COPY, ATTACH, INSTALL, httpfs
+        # URLs...): the store itself only ever reads Python-registered Arrow tables and its own file, so
+        # the analysts' SQL endpoint can share it safely.
+        config: dict[str, str | bool] = {"storage_compatibility_version": STORAGE_VERSION,
+                                         "enable_external_access": False}
         if memory_limit:
             config["memory_limit"] = memory_limit
         self._con = duckdb.connect(self.db_path, read_only=read_only, config=config)
         if not read_only:
             self.schema_version = migrate(self._con)
+            install_views(self._con)
         # Up to this many matching rows, a trace_id lookup (a trace, or a commit's touched traces) goes
         # through the index; past it a scan is faster: index fetches of wide rows are slow (a 10k-span
         # trace in a 1M-span store: 540 ms through the index, 20 ms by scan; a 10-span trace: 2 ms
@@ -69,6 +75,8 @@ class DuckDBStore:
         # acknowledgement waiting on it (default 16 MB: every ~20k spans, a 45 ms commit became 300+ ms).
         # The writer checkpoints when idle instead (``maybe_checkpoint``); this is only the backstop.
         self._con.execute(f"SET checkpoint_threshold = '{CHECKPOINT_BACKSTOP}'")
+        # From here on no statement can change a setting (an analyst's SET or PRAGMA fails in the engine).
+        self._con.execute("SET lock_configuration = true")
         self._rows_since_checkpoint = 0
         self._write_lock = threading.Lock()
         self._closed = False

@@ -343,4 +343,6 @@ class StagedWriter:
             self._submissions.put(None)
         self._ack_thread.join(timeout)
         self._load_thread.join(timeout)
-        self._log.close()
+        with self._cond:
+            all_loaded = not self._load_thread.is_alive() and self._loaded == self._acked
+        self._log.close(all_loaded=all_loaded)

@@ -22,7 +22,7 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 _HEADER = struct.Struct("<II")
-SEGMENT_BYTES = 64 * 2**20
+SEGMENT_BYTES = 32 * 2**20
 
 
 def _segment_number(path: Path) -> int:
@@ -104,5 +104,10 @@ class StagingLog:
                 break
             self._path(number).unlink(missing_ok=True)
 
-    def close(self) -> None:
+    def close(self, *, all_loaded: bool = False) -> None:
+        """Close the segment being written; with ``all_loaded``, delete every segment (nothing in the log
+        is still needed)."""
         os.close(self._fd)
+        if all_loaded:
+            for number in self.segments():
+                self._path(number).unlink(missing_ok=True)

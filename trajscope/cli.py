@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 
 from trajscope import __version__
@@ -26,6 +27,10 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-pending-spans", type=int,
                    default=env_int("max_pending_spans", d.max_pending_spans),
                    help="backlog above which exports are refused as retryable (UNAVAILABLE / 503)")
+    p.add_argument("--sql-timeout", type=float, default=float(env("sql_timeout", str(d.sql_timeout_s))),
+                   help="deadline of a query on /api/v1/sql in seconds (a request may ask for less)")
+    p.add_argument("--memory-limit", default=env("memory_limit", None),
+                   help="DuckDB memory cap, e.g. 4GB (default: DuckDB's, 80%% of RAM)")
 
 
 def _demo_parser(sub: argparse._SubParsersAction) -> None:
@@ -38,6 +43,28 @@ def _demo_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--api-key", default=env("api_key", None))
 
 
+def _analyst_parsers(sub: argparse._SubParsersAction) -> None:
+    def source(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--url", default=env("url", "http://127.0.0.1:8000"),
+                       help="a running server's API (default http://127.0.0.1:8000)")
+        p.add_argument("--data", type=Path, default=None,
+                       help="read this data directory directly, read-only (no server may be running on it)")
+        p.add_argument("--api-key", default=env("api_key", None))
+
+    p = sub.add_parser("sql", help="run one read-only SQL query over the trace tables and views")
+    p.add_argument("query", help='e.g. "SELECT model, sum(cost_usd) FROM llm_calls GROUP BY model"')
+    source(p)
+    p.add_argument("--format", choices=("table", "csv", "json", "parquet"), default="table")
+    p.add_argument("-o", "--output", type=Path, default=None, help="write the result to this file")
+    p.add_argument("--limit", type=int, default=10_000, help="rows at most (default 10,000)")
+
+    p = sub.add_parser("export", help="export spans as Parquet, one file per UTC day")
+    p.add_argument("--since", required=True, help="first day, YYYY-MM-DD (UTC)")
+    p.add_argument("--until", default=None, help="day after the last one, YYYY-MM-DD (default: tomorrow)")
+    p.add_argument("-o", "--output", type=Path, required=True, help="directory for the Parquet files")
+    source(p)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="trajscope", description="Observability backend for AI agents.")
     parser.add_argument("--version", action="version", version=f"trajscope {__version__}")
@@ -45,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     _serve_parser(sub)
     _demo_parser(sub)
+    _analyst_parsers(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
@@ -54,12 +82,25 @@ def main(argv: list[str] | None = None) -> int:
         return run(ServerSettings(
             data=args.data, host=args.host, grpc_port=args.grpc_port, http_port=args.http_port,
             api_port=args.api_port, api_key=args.api_key or None, decode_workers=args.decode_workers,
-            max_pending_spans=args.max_pending_spans,
+            max_pending_spans=args.max_pending_spans, sql_timeout_s=args.sql_timeout,
+            memory_limit=args.memory_limit or None,
         ))
     if args.command == "demo":
         from trajscope.demo import run_demo
 
         return run_demo(args.endpoint, args.sessions, args.seed, args.api_key, args.project)
+    if args.command in ("sql", "export"):
+        from trajscope.analyst_cli import CliError, run_export, run_sql_command
+
+        try:
+            if args.command == "sql":
+                return run_sql_command(args.query, url=args.url, data=args.data, api_key=args.api_key,
+                                       fmt=args.format, output=args.output, limit=args.limit)
+            return run_export(since=args.since, until=args.until, output=args.output, url=args.url,
+                              data=args.data, api_key=args.api_key)
+        except CliError as exc:
+            print(f"trajscope: {exc}", file=sys.stderr)
+            return 1
     parser.error(f"unknown command {args.command}")
     return 2
 

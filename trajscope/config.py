@@ -31,3 +31,6 @@ class ServerSettings:
     api_key: str | None = None
     decode_workers: int = 2
     max_pending_spans: int = 500_000
+    sql_timeout_s: float = 30.0
+    # DuckDB's memory cap for the whole store (ingest and analyst queries); None = DuckDB's default (80 %).
+    memory_limit: str | None = None

@@ -62,7 +62,7 @@ def check_ports_free(settings: ServerSettings) -> None:
 
 def open_store(settings: ServerSettings) -> DuckDBStore:
     try:
-        return DuckDBStore(settings.data)
+        return DuckDBStore(settings.data, memory_limit=settings.memory_limit)
     except duckdb.IOException as exc:
         if "lock" in str(exc).lower():
             raise StartupError(f"data directory {settings.data} is in use by another process (is another "
@@ -91,7 +91,7 @@ async def serve(settings: ServerSettings) -> None:
     def ingest_stats() -> dict:
         return {**asdict(pipeline.stats), "pending_spans": writer.pending_rows, **asdict(writer.stats)}
 
-    state = AppState(store, settings.api_key, ingest_stats, writer.sync)
+    state = AppState(store, settings.api_key, ingest_stats, writer.sync, settings.sql_timeout_s)
     grpc_server = build_grpc_server(pipeline, settings.host, settings.grpc_port, settings.api_key)
     otlp_http = _uvicorn(build_http_app(pipeline, settings.api_key), settings.host, settings.http_port)
     api = _uvicorn(create_app(state), settings.host, settings.api_port)

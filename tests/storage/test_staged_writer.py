@@ -120,6 +120,7 @@ def test_close_loads_everything_then_refuses(tmp_path):
     writer.close()
     assert all(f.done() for f in futures)
     assert sum(store.loads) == 8
+    assert list(tmp_path.glob("seg-*.log")) == []  # everything loaded: the log is gone
     assert writer.pending_rows == 0
     with pytest.raises(WriterClosed):
         writer.submit(*_batch(1))

@@ -1,0 +1,98 @@
+"""The analyst surface: stable views over the stored tables (documented column by column in the README).
+
+``spans`` and ``traces`` are the tables themselves; the views below are derived from them and recreated
+on every start of a writable store, so their definitions always match the running version.
+
+Attributes stay reachable as typed JSON: ``attributes->>'$."gen_ai.request.model"'`` (quote the key:
+OTel keys contain dots). Bytes are ``{"$bytes": base64}``, NaN/Inf ``{"$double": "nan"}``.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+_TIME = "to_timestamp(s.start_time_unix_nano / 1e9) AS start_time"
+# A span's own agent/session/user, else its trace's (SDKs often set them on the root span only).
+_WHO = """s.project, s.trace_id, s.span_id, s.parent_span_id, s.name, s.service_name,
+           coalesce(s.agent_name, t.agent_name) AS agent_name, coalesce(s.session_id, t.session_id) AS session_id,
+           coalesce(s.user_id, t.user_id) AS user_id"""
+_FROM = "FROM spans s LEFT JOIN traces t ON t.project = s.project AND t.trace_id = s.trace_id"
+_GUARD_ATTRS = """\
+        attributes->>'$."guardrail.name"' AS attr_name,
+        attributes->'$."guardrail.triggered"' AS attr_triggered,
+        attributes->>'$."guardrail.action"' AS attr_action,
+        attributes->>'$."guardrail.reason"' AS attr_reason,
+        attributes->'$."guardrail.score"' AS attr_score"""
+
+VIEWS: dict[str, str] = {
+    "llm_calls": f"""
+    SELECT {_WHO},
+           {_TIME}, s.start_time_unix_nano, s.end_time_unix_nano, s.duration_ns / 1e6 AS duration_ms,
+           s.operation, s.provider, s.request_model, s.response_model,
+           coalesce(s.response_model, s.request_model) AS model,
+           s.input_tokens, s.output_tokens, s.cached_input_tokens, s.cache_creation_input_tokens,
+           s.reasoning_tokens, s.cost_usd, s.status_code, s.status_message, s.error_type, s.attributes
+    {_FROM} WHERE s.category = 'llm'""",
+    "tool_calls": f"""
+    SELECT {_WHO},
+           {_TIME}, s.start_time_unix_nano, s.end_time_unix_nano, s.duration_ns / 1e6 AS duration_ms,
+           s.tool_name, s.tool_call_id,
+           coalesce(s.attributes->>'$."gen_ai.tool.call.arguments"', s.attributes->>'$."tool.parameters"',
+                    s.attributes->>'$."input.value"') AS arguments,
+           coalesce(s.attributes->>'$."gen_ai.tool.call.result"', s.attributes->>'$."output.value"') AS result,
+           s.status_code, s.status_message, s.error_type, s.attributes
+    {_FROM} WHERE s.category = 'tool'""",
+    # Guardrail outcomes from guardrail spans and from `guardrail` span events (SEMCONV: guardrail.name,
+    # .triggered, .action, .reason, .score). Without an explicit `triggered`, block/redact count as hits.
+    "guardrail_events": f"""
+    WITH on_spans AS (
+        SELECT project, trace_id, span_id, agent_name, session_id, name, category,
+               start_time_unix_nano AS time_unix_nano,
+{_GUARD_ATTRS}
+        FROM spans
+        WHERE category = 'guardrail' OR json_exists(attributes, '$."guardrail.name"')
+           OR json_exists(attributes, '$."guardrail.action"') OR json_exists(attributes, '$."guardrail.triggered"')
+    ), on_events AS (
+        SELECT project, trace_id, span_id, agent_name, session_id, name, category,
+               CAST(event->>'time_unix_nano' AS BIGINT) AS time_unix_nano,
+               event->'attributes'->>'$."guardrail.name"' AS attr_name,
+               event->'attributes'->'$."guardrail.triggered"' AS attr_triggered,
+               event->'attributes'->>'$."guardrail.action"' AS attr_action,
+               event->'attributes'->>'$."guardrail.reason"' AS attr_reason,
+               event->'attributes'->'$."guardrail.score"' AS attr_score
+        FROM (SELECT *, unnest(CAST(events AS JSON[])) AS event FROM spans
+              WHERE events IS NOT NULL AND contains(events, '"guardrail"'))
+        WHERE event->>'name' = 'guardrail'
+    ), hits AS (
+        SELECT *, 'span' AS source FROM on_spans
+        UNION ALL
+        SELECT *, 'event' AS source FROM on_events
+    )
+    SELECT h.project, h.trace_id, h.span_id, coalesce(h.agent_name, t.agent_name) AS agent_name,
+           coalesce(h.session_id, t.session_id) AS session_id,
+           to_timestamp(time_unix_nano / 1e9) AS time, time_unix_nano,
+           coalesce(attr_name, name) AS guardrail_name,
+           coalesce(TRY_CAST(attr_triggered AS BOOLEAN), attr_action IN ('block', 'redact'), false) AS triggered,
+           attr_action AS action, attr_reason AS reason, TRY_CAST(attr_score AS DOUBLE) AS score, source
+    FROM hits h LEFT JOIN traces t ON t.project = h.project AND t.trace_id = h.trace_id""",
+    "sessions": """
+    SELECT project, session_id,
+           min(user_id) AS user_id, min(agent_name) AS agent_name,
+           to_timestamp(min(start_time_unix_nano) / 1e9) AS first_start,
+           to_timestamp(max(end_time_unix_nano) / 1e9) AS last_end,
+           min(start_time_unix_nano) AS first_start_unix_nano, max(end_time_unix_nano) AS last_end_unix_nano,
+           count(*) AS turns, sum(span_count) AS spans, sum(error_count) AS errors,
+           sum(llm_calls) AS llm_calls, sum(tool_calls) AS tool_calls,
+           sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
+           sum(cost_usd) AS cost_usd, sum(duration_ns) / 1e6 AS total_duration_ms
+    FROM traces WHERE session_id IS NOT NULL
+    GROUP BY project, session_id""",
+}
+
+TABLES = ("spans", "traces")
+ANALYST_RELATIONS = (*TABLES, *VIEWS)
+
+
+def install_views(con: duckdb.DuckDBPyConnection) -> None:
+    for name, body in VIEWS.items():
+        con.execute(f"CREATE OR REPLACE VIEW {name} AS {body}")

@@ -1,0 +1,112 @@
+"""A Python client for the query API: traces and analyst SQL as Polars data frames.
+
+    from trajscope.client import Client
+    ts = Client("http://127.0.0.1:8000", api_key=None)
+    ts.sql("SELECT model, sum(cost_usd) AS cost FROM llm_calls GROUP BY model")   # polars.DataFrame
+    ts.traces(agent="planner", status="error")                                     # polars.DataFrame
+    ts.trajectory(trace_id)["steps"]
+
+SQL results travel as an Arrow IPC stream (no JSON round trip). Errors raise ``TrajscopeError`` carrying
+the server's error code (``invalid_sql``, ``forbidden``, ``timeout``, ``too_large``, ``not_found``...).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import pyarrow as pa
+
+if TYPE_CHECKING:
+    import polars
+
+
+_TRACE_FILTERS = frozenset({"project", "service", "agent", "session_id", "status", "since", "until",
+                            "min_duration_ms"})
+
+
+class TrajscopeError(Exception):
+    """An error answer from the server; ``code`` is its error code, ``status`` the HTTP status."""
+
+    def __init__(self, code: str, message: str, status: int) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.status = status
+
+
+def _polars():
+    try:
+        import polars
+    except ImportError:  # the client is optional: say how to get it
+        raise ImportError("trajscope.client needs Polars: pip install 'trajscope[client]'") from None
+    return polars
+
+
+class Client:
+    def __init__(self, url: str = "http://127.0.0.1:8000", api_key: str | None = None, *,
+                 timeout: float = 120.0) -> None:
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._http = httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=timeout)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _check(self, response: httpx.Response) -> httpx.Response:
+        if response.is_success:
+            return response
+        try:
+            error = response.json()["error"]
+            code, message = error["code"], error["message"]
+        except (ValueError, KeyError, TypeError):
+            code, message = "http_error", f"HTTP {response.status_code}: {response.text[:200]}"
+        raise TrajscopeError(code, message, response.status_code)
+
+    def _get(self, path: str, **params: Any) -> Any:
+        params = {k: v for k, v in params.items() if v is not None}
+        return self._check(self._http.get(f"/api/v1{path}", params=params)).json()
+
+    # -- SQL ------------------------------------------------------------------------------------------
+    def sql_arrow(self, query: str, *, limit: int = 1_000_000, timeout_s: float | None = None) -> pa.Table:
+        body: dict[str, Any] = {"sql": query, "format": "arrow", "limit": limit}
+        if timeout_s is not None:
+            body["timeout_s"] = timeout_s
+        response = self._check(self._http.post("/api/v1/sql", json=body))
+        return pa.ipc.open_stream(response.content).read_all()
+
+    def sql(self, query: str, *, limit: int = 1_000_000, timeout_s: float | None = None) -> polars.DataFrame:
+        """Run one read query over the trace tables and views; see the README for their columns."""
+        return _polars().from_arrow(self.sql_arrow(query, limit=limit, timeout_s=timeout_s))
+
+    # -- traces ---------------------------------------------------------------------------------------
+    def traces(self, *, limit: int = 1000, **filters: Any) -> polars.DataFrame:
+        """Trace summaries, newest first, following cursors up to ``limit`` rows. Filters are the list
+        endpoint's: ``project``, ``service``, ``agent``, ``session_id``, ``status="error"``, ``since``,
+        ``until`` (Unix ns, RFC 3339 or an age like ``"1h"``), ``min_duration_ms``."""
+        unknown = set(filters) - _TRACE_FILTERS
+        if unknown:
+            raise TypeError(f"unknown trace filter(s) {sorted(unknown)}; use {sorted(_TRACE_FILTERS)}")
+        items: list[dict[str, Any]] = []
+        cursor = None
+        while len(items) < limit:
+            page = self._get("/traces", limit=min(1000, limit - len(items)), cursor=cursor, **filters)
+            items.extend(page["traces"])
+            cursor = page.get("next_cursor")
+            if not cursor:
+                break
+        return _polars().DataFrame(items)
+
+    def trace(self, trace_id: str) -> dict[str, Any]:
+        return self._get(f"/traces/{trace_id}")
+
+    def trajectory(self, trace_id: str) -> dict[str, Any]:
+        return self._get(f"/traces/{trace_id}/trajectory")
+
+    def latency(self, trace_id: str) -> dict[str, Any]:
+        return self._get(f"/traces/{trace_id}/latency")
