@@ -138,3 +138,15 @@ def test_a_query_past_its_deadline_is_interrupted(store):
 def test_statement_check_names_what_was_refused(store):
     with store.cursor() as cur, pytest.raises(SqlError, match="got DELETE"):
         check_statement(cur, "DELETE FROM spans")
+
+
+def test_a_query_past_the_memory_cap_is_too_large(tmp_path):
+    capped = DuckDBStore(tmp_path / "capped", memory_limit="64MB")
+    try:
+        with pytest.raises(SqlError) as err:
+            _run(capped, "SELECT length(string_agg(repeat('x', 1000), '')) FROM range(1000000)")
+        assert err.value.code == SqlErrorCode.TOO_LARGE
+        # The store still works afterwards.
+        assert _run(capped, "SELECT 42 AS x").table.column("x").to_pylist() == [42]
+    finally:
+        capped.close()
