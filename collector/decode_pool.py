@@ -11,14 +11,23 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 
+from trajscope.collector import costing
 
-def make_decoder(workers: int) -> Executor:
+
+def make_decoder(workers: int, prices: str | None = None) -> Executor:
     """Decoding is pure Python and holds the GIL: worker processes let it use the other core while this
-    process receives and the writer thread inserts. ``0`` decodes on a thread here instead."""
+    process receives and the writer thread inserts. ``0`` decodes on a thread here instead. ``prices`` is
+    the user's price file, loaded in every worker (spans are costed as they are decoded)."""
     if workers <= 0:
+        costing.configure(prices)
         return ThreadPoolExecutor(max_workers=1, thread_name_prefix="trajscope-decode")
     return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_exit_with_parent, initargs=(os.getpid(),))
+                               initializer=_init_worker, initargs=(os.getpid(), prices))
+
+
+def _init_worker(parent_pid: int, prices: str | None) -> None:
+    costing.configure(prices)
+    _exit_with_parent(parent_pid)
 
 
 def _exit_with_parent(parent_pid: int) -> None:

@@ -19,7 +19,9 @@ import pyarrow as pa
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from trajscope.analysis.pricing import span_cost
 from trajscope.collector.anyvalue import key_values
+from trajscope.collector.costing import prices
 from trajscope.collector.dialects import PROJECT_RESOURCE_KEYS
 from trajscope.collector.normalise import normalise
 from trajscope.storage.schema import SPAN_COLUMNS, SPAN_SCHEMA
@@ -128,6 +130,7 @@ def decode_message(request: ExportTraceServiceRequest, default_project: str = "d
     rejected = 0
     messages: list[str] = []
     ingested_at = time.time_ns()
+    table = prices()
     for r_index, resource_spans in enumerate(request.resource_spans):
         resource = resource_spans.resource
         res_attrs = key_values(resource.attributes)
@@ -164,6 +167,9 @@ def decode_message(request: ExportTraceServiceRequest, default_project: str = "d
                 links = _links(span)
                 norm = normalise(span.name, attrs, events)
                 start, end = span.start_time_unix_nano, span.end_time_unix_nano
+                cost = span_cost(table, norm.cost_usd, norm.response_model or norm.request_model, start,
+                                 norm.input_tokens, norm.output_tokens, norm.cached_input_tokens,
+                                 norm.cache_creation_input_tokens)
                 status = span.status
                 rows.append((
                     project,
@@ -181,7 +187,8 @@ def decode_message(request: ExportTraceServiceRequest, default_project: str = "d
                     max(end - start, 0),
                     STATUS_CODES[status.code] if 0 <= status.code < len(STATUS_CODES) else str(status.code),
                     status.message or None,
-                    *norm,
+                    *norm[:-1],
+                    *cost,
                     _dumps(attrs),
                     span.dropped_attributes_count,
                     _dumps(events) if events else None,

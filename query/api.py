@@ -15,8 +15,9 @@ from trajscope.analysis.trajectory import COLUMNS as TRAJECTORY_COLUMNS
 from trajscope.analysis.trajectory import build_trajectory
 from trajscope.collector.auth import is_authorised, key_from_headers
 from trajscope.query.analyst_sql import DEFAULT_TIMEOUT_S
+from trajscope.query.cost_api import add_cost_routes
 from trajscope.query.errors import ApiError, ErrorCode, install_error_handlers
-from trajscope.query.filters import RunFilter
+from trajscope.query.filters import RunFilter, run_filter
 from trajscope.query.params import (
     decode_cursor,
     decode_session_cursor,
@@ -189,16 +190,5 @@ def create_app(state: AppState) -> FastAPI:
         return OrjsonResponse(usage_stats(state.store, group_by, flt))
 
     add_sql_routes(app, state, guarded)
+    add_cost_routes(app, state, guarded)
     return app
-
-
-def run_filter(
-    project: str | None = None,
-    service: str | None = None,
-    agent: str | None = None,
-    since: Annotated[str | None, Query(description="Unix ns, RFC 3339, or an age like 1h")] = None,
-    until: Annotated[str | None, Query(description="Unix ns, RFC 3339, or an age like 1h")] = None,
-) -> RunFilter:
-    """The filters every aggregate route takes (a FastAPI dependency)."""
-    now = time.time_ns()
-    return RunFilter(project, service, agent, time_param("since", since, now), time_param("until", until, now))

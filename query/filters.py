@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+from typing import Annotated
 
+from fastapi import Query
+
+from trajscope.query.params import time_param
 from trajscope.storage.sql import Where
 
 
@@ -25,3 +30,14 @@ class RunFilter:
                 .add_if(self.agent, f"{alias}.agent_name = ?")
                 .add_if(self.since, f"{alias}.start_time_unix_nano >= ?")
                 .add_if(self.until, f"{alias}.start_time_unix_nano < ?"))
+
+def run_filter(
+    project: str | None = None,
+    service: str | None = None,
+    agent: str | None = None,
+    since: Annotated[str | None, Query(description="Unix ns, RFC 3339, or an age like 1h")] = None,
+    until: Annotated[str | None, Query(description="Unix ns, RFC 3339, or an age like 1h")] = None,
+) -> RunFilter:
+    """The filters every aggregate route takes (a FastAPI dependency)."""
+    now = time.time_ns()
+    return RunFilter(project, service, agent, time_param("since", since, now), time_param("until", until, now))

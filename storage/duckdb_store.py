@@ -6,10 +6,12 @@ committed data only and never block the writer.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
@@ -84,37 +86,43 @@ class DuckDBStore:
             self._backfill_summaries()
 
     # -- writing ------------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """One write transaction on the writer connection, serialised with every other writer."""
+        with self._write_lock:
+            con = self._con
+            con.execute("BEGIN TRANSACTION")
+            try:
+                yield con
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+
     def write(self, spans: pa.Table, summaries: pa.Table | None = None) -> int:
         """See ``SpanStore.write``. ``summaries`` may carry ready-made summary rows for traces that these
         spans hold whole; they are used for traces the store has not seen before."""
         if spans.num_rows == 0:
             return 0
-        with self._write_lock:
-            con = self._con
-            con.execute("BEGIN TRANSACTION")
-            try:
-                trace_ids = pc.unique(spans.column("trace_id"))
-                facts = self._stored_facts(con, sorted(trace_ids.to_pylist()))
-                known = set(facts)
-                fresh = self._only_new(spans, facts)
-                if fresh.num_rows:
-                    con.register("incoming_spans", fresh)
-                    con.execute(f"INSERT INTO spans ({_SPAN_COLS}) SELECT {_SPAN_COLS} FROM incoming_spans")
-                    con.unregister("incoming_spans")
-                    ready = self._ready_summaries(summaries, known)
-                    if ready is not None:
-                        self._insert_summaries(con, ready, replace=False)
-                    rest = self._to_summarise(fresh, ready)
-                    for row in zip(*(rest.column(name).to_pylist() for name in FACT_COLUMNS), strict=True):
-                        facts[row[1]].append(SpanFacts(*row))
-                    touched = set(pc.unique(rest.column("trace_id")).to_pylist())
-                    self._write_summaries(con, [facts[t] for t in touched - known], replace=False)
-                    self._write_summaries(con, [facts[t] for t in touched & known], replace=True)
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-            self._rows_since_checkpoint += fresh.num_rows
+        with self._transaction() as con:
+            trace_ids = pc.unique(spans.column("trace_id"))
+            facts = self._stored_facts(con, sorted(trace_ids.to_pylist()))
+            known = set(facts)
+            fresh = self._only_new(spans, facts)
+            if fresh.num_rows:
+                con.register("incoming_spans", fresh)
+                con.execute(f"INSERT INTO spans ({_SPAN_COLS}) SELECT {_SPAN_COLS} FROM incoming_spans")
+                con.unregister("incoming_spans")
+                ready = self._ready_summaries(summaries, known)
+                if ready is not None:
+                    self._insert_summaries(con, ready, replace=False)
+                rest = self._to_summarise(fresh, ready)
+                for row in zip(*(rest.column(name).to_pylist() for name in FACT_COLUMNS), strict=True):
+                    facts[row[1]].append(SpanFacts(*row))
+                touched = set(pc.unique(rest.column("trace_id")).to_pylist())
+                self._write_summaries(con, [facts[t] for t in touched - known], replace=False)
+                self._write_summaries(con, [facts[t] for t in touched & known], replace=True)
+        self._rows_since_checkpoint += fresh.num_rows
         return fresh.num_rows
 
     @staticmethod
@@ -135,16 +143,24 @@ class DuckDBStore:
 
     def refresh_traces(self, trace_ids: list[str]) -> None:
         """Recompute the summary rows of these traces from their stored spans."""
-        with self._write_lock:
-            con = self._con
-            con.execute("BEGIN TRANSACTION")
-            try:
-                facts = self._stored_facts(con, trace_ids)
-                self._write_summaries(con, list(facts.values()), replace=True)
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
+        with self._transaction() as con:
+            facts = self._stored_facts(con, trace_ids)
+            self._write_summaries(con, list(facts.values()), replace=True)
+
+    def update_costs(self, updates: pa.Table) -> int:
+        """Set ``cost_usd`` and ``cost_source`` of the spans in ``updates`` (trace_id, span_id, cost_usd,
+        cost_source) and refresh their traces' summaries, in one transaction. Returns traces refreshed."""
+        if updates.num_rows == 0:
+            return 0
+        trace_ids = sorted(set(updates.column("trace_id").to_pylist()))
+        with self._transaction() as con:
+            con.register("cost_updates", updates)
+            con.execute("UPDATE spans SET cost_usd = u.cost_usd, cost_source = u.cost_source "
+                        "FROM cost_updates u WHERE spans.trace_id = u.trace_id AND spans.span_id = u.span_id")
+            con.unregister("cost_updates")
+            facts = self._stored_facts(con, trace_ids)
+            self._write_summaries(con, list(facts.values()), replace=True)
+        return len(trace_ids)
 
     def _backfill_summaries(self, chunk: int = 2000) -> None:
         """Fill summary columns that a migration added (NULL on rows written before it)."""

@@ -45,9 +45,16 @@ def _add_columns(version: int) -> Callable[[duckdb.DuckDBPyConnection], None]:
     return migration
 
 
+def _v3(con: duckdb.DuckDBPyConnection) -> None:
+    _add_columns(3)(con)
+    # Costs stored before version 3 were all reported ones; `trajscope reprice` prices the rest.
+    con.execute("UPDATE spans SET cost_source = 'reported' WHERE cost_usd IS NOT NULL")
+
+
 MIGRATIONS: tuple[Callable[[duckdb.DuckDBPyConnection], None], ...] = (
     _v1,
     _add_columns(2),  # traces.critical_breakdown, traces.usage_breakdown (issue #3 stats)
+    _v3,  # spans.cost_source (issue #6 pricing)
 )
 LATEST_VERSION = len(MIGRATIONS)
 

@@ -42,6 +42,9 @@ SPAN_COLUMNS: tuple[tuple[str, pa.DataType, str, bool], ...] = (
     ("cache_creation_input_tokens", pa.int64(), "BIGINT", True),
     ("reasoning_tokens", pa.int64(), "BIGINT", True),
     ("cost_usd", pa.float64(), "DOUBLE", True),
+    # Where cost_usd came from: reported (by the SDK/provider), computed (tokens × price table), unpriced
+    # (tokens but no price known: cost_usd NULL); NULL for spans with neither tokens nor a cost.
+    ("cost_source", pa.string(), "VARCHAR", True),
     # Everything else OTLP carries, kept whole.
     ("attributes", pa.string(), "JSON", False),
     ("dropped_attributes_count", pa.uint32(), "UINTEGER", False),
@@ -115,7 +118,7 @@ TRACE_SCHEMA = pa.schema([pa.field(name, typ, nullable) for name, typ, _, nullab
 
 # Columns added after version 1, with the schema version that added them; migrations create each column in
 # its own version, so the lists above always describe the latest schema.
-ADDED_IN_VERSION: dict[str, int] = {"critical_breakdown": 2, "usage_breakdown": 2}
+ADDED_IN_VERSION: dict[str, int] = {"critical_breakdown": 2, "usage_breakdown": 2, "cost_source": 3}
 
 
 # Long, high-entropy text (prompts, completions, tool results) compresses several times better with ZSTD

@@ -31,7 +31,8 @@ VIEWS: dict[str, str] = {
            s.operation, s.provider, s.request_model, s.response_model,
            coalesce(s.response_model, s.request_model) AS model,
            s.input_tokens, s.output_tokens, s.cached_input_tokens, s.cache_creation_input_tokens,
-           s.reasoning_tokens, s.cost_usd, s.status_code, s.status_message, s.error_type, s.attributes
+           s.reasoning_tokens, s.cost_usd, s.cost_source, s.status_code, s.status_message, s.error_type,
+           s.attributes
     {_FROM} WHERE s.category = 'llm'""",
     "tool_calls": f"""
     SELECT {_WHO},

@@ -139,13 +139,15 @@ class Progress:
         self.tty = sys.stderr.isatty()
 
     def step(self, note: str) -> None:
-        self.done += 1
-        filled = int(30 * self.done / max(self.total, 1))
+        self.show(self.done + 1, self.total, note)
+
+    def show(self, done: int, total: int, note: str) -> None:
+        self.done, self.total = done, total
+        filled = int(30 * done / total) if total else 30
         bar = "#" * filled + "." * (30 - filled)
-        text = (f"{self.label} [{bar}] {self.done}/{self.total} {note} "
-                f"({time.monotonic() - self.started:.1f} s)")
+        text = f"{self.label} [{bar}] {done}/{total} {note} ({time.monotonic() - self.started:.1f} s)"
         print(("\r" + text) if self.tty else text, end="" if self.tty else "\n", file=sys.stderr, flush=True)
-        if self.tty and self.done == self.total:
+        if self.tty and done >= total:
             print(file=sys.stderr)
 
 

@@ -29,6 +29,8 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
                    help="backlog above which exports are refused as retryable (UNAVAILABLE / 503)")
     p.add_argument("--sql-timeout", type=float, default=float(env("sql_timeout", str(d.sql_timeout_s))),
                    help="deadline of a query on /api/v1/sql in seconds (a request may ask for less)")
+    p.add_argument("--prices", type=Path, default=env("prices", None),
+                   help="TOML file of model prices adding to / overriding the built-in table")
     p.add_argument("--memory-limit", default=env("memory_limit", None),
                    help="DuckDB memory cap, e.g. 4GB (default: DuckDB's, 80%% of RAM)")
 
@@ -58,6 +60,13 @@ def _analyst_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", type=Path, default=None, help="write the result to this file")
     p.add_argument("--limit", type=int, default=10_000, help="rows at most (default 10,000)")
 
+    p = sub.add_parser("reprice", help="recompute stored costs after the price table changed")
+    p.add_argument("--since", default=None, help="only spans that started at or after (date, RFC 3339 or age)")
+    p.add_argument("--until", default=None, help="only spans that started before")
+    p.add_argument("--prices", type=Path, default=None,
+                   help="with --data: the price file to use (a running server uses its own --prices)")
+    source(p)
+
     p = sub.add_parser("export", help="export spans as Parquet, one file per UTC day")
     p.add_argument("--since", required=True, help="first day, YYYY-MM-DD (UTC)")
     p.add_argument("--until", default=None, help="day after the last one, YYYY-MM-DD (default: tomorrow)")
@@ -83,16 +92,20 @@ def main(argv: list[str] | None = None) -> int:
             data=args.data, host=args.host, grpc_port=args.grpc_port, http_port=args.http_port,
             api_port=args.api_port, api_key=args.api_key or None, decode_workers=args.decode_workers,
             max_pending_spans=args.max_pending_spans, sql_timeout_s=args.sql_timeout,
-            memory_limit=args.memory_limit or None,
+            memory_limit=args.memory_limit or None, prices=Path(args.prices) if args.prices else None,
         ))
     if args.command == "demo":
         from trajscope.demo import run_demo
 
         return run_demo(args.endpoint, args.sessions, args.seed, args.api_key, args.project)
-    if args.command in ("sql", "export"):
+    if args.command in ("sql", "export", "reprice"):
         from trajscope.analyst_cli import CliError, run_export, run_sql_command
+        from trajscope.cost_cli import run_reprice
 
         try:
+            if args.command == "reprice":
+                return run_reprice(since=args.since, until=args.until, url=args.url, data=args.data,
+                                   prices=args.prices, api_key=args.api_key)
             if args.command == "sql":
                 return run_sql_command(args.query, url=args.url, data=args.data, api_key=args.api_key,
                                        fmt=args.format, output=args.output, limit=args.limit)

@@ -34,3 +34,5 @@ class ServerSettings:
     sql_timeout_s: float = 30.0
     # DuckDB's memory cap for the whole store (ingest and analyst queries); None = DuckDB's default (80 %).
     memory_limit: str | None = None
+    # A TOML price file adding to / overriding the built-in table (analysis/prices.toml).
+    prices: Path | None = None

@@ -18,6 +18,8 @@ from dataclasses import asdict
 import duckdb
 import uvicorn
 
+from trajscope.analysis.pricing import PriceError
+from trajscope.collector import costing
 from trajscope.collector.decode_pool import make_decoder
 from trajscope.collector.grpc_receiver import build_grpc_server
 from trajscope.collector.http_receiver import build_http_app
@@ -81,11 +83,19 @@ def open_writer(settings: ServerSettings, store: DuckDBStore) -> StagedWriter:
         raise
 
 
+def load_prices(settings: ServerSettings) -> None:
+    try:
+        costing.configure(settings.prices)
+    except PriceError as exc:
+        raise StartupError(f"bad price file: {exc}") from None
+
+
 async def serve(settings: ServerSettings) -> None:
     check_ports_free(settings)
+    load_prices(settings)
     store = open_store(settings)
     writer = open_writer(settings, store)
-    decoder = make_decoder(settings.decode_workers)
+    decoder = make_decoder(settings.decode_workers, costing.extra_file())
     pipeline = IngestPipeline(writer, decoder, max_pending_spans=settings.max_pending_spans)
 
     def ingest_stats() -> dict:

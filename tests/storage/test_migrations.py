@@ -22,6 +22,13 @@ def test_migrate_refuses_a_newer_database():
         migrations.migrate(con)
 
 
+def _drop_span_column(store, column: str) -> None:
+    # DuckDB cannot drop a column of an indexed table: drop the index around it.
+    store._con.execute("DROP INDEX spans_trace_id")
+    store._con.execute(f"ALTER TABLE spans DROP COLUMN {column}")
+    store._con.execute("CREATE INDEX spans_trace_id ON spans (trace_id)")
+
+
 def test_migrate_v1_data_directory_gains_breakdowns_recomputed_from_spans(tmp_path):
     from tests.otlp_builders import make_span
     from tests.storage.conftest import table_of
@@ -38,6 +45,7 @@ def test_migrate_v1_data_directory_gains_breakdowns_recomputed_from_spans(tmp_pa
     # Turn the directory back into what version 1 wrote.
     store._con.execute("ALTER TABLE traces DROP COLUMN critical_breakdown")
     store._con.execute("ALTER TABLE traces DROP COLUMN usage_breakdown")
+    _drop_span_column(store, "cost_source")
     store._con.execute("DELETE FROM schema_version WHERE version >= 2")
     store.close()
 
@@ -50,4 +58,26 @@ def test_migrate_v1_data_directory_gains_breakdowns_recomputed_from_spans(tmp_pa
     assert got["usage_breakdown"] == [{"model": "m", "agent_name": "a", "calls": 1, "errors": 0,
                                        "input_tokens": 7, "output_tokens": 0, "cached_input_tokens": 0,
                                        "reasoning_tokens": 0, "cost_usd": None}]
+    reopened.close()
+
+
+def test_migrate_v2_marks_stored_costs_as_reported(tmp_path):
+    from tests.otlp_builders import make_span
+    from tests.storage.conftest import table_of
+    from trajscope.storage.duckdb_store import DuckDBStore
+
+    store = DuckDBStore(tmp_path / "d")
+    reported = make_span("chat a", attrs={"gen_ai.request.model": "nobody-knows", "gen_ai.usage.cost": 0.5,
+                                          "gen_ai.usage.input_tokens": 10})
+    tokens_only = make_span("chat b", attrs={"gen_ai.request.model": "nobody-knows",
+                                             "gen_ai.usage.input_tokens": 10})
+    store.write(table_of([reported, tokens_only]))
+    _drop_span_column(store, "cost_source")
+    store._con.execute("DELETE FROM schema_version WHERE version >= 3")
+    store.close()
+
+    reopened = DuckDBStore(tmp_path / "d")
+    rows = reopened.query("SELECT name, cost_usd, cost_source FROM spans ORDER BY name").to_pylist()
+    assert rows == [{"name": "chat a", "cost_usd": 0.5, "cost_source": "reported"},
+                    {"name": "chat b", "cost_usd": None, "cost_source": None}]
     reopened.close()
