@@ -7,6 +7,8 @@ import json
 import re
 from typing import Any
 
+from trajscope.analysis import guardrails
+
 PREVIEW_CHARS = 200
 
 _INPUT_KEYS = ("input.value", "gen_ai.input.messages", "traceloop.entity.input", "gen_ai.tool.call.arguments",
@@ -148,15 +150,9 @@ def tool_arguments(attrs: dict[str, Any]) -> str | None:
 
 def guardrail(attrs: dict[str, Any], events: list[dict[str, Any]], span_name: str,
               category: str) -> dict[str, Any] | None:
-    """``{name, triggered, action}`` from the trajscope convention on the span or a ``guardrail`` event."""
-    sources = [attrs] + [e.get("attributes") or {} for e in events if e.get("name") == "guardrail"]
-    for source in sources:
-        if "guardrail.name" in source or "guardrail.triggered" in source or "guardrail.action" in source:
-            triggered = source.get("guardrail.triggered")
-            action = source.get("guardrail.action")
-            return {"name": source.get("guardrail.name") or span_name,
-                    "triggered": bool(triggered) if triggered is not None else action in ("block", "redact"),
-                    "action": action if isinstance(action, str) else None}
-    if category == "guardrail":
-        return {"name": span_name, "triggered": None, "action": None}
-    return None
+    """``{name, triggered, action}`` of the span's first guardrail check (``analysis.guardrails``)."""
+    found = guardrails.checks(attrs, events, span_name, category)
+    if not found:
+        return None
+    first = found[0]
+    return {"name": first.name, "triggered": first.triggered, "action": first.action}

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from trajscope.analysis import content
+from trajscope.analysis import content, guardrails
 from trajscope.analysis.span_tree import VIRTUAL_ROOT_ID, Interval, SpanTree, build_tree
 from trajscope.analysis.tokens import token_counting_spans
 from trajscope.analysis.units import ns_to_ms as _ms
@@ -94,6 +94,7 @@ def _step(index: int, depth: int, span: dict[str, Any], group: int | None) -> di
         "input_preview": content.preview(content.input_text(attrs, events)),
         "output_preview": content.preview(content.output_text(attrs, events)),
         "guardrail": content.guardrail(attrs, events, span["name"], span["category"]),
+        "guardrail_hits": guardrails.hits(guardrails.checks(attrs, events, span["name"], span["category"])),
         "parallel_group": group, "requested_by": None,
     }
 
@@ -106,7 +107,8 @@ def _virtual_step(tree: SpanTree) -> dict[str, Any]:
         "end_time_unix_nano": node.end, "duration_ms": _ms(node.duration), "status_code": "UNSET",
         "status_message": None, "error_type": None, "agent_name": None, "model": None, "tool_name": None,
         "tool_call_id": None, "input_tokens": None, "output_tokens": None, "cost_usd": None,
-        "input_preview": None, "output_preview": None, "guardrail": None, "parallel_group": None,
+        "input_preview": None, "output_preview": None, "guardrail": None, "guardrail_hits": 0,
+        "parallel_group": None,
         "requested_by": None, "virtual": True,
     }
 
@@ -176,7 +178,7 @@ def _totals(steps: list[dict[str, Any]], spans: dict[str, dict[str, Any]]) -> di
         "input_tokens": sum(spans[i]["input_tokens"] or 0 for i in counted),
         "output_tokens": sum(spans[i]["output_tokens"] or 0 for i in counted),
         "cost_usd": sum(costs) if costs else None,
-        "guardrail_hits": sum(1 for s in real if s["guardrail"] and s["guardrail"]["triggered"]),
+        "guardrail_hits": sum(s["guardrail_hits"] for s in real),
     }
 
 

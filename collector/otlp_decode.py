@@ -19,6 +19,7 @@ import pyarrow as pa
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from trajscope.analysis import guardrails
 from trajscope.analysis.pricing import span_cost
 from trajscope.collector.anyvalue import key_values
 from trajscope.collector.costing import prices
@@ -170,6 +171,7 @@ def decode_message(request: ExportTraceServiceRequest, default_project: str = "d
                 cost = span_cost(table, norm.cost_usd, norm.response_model or norm.request_model, start,
                                  norm.input_tokens, norm.output_tokens, norm.cached_input_tokens,
                                  norm.cache_creation_input_tokens)
+                found = guardrails.checks(attrs, events, span.name, norm.category)
                 status = span.status
                 rows.append((
                     project,
@@ -189,6 +191,8 @@ def decode_message(request: ExportTraceServiceRequest, default_project: str = "d
                     status.message or None,
                     *norm[:-1],
                     *cost,
+                    [c._asdict() for c in found] if found else None,
+                    guardrails.hits(found) if found else None,
                     _dumps(attrs),
                     span.dropped_attributes_count,
                     _dumps(events) if events else None,

@@ -29,7 +29,7 @@ from trajscope.query.params import (
 from trajscope.query.serialise import OrjsonResponse, span_rows, trace_item
 from trajscope.query.sessions import get_session, list_sessions
 from trajscope.query.sql_api import add_sql_routes
-from trajscope.query.stats import latency_stats, usage_stats
+from trajscope.query.stats import guardrail_stats, latency_stats, usage_stats
 from trajscope.storage.duckdb_store import DuckDBStore
 from trajscope.storage.interface import TraceFilter
 
@@ -188,6 +188,15 @@ def create_app(state: AppState) -> FastAPI:
     ) -> Any:
         """Model calls, tokens (each call counted once), cost and errors per group."""
         return OrjsonResponse(usage_stats(state.store, group_by, flt))
+
+    @app.get("/api/v1/stats/guardrails", tags=["stats"], dependencies=guarded)
+    def stats_guardrails(
+        flt: Annotated[RunFilter, Depends(run_filter)],
+        group_by: Annotated[str, Query(pattern="^(name|action|agent|day)$")] = "name",
+    ) -> Any:
+        """Guardrail checks per group: checks, hits, blocks, checks whose outcome was not reported, and
+        the hit rate over checks with a known outcome."""
+        return OrjsonResponse(guardrail_stats(state.store, group_by, flt))
 
     add_sql_routes(app, state, guarded)
     add_cost_routes(app, state, guarded)

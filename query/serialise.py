@@ -15,7 +15,7 @@ TRACE_LIST_FIELDS = (
     "trace_id", "project", "root_span_id", "root_name", "service_name", "agent_name", "session_id",
     "user_id", "start_time_unix_nano", "end_time_unix_nano", "span_count", "error_count", "llm_calls",
     "tool_calls", "input_tokens", "output_tokens", "cached_input_tokens", "reasoning_tokens", "cost_usd",
-    "complete",
+    "guardrail_hits", "complete",
 )
 _EMPTY_LIST_COLUMNS = frozenset({"events", "links"})
 

@@ -103,3 +103,29 @@ def usage_stats(store: SpanStore, group_by: str, flt: RunFilter) -> dict[str, An
                   "errors"):
             r[k] = int(r[k] or 0)
     return {"group_by": group_by, "groups": rows}
+
+
+GUARDRAIL_GROUPS = {
+    "name": "e.guardrail_name",
+    "action": "coalesce(e.action, '(none)')",
+    "agent": "e.agent_name",
+    "day": "strftime(make_timestamp(e.time_unix_nano // 1000), '%Y-%m-%d')",
+}
+
+
+def guardrail_stats(store: SpanStore, group_by: str, flt: RunFilter) -> dict[str, Any]:
+    """Guardrail checks and hits per group, from the normalised checks (``guardrail_events``)."""
+    where = flt.traces("e").sql().replace("e.start_time_unix_nano", "e.time_unix_nano")
+    sql = f"""
+        SELECT {GUARDRAIL_GROUPS[group_by]} AS key, count(*) AS checks,
+               count(*) FILTER (WHERE e.triggered) AS hits,
+               count(*) FILTER (WHERE e.triggered AND e.action = 'block') AS blocks,
+               count(*) FILTER (WHERE e.triggered IS NULL) AS outcome_unknown,
+               count(DISTINCT e.trace_id) AS traces
+        FROM guardrail_events e WHERE {where} GROUP BY ALL
+        ORDER BY {"key DESC" if group_by == "day" else "hits DESC, checks DESC, key NULLS LAST"}"""
+    rows = store.query(sql, flt.traces("e").params).to_pylist()
+    for r in rows:
+        known = r["checks"] - r["outcome_unknown"]
+        r["hit_rate"] = round(r["hits"] / known, 4) if known else None
+    return {"group_by": group_by, "groups": rows}

@@ -165,7 +165,7 @@ class DuckDBStore:
     def _backfill_summaries(self, chunk: int = 2000) -> None:
         """Fill summary columns that a migration added (NULL on rows written before it)."""
         stale = [r[0] for r in self._con.execute(
-            "SELECT trace_id FROM traces WHERE critical_breakdown IS NULL").fetchall()]
+            "SELECT trace_id FROM traces WHERE critical_breakdown IS NULL OR guardrail_hits IS NULL").fetchall()]
         if not stale:
             return
         log.warning("recomputing %d trace summaries for the new schema", len(stale))

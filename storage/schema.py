@@ -8,6 +8,18 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+GUARDRAIL_CHECKS = pa.list_(pa.struct([
+    ("name", pa.string()), ("triggered", pa.bool_()), ("action", pa.string()), ("reason", pa.string()),
+    ("score", pa.float64()), ("source", pa.string()), ("time_unix_nano", pa.int64()),
+]))
+_SQL_SCALARS = {pa.string(): "VARCHAR", pa.int64(): "BIGINT", pa.float64(): "DOUBLE", pa.bool_(): "BOOLEAN"}
+
+
+def struct_list_sql(typ: pa.ListType) -> str:
+    fields = ", ".join(f"{f.name} {_SQL_SCALARS[f.type]}" for f in typ.value_type)
+    return f"STRUCT({fields})[]"
+
+
 # (column, Arrow type, SQL type, nullable)
 SPAN_COLUMNS: tuple[tuple[str, pa.DataType, str, bool], ...] = (
     ("project", pa.string(), "VARCHAR", False),
@@ -45,6 +57,9 @@ SPAN_COLUMNS: tuple[tuple[str, pa.DataType, str, bool], ...] = (
     # Where cost_usd came from: reported (by the SDK/provider), computed (tokens × price table), unpriced
     # (tokens but no price known: cost_usd NULL); NULL for spans with neither tokens nor a cost.
     ("cost_source", pa.string(), "VARCHAR", True),
+    # Guardrail checks the span records (analysis.guardrails), normalised; and how many were hits.
+    ("guardrails", GUARDRAIL_CHECKS, struct_list_sql(GUARDRAIL_CHECKS), True),
+    ("guardrail_hits", pa.int64(), "BIGINT", True),
     # Everything else OTLP carries, kept whole.
     ("attributes", pa.string(), "JSON", False),
     ("dropped_attributes_count", pa.uint32(), "UINTEGER", False),
@@ -77,14 +92,6 @@ USAGE_BREAKDOWN = pa.list_(pa.struct([
     ("input_tokens", pa.int64()), ("output_tokens", pa.int64()), ("cached_input_tokens", pa.int64()),
     ("reasoning_tokens", pa.int64()), ("cost_usd", pa.float64()),
 ]))
-_SQL_SCALARS = {pa.string(): "VARCHAR", pa.int64(): "BIGINT", pa.float64(): "DOUBLE"}
-
-
-def struct_list_sql(typ: pa.ListType) -> str:
-    fields = ", ".join(f"{f.name} {_SQL_SCALARS[f.type]}" for f in typ.value_type)
-    return f"STRUCT({fields})[]"
-
-
 # One row per trace, recomputed at write time from all the trace's stored spans (storage.trace_summary).
 TRACE_COLUMNS: tuple[tuple[str, pa.DataType, str, bool], ...] = (
     ("project", pa.string(), "VARCHAR", False),
@@ -107,6 +114,7 @@ TRACE_COLUMNS: tuple[tuple[str, pa.DataType, str, bool], ...] = (
     ("cached_input_tokens", pa.int64(), "BIGINT", False),
     ("reasoning_tokens", pa.int64(), "BIGINT", False),
     ("cost_usd", pa.float64(), "DOUBLE", True),
+    ("guardrail_hits", pa.int64(), "BIGINT", True),
     ("complete", pa.bool_(), "BOOLEAN", False),
     ("updated_at_unix_nano", pa.int64(), "BIGINT", False),
     ("critical_breakdown", CRITICAL_BREAKDOWN, struct_list_sql(CRITICAL_BREAKDOWN), True),
@@ -118,7 +126,8 @@ TRACE_SCHEMA = pa.schema([pa.field(name, typ, nullable) for name, typ, _, nullab
 
 # Columns added after version 1, with the schema version that added them; migrations create each column in
 # its own version, so the lists above always describe the latest schema.
-ADDED_IN_VERSION: dict[str, int] = {"critical_breakdown": 2, "usage_breakdown": 2, "cost_source": 3}
+ADDED_IN_VERSION: dict[str, int] = {"critical_breakdown": 2, "usage_breakdown": 2, "cost_source": 3,
+                                    "guardrails": 3, "guardrail_hits": 3}
 
 
 # Long, high-entropy text (prompts, completions, tool results) compresses several times better with ZSTD

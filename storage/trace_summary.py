@@ -40,6 +40,7 @@ class SpanFacts(NamedTuple):
     tool_name: str | None
     request_model: str | None
     response_model: str | None
+    guardrail_hits: int | None = None
 
 
 FACT_COLUMNS: tuple[str, ...] = SpanFacts._fields
@@ -102,6 +103,7 @@ def summarise_trace(spans: Sequence[SpanFacts], updated_at: int) -> tuple:
         sum(u.reasoning_tokens for u in usage),
         # Null when nothing reported a cost: unknown is not zero.
         sum(costs) if costs else None,
+        sum(s.guardrail_hits or 0 for s in spans),
         has_root,
         updated_at,
         # Tuples in field order: pyarrow builds the structs from them directly.

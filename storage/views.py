@@ -17,12 +17,6 @@ _WHO = """s.project, s.trace_id, s.span_id, s.parent_span_id, s.name, s.service_
            coalesce(s.agent_name, t.agent_name) AS agent_name, coalesce(s.session_id, t.session_id) AS session_id,
            coalesce(s.user_id, t.user_id) AS user_id"""
 _FROM = "FROM spans s LEFT JOIN traces t ON t.project = s.project AND t.trace_id = s.trace_id"
-_GUARD_ATTRS = """\
-        attributes->>'$."guardrail.name"' AS attr_name,
-        attributes->'$."guardrail.triggered"' AS attr_triggered,
-        attributes->>'$."guardrail.action"' AS attr_action,
-        attributes->>'$."guardrail.reason"' AS attr_reason,
-        attributes->'$."guardrail.score"' AS attr_score"""
 
 VIEWS: dict[str, str] = {
     "llm_calls": f"""
@@ -43,39 +37,16 @@ VIEWS: dict[str, str] = {
            coalesce(s.attributes->>'$."gen_ai.tool.call.result"', s.attributes->>'$."output.value"') AS result,
            s.status_code, s.status_message, s.error_type, s.attributes
     {_FROM} WHERE s.category = 'tool'""",
-    # Guardrail outcomes from guardrail spans and from `guardrail` span events (SEMCONV: guardrail.name,
-    # .triggered, .action, .reason, .score). Without an explicit `triggered`, block/redact count as hits.
-    "guardrail_events": f"""
-    WITH on_spans AS (
-        SELECT project, trace_id, span_id, agent_name, session_id, name, category,
-               start_time_unix_nano AS time_unix_nano,
-{_GUARD_ATTRS}
-        FROM spans
-        WHERE category = 'guardrail' OR json_exists(attributes, '$."guardrail.name"')
-           OR json_exists(attributes, '$."guardrail.action"') OR json_exists(attributes, '$."guardrail.triggered"')
-    ), on_events AS (
-        SELECT project, trace_id, span_id, agent_name, session_id, name, category,
-               CAST(event->>'time_unix_nano' AS BIGINT) AS time_unix_nano,
-               event->'attributes'->>'$."guardrail.name"' AS attr_name,
-               event->'attributes'->'$."guardrail.triggered"' AS attr_triggered,
-               event->'attributes'->>'$."guardrail.action"' AS attr_action,
-               event->'attributes'->>'$."guardrail.reason"' AS attr_reason,
-               event->'attributes'->'$."guardrail.score"' AS attr_score
-        FROM (SELECT *, unnest(CAST(events AS JSON[])) AS event FROM spans
-              WHERE events IS NOT NULL AND contains(events, '"guardrail"'))
-        WHERE event->>'name' = 'guardrail'
-    ), hits AS (
-        SELECT *, 'span' AS source FROM on_spans
-        UNION ALL
-        SELECT *, 'event' AS source FROM on_events
-    )
-    SELECT h.project, h.trace_id, h.span_id, coalesce(h.agent_name, t.agent_name) AS agent_name,
-           coalesce(h.session_id, t.session_id) AS session_id,
-           to_timestamp(time_unix_nano / 1e9) AS time, time_unix_nano,
-           coalesce(attr_name, name) AS guardrail_name,
-           coalesce(TRY_CAST(attr_triggered AS BOOLEAN), attr_action IN ('block', 'redact'), false) AS triggered,
-           attr_action AS action, attr_reason AS reason, TRY_CAST(attr_score AS DOUBLE) AS score, source
-    FROM hits h LEFT JOIN traces t ON t.project = h.project AND t.trace_id = h.trace_id""",
+    # One row per guardrail check, as normalised at ingest (analysis.guardrails: spans and `guardrail`
+    # events, in every supported style). `triggered` NULL: the check's outcome was not reported.
+    "guardrail_events": """
+    SELECT s.project, s.trace_id, s.span_id, s.service_name, coalesce(s.agent_name, t.agent_name) AS agent_name,
+           coalesce(s.session_id, t.session_id) AS session_id,
+           to_timestamp(coalesce(g.time_unix_nano, s.start_time_unix_nano) / 1e9) AS time,
+           coalesce(g.time_unix_nano, s.start_time_unix_nano) AS time_unix_nano,
+           g.name AS guardrail_name, g.triggered, g.action, g.reason, g.score, g.source
+    FROM (SELECT *, unnest(guardrails) AS g FROM spans WHERE guardrails IS NOT NULL) s
+    LEFT JOIN traces t ON t.project = s.project AND t.trace_id = s.trace_id""",
     "sessions": """
     SELECT project, session_id,
            min(user_id) AS user_id, min(agent_name) AS agent_name,

@@ -22,11 +22,13 @@ def test_migrate_refuses_a_newer_database():
         migrations.migrate(con)
 
 
-def _drop_span_column(store, column: str) -> None:
-    # DuckDB cannot drop a column of an indexed table: drop the index around it.
+def _undo_v3(store) -> None:
+    """Remove what version 3 added. DuckDB cannot drop a column of an indexed table: drop the index around it."""
     store._con.execute("DROP INDEX spans_trace_id")
-    store._con.execute(f"ALTER TABLE spans DROP COLUMN {column}")
+    for column in ("cost_source", "guardrails", "guardrail_hits"):
+        store._con.execute(f"ALTER TABLE spans DROP COLUMN {column}")
     store._con.execute("CREATE INDEX spans_trace_id ON spans (trace_id)")
+    store._con.execute("ALTER TABLE traces DROP COLUMN guardrail_hits")
 
 
 def test_migrate_v1_data_directory_gains_breakdowns_recomputed_from_spans(tmp_path):
@@ -45,7 +47,7 @@ def test_migrate_v1_data_directory_gains_breakdowns_recomputed_from_spans(tmp_pa
     # Turn the directory back into what version 1 wrote.
     store._con.execute("ALTER TABLE traces DROP COLUMN critical_breakdown")
     store._con.execute("ALTER TABLE traces DROP COLUMN usage_breakdown")
-    _drop_span_column(store, "cost_source")
+    _undo_v3(store)
     store._con.execute("DELETE FROM schema_version WHERE version >= 2")
     store.close()
 
@@ -72,7 +74,7 @@ def test_migrate_v2_marks_stored_costs_as_reported(tmp_path):
     tokens_only = make_span("chat b", attrs={"gen_ai.request.model": "nobody-knows",
                                              "gen_ai.usage.input_tokens": 10})
     store.write(table_of([reported, tokens_only]))
-    _drop_span_column(store, "cost_source")
+    _undo_v3(store)
     store._con.execute("DELETE FROM schema_version WHERE version >= 3")
     store.close()
 
