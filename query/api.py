@@ -14,6 +14,7 @@ from trajscope.analysis.latency import labels_from_columns, latency_report
 from trajscope.analysis.trajectory import COLUMNS as TRAJECTORY_COLUMNS
 from trajscope.analysis.trajectory import build_trajectory
 from trajscope.collector.auth import is_authorised, key_from_headers
+from trajscope.query.alerting import AlertMonitor
 from trajscope.query.analyst_sql import DEFAULT_TIMEOUT_S
 from trajscope.query.cost_api import add_cost_routes
 from trajscope.query.errors import ApiError, ErrorCode, install_error_handlers
@@ -48,6 +49,7 @@ class AppState:
         self.ingest_stats = ingest_stats or dict
         # Waits until every acknowledged span is loaded: a read sees all spans acknowledged before it.
         self.sync = sync or (lambda: None)
+        self.alerts: AlertMonitor | None = None
         self.ready = False
 
 
@@ -197,6 +199,16 @@ def create_app(state: AppState) -> FastAPI:
         """Guardrail checks per group: checks, hits, blocks, checks whose outcome was not reported, and
         the hit rate over checks with a known outcome."""
         return OrjsonResponse(guardrail_stats(state.store, group_by, flt))
+
+    @app.get("/api/v1/alerts", tags=["alerts"], dependencies=guarded)
+    def alerts() -> Any:
+        """Each rule of the server's `--alerts` file with its state: pending, ok, firing (since when, the
+        observed value and details) or error."""
+        monitor = state.alerts
+        if monitor is None:
+            return OrjsonResponse({"configured": False, "alerts": []})
+        return OrjsonResponse({"configured": True, "interval_s": monitor.config.interval_s,
+                               "webhook": monitor.config.webhook is not None, "alerts": monitor.states()})
 
     add_sql_routes(app, state, guarded)
     add_cost_routes(app, state, guarded)

@@ -31,6 +31,8 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
                    help="deadline of a query on /api/v1/sql in seconds (a request may ask for less)")
     p.add_argument("--prices", type=Path, default=env("prices", None),
                    help="TOML file of model prices adding to / overriding the built-in table")
+    p.add_argument("--alerts", type=Path, default=env("alerts", None),
+                   help="TOML file of alert rules (cost, error rate, tool latency, guardrail blocks)")
     p.add_argument("--memory-limit", default=env("memory_limit", None),
                    help="DuckDB memory cap, e.g. 4GB (default: DuckDB's, 80%% of RAM)")
 
@@ -93,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
             api_port=args.api_port, api_key=args.api_key or None, decode_workers=args.decode_workers,
             max_pending_spans=args.max_pending_spans, sql_timeout_s=args.sql_timeout,
             memory_limit=args.memory_limit or None, prices=Path(args.prices) if args.prices else None,
+            alerts=Path(args.alerts) if args.alerts else None,
         ))
     if args.command == "demo":
         from trajscope.demo import run_demo

@@ -36,3 +36,5 @@ class ServerSettings:
     memory_limit: str | None = None
     # A TOML price file adding to / overriding the built-in table (analysis/prices.toml).
     prices: Path | None = None
+    # A TOML file of alert rules (query.alerting); none = no alerting.
+    alerts: Path | None = None

@@ -25,6 +25,7 @@ from trajscope.collector.grpc_receiver import build_grpc_server
 from trajscope.collector.http_receiver import build_http_app
 from trajscope.collector.pipeline import IngestPipeline
 from trajscope.config import ServerSettings
+from trajscope.query.alerting import AlertConfig, AlertConfigError, AlertMonitor, load_rules
 from trajscope.query.api import AppState, create_app
 from trajscope.storage.duckdb_store import DuckDBStore
 from trajscope.storage.staged_writer import StagedWriter
@@ -90,9 +91,19 @@ def load_prices(settings: ServerSettings) -> None:
         raise StartupError(f"bad price file: {exc}") from None
 
 
+def load_alerts(settings: ServerSettings) -> AlertConfig | None:
+    if settings.alerts is None:
+        return None
+    try:
+        return load_rules(settings.alerts)
+    except AlertConfigError as exc:
+        raise StartupError(f"bad alert rules: {exc}") from None
+
+
 async def serve(settings: ServerSettings) -> None:
     check_ports_free(settings)
     load_prices(settings)
+    alert_config = load_alerts(settings)
     store = open_store(settings)
     writer = open_writer(settings, store)
     decoder = make_decoder(settings.decode_workers, costing.extra_file())
@@ -102,6 +113,8 @@ async def serve(settings: ServerSettings) -> None:
         return {**asdict(pipeline.stats), "pending_spans": writer.pending_rows, **asdict(writer.stats)}
 
     state = AppState(store, settings.api_key, ingest_stats, writer.sync, settings.sql_timeout_s)
+    monitor = AlertMonitor(store, alert_config) if alert_config else None
+    state.alerts = monitor
     grpc_server = build_grpc_server(pipeline, settings.host, settings.grpc_port, settings.api_key)
     otlp_http = _uvicorn(build_http_app(pipeline, settings.api_key), settings.host, settings.http_port)
     api = _uvicorn(create_app(state), settings.host, settings.api_port)
@@ -121,6 +134,8 @@ async def serve(settings: ServerSettings) -> None:
                 raise OSError(f"an HTTP listener failed to start (port in use?) on {settings.host}")
             await asyncio.sleep(0.02)
         state.ready = True
+        if monitor:
+            monitor.start()
         host = settings.host
         print(f"trajscope serving — data in {store.db_path}", flush=True)
         print(f"  OTLP/gRPC  {host}:{settings.grpc_port}", flush=True)
@@ -130,6 +145,8 @@ async def serve(settings: ServerSettings) -> None:
         print("trajscope: shutting down, flushing spans…", flush=True)
     finally:
         state.ready = False
+        if monitor:
+            monitor.stop()
         await grpc_server.stop(grace=5)
         for server in (otlp_http, api):
             server.should_exit = True
