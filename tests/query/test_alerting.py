@@ -91,7 +91,7 @@ def test_guardrail_blocks_per_window(store):
 class _Receiver(BaseHTTPRequestHandler):
     received: list = []
 
-    def do_POST(self):  # noqa: N802 (http.server's naming)
+    def do_POST(self):
         body = self.rfile.read(int(self.headers["Content-Length"]))
         _Receiver.received.append(json.loads(body))
         self.send_response(204)
