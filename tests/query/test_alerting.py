@@ -4,6 +4,7 @@ state machine with its webhook."""
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import ClassVar
 
 import pytest
 
@@ -89,7 +90,7 @@ def test_guardrail_blocks_per_window(store):
 
 
 class _Receiver(BaseHTTPRequestHandler):
-    received: list = []
+    received: ClassVar[list] = []
 
     def do_POST(self):
         body = self.rfile.read(int(self.headers["Content-Length"]))
