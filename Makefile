@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 DATA   ?= ./data
 
-.PHONY: serve test lint install bench clean
+.PHONY: serve test lint install bench clean chromium
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,12 @@ tests/e2e/js/node_modules/.package-lock.json: tests/e2e/js/package.json tests/e2
 lint: install
 	$(BIN)/ruff check .
 
-test: install tests/e2e/js/node_modules/.package-lock.json lint
+# The web UI tests drive Debian's chromium; Playwright's own browser download does not work offline.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || apt-get install -y -qq chromium >/dev/null 2>&1 \
+		|| (apt-get update -qq && apt-get install -y -qq chromium)
+
+test: install tests/e2e/js/node_modules/.package-lock.json lint chromium
 	$(BIN)/python -m pytest -q
 
 bench: install
@@ -37,4 +42,4 @@ bench: install
 	$(BIN)/python bench/scaling.py
 
 clean:
-	rm -rf $(VENV) tests/e2e/js/node_modules .pytest_cache
+	rm -rf $(VENV) tests/e2e/js/node_modules .pytest_cache test-artifacts

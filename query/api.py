@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Query, Request
-from fastapi.responses import RedirectResponse
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
 
+import trajscope.ui
 from trajscope.analysis.latency import COLUMNS as LATENCY_COLUMNS
 from trajscope.analysis.latency import labels_from_columns, latency_report
 from trajscope.analysis.trajectory import COLUMNS as TRAJECTORY_COLUMNS
@@ -35,6 +38,7 @@ from trajscope.storage.duckdb_store import DuckDBStore
 from trajscope.storage.interface import TraceFilter
 
 MAX_PAGE = 1000
+UI_DIR = Path(trajscope.ui.__file__).parent / "static"
 
 
 class AppState:
@@ -77,10 +81,12 @@ def create_app(state: AppState) -> FastAPI:
     # Routes return OrjsonResponse objects: a plain dict would first be walked by FastAPI's
     # jsonable_encoder (~70 ms for a 10k-span trajectory) before being serialised.
 
+    # The web UI: static files shipped in the package (no build step, nothing fetched from elsewhere).
+    app.mount("/ui", StaticFiles(directory=UI_DIR), name="ui")
+
     @app.get("/", include_in_schema=False)
-    def root() -> RedirectResponse:
-        # Until the web UI is served here (issue #7), a newcomer opening the address lands on the docs.
-        return RedirectResponse("/docs")
+    def root() -> FileResponse:
+        return FileResponse(UI_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
     @app.get("/api/v1/health", tags=["server"])
     def health() -> Any:
@@ -101,6 +107,11 @@ def create_app(state: AppState) -> FastAPI:
         since: Annotated[str | None, Query(description="Unix ns, RFC 3339, or an age like 1h")] = None,
         until: Annotated[str | None, Query(description="Unix ns, RFC 3339, or an age like 1h")] = None,
         min_duration_ms: Annotated[float | None, Query(ge=0)] = None,
+        min_cost_usd: Annotated[float | None, Query(ge=0)] = None,
+        guardrail: Annotated[str | None, Query(pattern="^hits$", description="`hits`: only runs with a "
+                                                                              "guardrail hit")] = None,
+        q: Annotated[str | None, Query(max_length=200, description="a trace or span id, or text in a span "
+                                                                   "name")] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
         cursor: str | None = None,
     ) -> Any:
@@ -112,6 +123,7 @@ def create_app(state: AppState) -> FastAPI:
             since_unix_nano=time_param("since", since, now),
             until_unix_nano=time_param("until", until, now),
             min_duration_ns=int(min_duration_ms * 1e6) if min_duration_ms is not None else None,
+            min_cost_usd=min_cost_usd, guardrail_hits_only=guardrail == "hits", search=q.strip() if q else None,
             limit=limit + 1,
             after=decode_cursor(cursor),
         )

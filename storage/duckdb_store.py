@@ -249,6 +249,18 @@ class DuckDBStore:
             where.add_if(value, f"{column} ?" if " " in column else f"{column} = ?")
         if flt.errors_only:
             where.add("error_count > 0")
+        if flt.min_cost_usd is not None:
+            where.add("cost_usd >= ?", flt.min_cost_usd)
+        if flt.guardrail_hits_only:
+            where.add("guardrail_hits > 0")
+        if flt.search:
+            text = flt.search.lower()
+            if _is_hex_id(text) and len(text) == 32:
+                where.add("trace_id = ?", text)
+            else:
+                # Span ids through the index would need the trace id; a name or span id search scans spans.
+                where.add("(trace_id IN (SELECT trace_id FROM spans WHERE span_id = ? OR name ILIKE ?) "
+                          "OR root_name ILIKE ?)", text, f"%{text}%", f"%{text}%")
         if flt.after is not None:
             where.add("(start_time_unix_nano, trace_id) < (?, ?)", *flt.after)
         sql = (f"SELECT {_TRACE_COLS} FROM traces WHERE {where.sql()} "

@@ -20,6 +20,10 @@ class TraceFilter:
     since_unix_nano: int | None = None
     until_unix_nano: int | None = None
     min_duration_ns: int | None = None
+    min_cost_usd: float | None = None
+    guardrail_hits_only: bool = False
+    # A trace id, a span id, or text found in a span name (case-insensitive).
+    search: str | None = None
     limit: int = 50
     # (start_time_unix_nano, trace_id) of the last item already returned.
     after: tuple[int, str] | None = None

@@ -20,10 +20,17 @@ def client():
     store.close()
 
 
-def test_api_root_leads_to_the_docs(client):
+def test_api_root_serves_the_web_ui_from_the_package(client):
     api, _ = client
     response = api.get("/", follow_redirects=False)
-    assert response.status_code == 307 and response.headers["location"] == "/docs"
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")
+    assert '<script src="/ui/app.js">' in response.text
+    for asset, kind in (("/ui/app.js", "javascript"), ("/ui/app.css", "text/css")):
+        served = api.get(asset)
+        assert served.status_code == 200 and kind in served.headers["content-type"]
+    # Offline: nothing is loaded from another origin.
+    assert "http" not in response.text.replace("http-equiv", "")
+    assert "https://" not in api.get("/ui/app.js").text
     assert api.get("/docs").status_code == 200
 
 

@@ -1,0 +1,164 @@
+"""The web UI in a real browser (Debian's chromium driven by Playwright) against a server fed by
+`trajscope demo`. Screenshots go to test-artifacts/ui/."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import make_server
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "ui"
+
+
+@pytest.fixture(scope="module")
+def fed(tmp_path_factory):
+    srv = make_server(tmp_path_factory.mktemp("ui"))
+    srv.start()
+    subprocess.run([sys.executable, "-m", "trajscope.cli", "demo", "--endpoint",
+                    f"http://127.0.0.1:{srv.http_port}", "--sessions", "12", "--seed", "3"],
+                   check=True, capture_output=True, timeout=120)
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not os.path.exists(CHROMIUM):
+        pytest.fail("chromium is missing: `make test` installs it (apt-get install -y chromium)")
+    with playwright_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-dev-shm-usage"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    pg.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    pg.errors = errors
+    yield pg
+    context.close()
+    assert errors == [], f"browser errors: {errors}"
+
+
+def _api(srv, path, **params):
+    return httpx.get(f"{srv.api}/api/v1{path}", params=params, timeout=30).json()
+
+
+def test_runs_list_filter_to_errors_and_back(fed, page):
+    page.goto(fed.api + "/")
+    page.wait_for_selector("#runs tbody tr")
+    total = len(_api(fed, "/traces", limit=1000)["traces"])
+    assert page.locator("#runs tbody tr").count() == min(total, 100)
+    page.screenshot(path=str(ARTIFACTS / "runs.png"))
+    page.get_by_label("errors only").check()
+    page.wait_for_url("**status=error**")
+    page.wait_for_function("document.querySelectorAll('#runs tbody tr').length === %d" % len(
+        _api(fed, "/traces", status="error", limit=1000)["traces"]))
+    errors = [int(t) for t in page.locator("#runs tbody tr td:nth-child(8)").all_inner_texts()]
+    assert errors and all(n > 0 for n in errors)
+    page.screenshot(path=str(ARTIFACTS / "runs-errors.png"))
+    page.go_back()
+    page.wait_for_function("!location.hash.includes('status=error')")
+    page.wait_for_function("document.querySelectorAll('#runs tbody tr').length === %d" % min(total, 100))
+
+
+def test_run_page_waterfall_critical_path_and_details(fed, page):
+    trace = _api(fed, "/traces", status="error")["traces"][0]
+    trace_id = trace["trace_id"]
+    trajectory = _api(fed, f"/traces/{trace_id}/trajectory")
+    latency = _api(fed, f"/traces/{trace_id}/latency")
+    page.goto(fed.api + "/#/?status=error")
+    page.locator(f"#runs tbody tr[data-trace-id='{trace_id}']").click()
+    page.wait_for_selector("#waterfall .wf-row")
+    assert page.locator("#waterfall").get_attribute("data-total-rows") == str(len(trajectory["steps"]))
+    rows = page.locator("#waterfall .wf-row")
+    shown = [rows.nth(i).get_attribute("data-span-id") for i in range(rows.count())]
+    assert shown == [s["span_id"] for s in trajectory["steps"]][:len(shown)]  # the API's order
+    critical = {s["span_id"] for s in latency["critical_path"]}
+    highlighted = {rows.nth(i).get_attribute("data-span-id") for i in range(rows.count())
+                   if "crit" in (rows.nth(i).get_attribute("class") or "")}
+    assert highlighted == critical & set(shown) and highlighted
+    categories = {c for c, v in latency["by_category"].items() if v["critical_ms"] > 0}
+    assert set(page.locator("#breakdown div").evaluate_all("ds => ds.map(d => d.dataset.category)")) == categories
+    page.screenshot(path=str(ARTIFACTS / "run.png"))
+
+    llm = next(s for s in trajectory["steps"] if s["category"] == "llm")
+    page.locator(f".wf-row[data-span-id='{llm['span_id']}']").click()
+    page.wait_for_url(f"**/#/run/{trace_id}/{llm['span_id']}")
+    details = page.locator("#details")
+    details.get_by_text("cost").wait_for()
+    text = details.inner_text()
+    assert llm["model"] in text and f"{llm['input_tokens']:,}" in text and "computed" in text
+    page.screenshot(path=str(ARTIFACTS / "step-details.png"))
+
+    index = next(i for i, s in enumerate(trajectory["steps"]) if s["span_id"] == llm["span_id"])
+    page.locator("#waterfall").focus()
+    page.keyboard.press("j")
+    nxt = trajectory["steps"][index + 1]
+    page.wait_for_url(f"**/#/run/{trace_id}/{nxt['span_id']}")
+    assert page.locator(".wf-row.selected").get_attribute("data-span-id") == nxt["span_id"]
+    page.keyboard.press("k")
+    page.wait_for_url(f"**/#/run/{trace_id}/{llm['span_id']}")
+
+    failed = next(a for a in trajectory["anomalies"] if a["kind"] == "error")
+    assert "anomaly" in page.locator(f".wf-row[data-span-id='{failed['span_id']}']").get_attribute("class")
+
+
+def test_a_step_deep_link_opens_it(fed, page):
+    trace_id = _api(fed, "/traces")["traces"][0]["trace_id"]
+    step = _api(fed, f"/traces/{trace_id}/trajectory")["steps"][1]
+    page.goto(f"{fed.api}/#/run/{trace_id}/{step['span_id']}")
+    page.wait_for_selector(".wf-row.selected")
+    assert page.locator(".wf-row.selected").get_attribute("data-span-id") == step["span_id"]
+    assert step["name"] in page.locator("#details h3").inner_text()
+
+
+def test_session_and_overview_pages(fed, page):
+    session = next(t["session_id"] for t in _api(fed, "/traces", limit=200)["traces"] if t["session_id"])
+    expected = _api(fed, f"/sessions/{session}")
+    page.goto(f"{fed.api}/#/session/{session}")
+    page.wait_for_selector("#turns tbody tr")
+    assert page.locator("#turns tbody tr").count() == len(expected["traces"])
+    page.screenshot(path=str(ARTIFACTS / "session.png"))
+    page.goto(f"{fed.api}/#/overview")
+    page.wait_for_selector(".chart svg")
+    assert page.locator(".chart svg").count() >= 6
+    page.locator("#ingest-rate").get_by_text("spans/s").wait_for()
+    page.screenshot(path=str(ARTIFACTS / "overview.png"), full_page=True)
+
+
+def test_sql_console(fed, page):
+    page.goto(f"{fed.api}/#/sql")
+    page.wait_for_selector("#schema details")
+    assert "llm_calls" in page.locator("#schema").inner_text()
+    page.locator("#sql-editor").fill("SELECT model, count(*) AS calls FROM llm_calls GROUP BY model ORDER BY model")
+    page.locator("#sql-run").click()
+    page.wait_for_selector("#sql-results tbody tr")
+    expected = httpx.post(f"{fed.api}/api/v1/sql", json={
+        "sql": "SELECT model, count(*) AS calls FROM llm_calls GROUP BY model ORDER BY model"}).json()["rows"]
+    assert page.locator("#sql-results tbody tr").count() == len(expected)
+    assert page.locator("#sql-results tbody tr td").first.inner_text() == expected[0]["model"]
+    page.screenshot(path=str(ARTIFACTS / "sql.png"))
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download CSV").click()
+    assert download.value.suggested_filename == "trajscope-result.csv"
+    page.locator("#sql-editor").fill("DROP TABLE spans")
+    page.locator("#sql-run").click()
+    assert "forbidden" in page.locator("#sql-error").inner_text()
+    page.errors.clear()  # the refused query's 400 is expected in the console
