@@ -68,14 +68,14 @@ def test_runs_list_filter_to_errors_and_back(fed, page):
     page.screenshot(path=str(ARTIFACTS / "runs.png"))
     page.get_by_label("errors only").check()
     page.wait_for_url("**status=error**")
-    page.wait_for_function("document.querySelectorAll('#runs tbody tr').length === %d" % len(
-        _api(fed, "/traces", status="error", limit=1000)["traces"]))
+    failing = len(_api(fed, "/traces", status="error", limit=1000)["traces"])
+    page.wait_for_function(f"document.querySelectorAll('#runs tbody tr').length === {failing}")
     errors = [int(t) for t in page.locator("#runs tbody tr td:nth-child(8)").all_inner_texts()]
     assert errors and all(n > 0 for n in errors)
     page.screenshot(path=str(ARTIFACTS / "runs-errors.png"))
     page.go_back()
     page.wait_for_function("!location.hash.includes('status=error')")
-    page.wait_for_function("document.querySelectorAll('#runs tbody tr').length === %d" % min(total, 100))
+    page.wait_for_function(f"document.querySelectorAll('#runs tbody tr').length === {min(total, 100)}")
 
 
 def test_run_page_waterfall_critical_path_and_details(fed, page):
