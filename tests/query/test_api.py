@@ -57,3 +57,39 @@ def test_api_trace_list_paging_and_filters(client):
     assert sorted(t["trace_id"] for t in slow) == sorted(ids[2:])
     window = api.get("/api/v1/traces", params={"since": str(2 * 10**9), "until": "1970-01-01T00:00:04Z"})
     assert sorted(t["trace_id"] for t in window.json()["traces"]) == sorted(ids[1:3])
+
+
+def test_trace_list_search_cost_and_guardrail_filters(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from tests.otlp_builders import make_request, make_span
+    from trajscope.collector.otlp_decode import decode_request
+    from trajscope.query.api import AppState, create_app
+    from trajscope.storage.duckdb_store import DuckDBStore
+
+    store = DuckDBStore(tmp_path / "d")
+    cheap = make_span("invoke_agent cheap", start=1, end=2)
+    pricey = make_span("invoke_agent pricey", start=3, end=4)
+    store.write(decode_request(make_request([
+        cheap, make_span("lookup_weather", trace_id=cheap.trace_id, parent=cheap, start=1, end=2),
+        pricey, make_span("chat", trace_id=pricey.trace_id, parent=pricey, start=3, end=4,
+                          attrs={"gen_ai.usage.cost": 0.5, "gen_ai.usage.input_tokens": 1}),
+        make_span("pii", trace_id=pricey.trace_id, parent=pricey, start=3, end=4,
+                  attrs={"guardrail.name": "pii", "guardrail.action": "block"}),
+    ]).SerializeToString()).table)
+    state = AppState(store)
+    state.ready = True
+    api = TestClient(create_app(state))
+
+    def names(**params):
+        return sorted(t["root_name"] for t in api.get("/api/v1/traces", params=params).json()["traces"])
+
+    assert names() == ["invoke_agent cheap", "invoke_agent pricey"]
+    assert names(q="WEATHER") == ["invoke_agent cheap"]  # a span name, case-insensitive
+    assert names(q=pricey.span_id.hex()) == ["invoke_agent pricey"]  # a span id
+    assert names(q=cheap.trace_id.hex()) == ["invoke_agent cheap"]  # a trace id
+    assert names(q="nothing-like-this") == []
+    assert names(min_cost_usd=0.1) == ["invoke_agent pricey"]
+    assert names(guardrail="hits") == ["invoke_agent pricey"]
+    assert api.get("/api/v1/traces", params={"guardrail": "maybe"}).status_code == 400
+    store.close()

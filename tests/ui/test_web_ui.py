@@ -162,3 +162,36 @@ def test_sql_console(fed, page):
     page.locator("#sql-run").click()
     assert "forbidden" in page.locator("#sql-error").inner_text()
     page.errors.clear()  # the refused query's 400 is expected in the console
+
+
+def test_a_5000_step_run_is_virtualised_and_reaches_its_last_step(fed, page):
+    from tests.otlp_builders import make_request, make_span
+
+    root = make_span("invoke_agent big", start=0, end=10**12, attrs={"gen_ai.agent.name": "big"})
+    spans = [root] + [make_span(f"execute_tool t{i}", trace_id=root.trace_id, parent=root, start=i * 10**8,
+                                end=i * 10**8 + 5 * 10**7, attrs={"gen_ai.tool.name": f"t{i % 7}"})
+                      for i in range(4999)]
+    assert httpx.post(fed.otlp_http, content=make_request(spans).SerializeToString(),
+                      headers={"Content-Type": "application/x-protobuf"}, timeout=60).status_code == 200
+    trace_id = root.trace_id.hex()
+    page.goto(f"{fed.api}/#/run/{trace_id}")
+    page.wait_for_selector("#waterfall .wf-row")
+    assert page.locator("#waterfall").get_attribute("data-total-rows") == "5000"
+    assert page.locator("#waterfall .wf-row").count() < 150  # only what is visible (plus a margin) exists
+    page.locator("#waterfall").evaluate("w => { w.scrollTop = w.scrollHeight; }")
+    page.wait_for_selector("#waterfall .wf-row[data-index='4999']")
+    page.locator("#waterfall .wf-row[data-index='4999']").click()
+    page.wait_for_url(f"**/#/run/{trace_id}/*")
+    assert "t4998" in page.locator("#details h3").inner_text()
+    page.screenshot(path=str(ARTIFACTS / "run-5000-steps.png"))
+
+
+def test_dark_theme_follows_the_system(fed, browser):
+    context = browser.new_context(color_scheme="dark", viewport={"width": 1200, "height": 700})
+    pg = context.new_page()
+    pg.goto(fed.api + "/")
+    pg.wait_for_selector("#runs tbody tr")
+    background = pg.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert background == "rgb(20, 22, 28)"
+    pg.screenshot(path=str(ARTIFACTS / "runs-dark.png"))
+    context.close()

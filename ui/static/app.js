@@ -143,7 +143,7 @@ function runRow(t) {
     el("td", { class: "num" }, fmtCost(t.cost_usd)),
     el("td", { class: `num ${t.error_count ? "err" : ""}` }, t.error_count || ""),
     el("td", {}, t.session_id ? el("a", { href: `#/session/${encodeURIComponent(t.session_id)}`, onclick: (e) => e.stopPropagation() }, t.session_id) : null),
-    el("td", {}, t.guardrail_hits ? el("span", { class: "badge", title: "guardrail hits" }, `⛨ ${t.guardrail_hits}`) : null));
+    el("td", {}, t.guardrail_hits ? el("span", { class: "badge err", title: "guardrail hits" }, `guardrail ${t.guardrail_hits}`) : null));
 }
 
 // ---------------------------------------------------------------------------------------------- run page
@@ -402,8 +402,9 @@ async function overviewView() {
   app.replaceChildren(el("p", { class: "muted" }, "Loading…"));
   const rate = el("div", { class: "chart", id: "ingest-rate" }, el("h3", {}, "Ingest rate"), el("p", { class: "muted" }, "measuring…"));
   try {
-    const [byCategory, byTool, byModelUsage, byAgentUsage, guards, runs] = await Promise.all([
+    const [byCategory, byTool, byModel, byModelUsage, byAgentUsage, guards, runs] = await Promise.all([
       getJSON("/stats/latency?group_by=category"), getJSON("/stats/latency?group_by=tool"),
+      getJSON("/stats/latency?group_by=model"),
       getJSON("/stats/usage?group_by=model"), getJSON("/stats/usage?group_by=agent"),
       getJSON("/stats/guardrails?group_by=name"),
       sqlJSON(`SELECT strftime(make_timestamp((start_time_unix_nano // 3600000000000) * 3600000000), '%m-%d %H:00') AS bucket,
@@ -415,6 +416,7 @@ async function overviewView() {
       timeChart("Runs (blue) and runs with errors (red), per hour, last 7 days", runs.rows),
       barChart("Where time goes: critical-path time by category", byCategory.groups, { value: (r) => r.critical_ms, label: (r) => r.key, format: ms, color: (r) => catColor(r.key) }),
       barChart("Critical-path time by tool", byTool.groups.slice(0, 12), { value: (r) => r.critical_ms, label: (r) => r.key, format: ms, color: () => "var(--tool)" }),
+      barChart("Critical-path time by model", byModel.groups.slice(0, 12), { value: (r) => r.critical_ms, label: (r) => r.key, format: ms, color: () => "var(--llm)" }),
       barChart("Cost by model", byModelUsage.groups.slice(0, 12), { value: (r) => r.cost_usd || 0, label: (r) => r.key, format: fmtCost, color: () => "var(--llm)" }),
       barChart("Cost by agent", byAgentUsage.groups.slice(0, 12), { value: (r) => r.cost_usd || 0, label: (r) => r.key, format: fmtCost, color: () => "var(--agent)" }),
       barChart("Guardrail hits by guardrail", guards.groups.slice(0, 12), { value: (r) => r.hits, label: (r) => r.key, format: (v) => v, color: () => "var(--guardrail)" })));
