@@ -117,7 +117,12 @@ def test_run_page_waterfall_critical_path_and_details(fed, page):
     page.wait_for_url(f"**/#/run/{trace_id}/{llm['span_id']}")
 
     failed = next(a for a in trajectory["anomalies"] if a["kind"] == "error")
-    assert "anomaly" in page.locator(f".wf-row[data-span-id='{failed['span_id']}']").get_attribute("class")
+    row = page.locator(f".wf-row[data-span-id='{failed['span_id']}']")
+    assert "anomaly" in row.get_attribute("class")
+    row.click()
+    details.locator(".error-box").wait_for()  # the exception, with its stack trace
+    assert "ToolError" in details.inner_text() and "Traceback" in details.locator(".error-box pre").inner_text()
+    page.screenshot(path=str(ARTIFACTS / "step-exception.png"))
 
 
 def test_a_step_deep_link_opens_it(fed, page):
