@@ -93,10 +93,15 @@ def critical_time(sections: list[Section]) -> dict[str, int]:
 def self_time(tree: SpanTree) -> dict[str, int]:
     """Each span's own time: its duration minus the union of its children's (clipped) intervals."""
     out: dict[str, int] = {}
+    children = tree.children
     for span_id, node in tree.nodes.items():
+        kids = children.get(span_id)
+        if not kids:  # most spans are leaves: all their time is their own
+            out[span_id] = node.duration
+            continue
         covered, cursor = 0, node.start
         intervals = sorted((max(tree.nodes[c].start, node.start), min(tree.nodes[c].end, node.end))
-                           for c in tree.children.get(span_id, ()))
+                           for c in kids)
         for start, end in intervals:
             start = max(start, cursor)
             if end > start:

@@ -143,6 +143,16 @@ def labels_from_rows(rows: list[dict[str, Any]]) -> list[SpanLabels]:
     return labels_from_columns({name: [r[name] for r in rows] for name in COLUMNS})
 
 
+def _add(group: dict[str, list[int]], key: str, critical_ns: int, duration: int) -> None:
+    entry = group.get(key)
+    if entry is None:
+        group[key] = [critical_ns, duration, 1]
+    else:
+        entry[0] += critical_ns
+        entry[1] += duration
+        entry[2] += 1
+
+
 def latency_report(trace_id: str, spans: list[dict[str, Any]] | list[SpanLabels]) -> dict[str, Any]:
     """The latency response: critical path sections, per-span self/critical time, breakdowns. ``spans``
     are stored-span dicts or ready-made ``SpanLabels``."""
@@ -163,6 +173,7 @@ def latency_report(trace_id: str, spans: list[dict[str, Any]] | list[SpanLabels]
     by_model: dict[str, list[int]] = {}
     spans_out = []
     nodes = tree.nodes
+    append = spans_out.append
     for span_id, _ in tree.walk():
         node = nodes[span_id]
         critical_ns = crit.get(span_id, 0)
@@ -171,18 +182,15 @@ def latency_report(trace_id: str, spans: list[dict[str, Any]] | list[SpanLabels]
             entry = by_category.setdefault("other", [0, 0, 0])
             entry[0] += critical_ns
             continue
-        duration = node.duration
-        for group, key, wanted in ((by_category, s.category, True),
-                                   (by_tool, s.tool_name or "(unnamed)", s.category == "tool"),
-                                   (by_model, s.model or "(unknown)", s.category == "llm")):
-            if wanted:
-                entry = group.setdefault(key, [0, 0, 0])
-                entry[0] += critical_ns
-                entry[1] += duration
-                entry[2] += 1
-        spans_out.append({"span_id": span_id, "name": s.name, "category": s.category,
-                          "duration_ms": duration / 1e6, "self_ms": own[span_id] / 1e6,
-                          "critical_ms": critical_ns / 1e6})
+        duration = node.end - node.start if node.end > node.start else 0
+        category = s.category
+        _add(by_category, category, critical_ns, duration)
+        if category == "tool":
+            _add(by_tool, s.tool_name or "(unnamed)", critical_ns, duration)
+        elif category == "llm":
+            _add(by_model, s.model or "(unknown)", critical_ns, duration)
+        append({"span_id": span_id, "name": s.name, "category": category, "duration_ms": duration / 1e6,
+                "self_ms": own[span_id] / 1e6, "critical_ms": critical_ns / 1e6})
 
     def as_ms(group: dict[str, list[int]]) -> dict[str, dict[str, float]]:
         return {key: {"critical_ms": _ms(c), "busy_ms": _ms(b), "count": n} for key, (c, b, n) in group.items()}
@@ -192,9 +200,10 @@ def latency_report(trace_id: str, spans: list[dict[str, Any]] | list[SpanLabels]
         "trace_id": trace_id,
         "root_span_id": tree.root_id,
         "duration_ms": _ms(root.duration) if root else 0.0,
-        "critical_path": [{"span_id": s.span_id, "name": name_of(s.span_id)[0], "category": name_of(s.span_id)[1],
+        "critical_path": [{"span_id": s.span_id, "name": name, "category": category,
                            "start_time_unix_nano": s.start, "end_time_unix_nano": s.end,
-                           "critical_ms": _ms(s.duration)} for s in sections],
+                           "critical_ms": _ms(s.end - s.start)}
+                          for s in sections for name, category in (name_of(s.span_id),)],
         "spans": spans_out,
         **groups,
     }

@@ -22,6 +22,7 @@ from trajscope.query.analyst_sql import DEFAULT_TIMEOUT_S
 from trajscope.query.cost_api import add_cost_routes
 from trajscope.query.errors import ApiError, ErrorCode, install_error_handlers
 from trajscope.query.filters import RunFilter, run_filter
+from trajscope.query.gc_pause import gc_paused
 from trajscope.query.params import (
     decode_cursor,
     decode_session_cursor,
@@ -153,8 +154,9 @@ def create_app(state: AppState) -> FastAPI:
     def get_trajectory(trace_id: str, project: str | None = None) -> Any:
         """The run step by step: depth-first from the root, siblings by start time, parallel groups, tool
         calls linked to the LLM step that requested them, anomalies and totals."""
-        trace_id, spans = trace_spans(trace_id, project, TRAJECTORY_COLUMNS)
-        return OrjsonResponse(build_trajectory(trace_id, spans))
+        with gc_paused():
+            trace_id, spans = trace_spans(trace_id, project, TRAJECTORY_COLUMNS)
+            return OrjsonResponse(build_trajectory(trace_id, spans))
 
     @app.get("/api/v1/traces/{trace_id}/latency", tags=["traces"], dependencies=guarded)
     def get_latency(trace_id: str, project: str | None = None) -> Any:
@@ -164,7 +166,8 @@ def create_app(state: AppState) -> FastAPI:
         table = state.store.get_trace(trace_id, project, LATENCY_COLUMNS)
         if table.num_rows == 0:
             raise ApiError(ErrorCode.NOT_FOUND, f"no trace {trace_id}")
-        return OrjsonResponse(latency_report(trace_id, labels_from_columns(table.to_pydict())))
+        with gc_paused():
+            return OrjsonResponse(latency_report(trace_id, labels_from_columns(table.to_pydict())))
 
     @app.get("/api/v1/sessions", tags=["sessions"], dependencies=guarded)
     def sessions(
