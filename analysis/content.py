@@ -151,7 +151,10 @@ def tool_arguments(attrs: dict[str, Any]) -> str | None:
 def guardrail(attrs: dict[str, Any], events: list[dict[str, Any]], span_name: str,
               category: str) -> dict[str, Any] | None:
     """``{name, triggered, action}`` of the span's first guardrail check (``analysis.guardrails``)."""
-    found = guardrails.checks(attrs, events, span_name, category)
+    return first_check(guardrails.checks(attrs, events, span_name, category))
+
+
+def first_check(found: list[guardrails.Check]) -> dict[str, Any] | None:
     if not found:
         return None
     first = found[0]

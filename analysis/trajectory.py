@@ -81,6 +81,7 @@ def _requested_by(steps: list[dict[str, Any]], spans: dict[str, dict[str, Any]])
 
 def _step(index: int, depth: int, span: dict[str, Any], group: int | None) -> dict[str, Any]:
     attrs, events = span["attributes"], span["events"]
+    checks = guardrails.checks(attrs, events, span["name"], span["category"])
     return {
         "index": index, "span_id": span["span_id"], "parent_span_id": span["parent_span_id"], "depth": depth,
         "category": span["category"], "name": span["name"], "service_name": span["service_name"],
@@ -93,8 +94,8 @@ def _step(index: int, depth: int, span: dict[str, Any], group: int | None) -> di
         "cost_usd": span["cost_usd"],
         "input_preview": content.preview(content.input_text(attrs, events)),
         "output_preview": content.preview(content.output_text(attrs, events)),
-        "guardrail": content.guardrail(attrs, events, span["name"], span["category"]),
-        "guardrail_hits": guardrails.hits(guardrails.checks(attrs, events, span["name"], span["category"])),
+        "guardrail": content.first_check(checks),
+        "guardrail_hits": guardrails.hits(checks),
         "parallel_group": group, "requested_by": None,
     }
 
