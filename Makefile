@@ -40,6 +40,8 @@ bench: install
 	$(BIN)/python bench/trajectory_stats.py
 	$(BIN)/python bench/compare_phoenix.py
 	$(BIN)/python bench/scaling.py
+	$(BIN)/python bench/sql_formats.py
+	$(BIN)/python bench/ui_render.py
 
 clean:
 	rm -rf $(VENV) tests/e2e/js/node_modules .pytest_cache test-artifacts
