@@ -59,6 +59,10 @@ def one_run(args: argparse.Namespace, payload_file: Path, total_spans: int, run:
     sampler.join()
     server.stop()
     stored = dir_bytes(server.data)
+    from trajscope.storage.compaction import compact
+
+    compact(server.data)
+    compacted = dir_bytes(server.data)
     elapsed_ack = result["last_ack"] - result["first_send"]
     cpu = (cpu_after.user + cpu_after.system) - (cpu_before.user + cpu_before.system) + worker_cpu
     return {
@@ -67,6 +71,7 @@ def one_run(args: argparse.Namespace, payload_file: Path, total_spans: int, run:
         "cpu_cores": cpu / elapsed_ack,
         "peak_rss_mb": peak_rss[0] / 2**20,
         "stored_bytes_per_span": stored / total_spans,
+        "compacted_bytes_per_span": compacted / total_spans,
         "p50_ms": pct(result["latencies"], 0.5) * 1000,
         "p99_ms": pct(result["latencies"], 0.99) * 1000,
         "failures": result["failures"],
@@ -101,14 +106,18 @@ def main() -> None:
         runs.append(r)
         print(f"  run {run + 1}: acked {r['acked_sps']:,.0f} spans/s, end-to-end {r['e2e_sps']:,.0f} spans/s, "
               f"server CPU {r['cpu_cores']:.2f} cores (incl. decode workers), peak RSS {r['peak_rss_mb']:.0f} MiB, "
-              f"{r['stored_bytes_per_span']:.0f} B/span stored, ack p50 {r['p50_ms']:.0f} ms "
-              f"p99 {r['p99_ms']:.0f} ms, failures {r['failures']}", flush=True)
-    keys = ("acked_sps", "e2e_sps", "cpu_cores", "peak_rss_mb", "stored_bytes_per_span", "p50_ms", "p99_ms")
+              f"{r['stored_bytes_per_span']:.0f} B/span stored ({r['compacted_bytes_per_span']:.0f} compacted), "
+              f"ack p50 {r['p50_ms']:.0f} ms p99 {r['p99_ms']:.0f} ms, failures {r['failures']}", flush=True)
+    keys = ("acked_sps", "e2e_sps", "cpu_cores", "peak_rss_mb", "stored_bytes_per_span", "compacted_bytes_per_span",
+            "p50_ms", "p99_ms")
     med = {k: median([r[k] for r in runs]) for k in keys}
+    wire_per_span = wire / total_spans
     print(f"median: acked {med['acked_sps']:,.0f} spans/s | end-to-end {med['e2e_sps']:,.0f} spans/s | "
           f"server CPU {med['cpu_cores']:.2f} cores | peak RSS {med['peak_rss_mb']:.0f} MiB | "
-          f"stored {med['stored_bytes_per_span']:.0f} B/span ({med['stored_bytes_per_span'] / (wire / total_spans):.2f}"
-          f"× wire) | ack p50 {med['p50_ms']:.0f} ms p99 {med['p99_ms']:.0f} ms")
+          f"stored {med['stored_bytes_per_span']:.0f} B/span ({med['stored_bytes_per_span'] / wire_per_span:.2f}"
+          f"× wire; after `trajscope compact` {med['compacted_bytes_per_span']:.0f} B/span, "
+          f"{med['compacted_bytes_per_span'] / wire_per_span:.2f}× wire) | "
+          f"ack p50 {med['p50_ms']:.0f} ms p99 {med['p99_ms']:.0f} ms")
     if args.half_load:
         rate = med["acked_sps"] / 2 / (total_spans / len(payloads))
         r = one_run(args, payload_file, total_spans, 99, rate=rate)

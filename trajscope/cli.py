@@ -69,6 +69,9 @@ def _analyst_parsers(sub: argparse._SubParsersAction) -> None:
                    help="with --data: the price file to use (a running server uses its own --prices)")
     source(p)
 
+    p = sub.add_parser("compact", help="rewrite a stopped server's database file compactly")
+    p.add_argument("--data", type=Path, default=Path(env("data", "./data")), help="data directory (./data)")
+
     p = sub.add_parser("export", help="export spans as Parquet, one file per UTC day")
     p.add_argument("--since", required=True, help="first day, YYYY-MM-DD (UTC)")
     p.add_argument("--until", default=None, help="day after the last one, YYYY-MM-DD (default: tomorrow)")
@@ -101,6 +104,19 @@ def main(argv: list[str] | None = None) -> int:
         from trajscope.demo import run_demo
 
         return run_demo(args.endpoint, args.sessions, args.seed, args.api_key, args.project)
+    if args.command == "compact":
+        from trajscope.storage.compaction import CompactionError, compact
+
+        print(f"trajscope: compacting {args.data} …", file=sys.stderr, flush=True)
+        try:
+            done = compact(args.data)
+        except CompactionError as exc:
+            print(f"trajscope: {exc}", file=sys.stderr)
+            return 1
+        per_span = (lambda n: f" ({n / done.spans:.0f} B/span)") if done.spans else (lambda n: "")
+        print(f"trajscope: {done.bytes_before:,} → {done.bytes_after:,} bytes{per_span(done.bytes_after)}, "
+              f"{done.spans:,} spans, {done.seconds:.1f} s", file=sys.stderr)
+        return 0
     if args.command in ("sql", "export", "reprice"):
         from trajscope.analyst_cli import CliError, run_export, run_sql_command
         from trajscope.cost_cli import run_reprice
