@@ -4,6 +4,7 @@ receives and its writer thread inserts."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import multiprocessing
 import os
 import threading
@@ -27,6 +28,12 @@ def make_decoder(workers: int, prices: str | None = None) -> Executor:
 
 def _init_worker(parent_pid: int, prices: str | None) -> None:
     costing.configure(prices)
+    # A decode allocates ~100 short-lived objects per span, freed by reference counting; the cyclic
+    # collector's frequent young-generation passes found nothing to free and cost ~5–9 % of decode CPU
+    # (alternating A/B, 8 rounds of 60k spans: median 63.5 → 57.9 µs/span). Collect less often, and never
+    # re-scan what import left behind.
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 100)
     _exit_with_parent(parent_pid)
 
 
