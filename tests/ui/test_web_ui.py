@@ -200,3 +200,19 @@ def test_dark_theme_follows_the_system(fed, browser):
     assert background == "rgb(20, 22, 28)"
     pg.screenshot(path=str(ARTIFACTS / "runs-dark.png"))
     context.close()
+
+
+def test_time_range_filter(fed, page):
+    since_2001 = len(_api(fed, "/traces", limit=1000, since="2001-01-01T00:00:00Z")["traces"])
+    page.goto(fed.api + "/")
+    page.wait_for_selector("#runs tbody tr")
+    page.get_by_label("to").fill("2001-01-01T00:00")
+    page.get_by_role("button", name="Apply").click()
+    page.wait_for_url("**until=2001**")
+    page.wait_for_function("document.querySelectorAll('#runs tbody tr').length === 0")
+    page.get_by_label("to").fill("")
+    page.get_by_label("from").fill("2001-01-01T00:00")
+    page.get_by_role("button", name="Apply").click()
+    page.wait_for_url("**since=2001**")
+    page.wait_for_function(f"document.querySelectorAll('#runs tbody tr').length === {min(since_2001, 100)}")
+    assert "until" not in page.url

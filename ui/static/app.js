@@ -71,7 +71,10 @@ function parseHash() {
 }
 
 // ---------------------------------------------------------------------------------------------- runs list
-const RUN_FILTERS = ["q", "service", "agent", "session_id", "status", "guardrail", "since", "min_duration_ms", "min_cost_usd"];
+const RUN_FILTERS = ["q", "service", "agent", "session_id", "status", "guardrail", "since", "until", "min_duration_ms", "min_cost_usd"];
+// A <input type=datetime-local> value (local time) ⇄ the API's RFC 3339.
+const toLocalInput = (iso) => { if (!iso || !iso.includes("T")) return ""; const d = new Date(iso); return isNaN(d) ? "" : new Date(d - d.getTimezoneOffset() * 60000).toISOString().slice(0, 16); };
+const fromLocalInput = (v) => v ? new Date(v).toISOString() : "";
 
 function runsView(params) {
   const form = el("form", { class: "filters", onsubmit: (e) => { e.preventDefault(); applyFilters(); } },
@@ -79,8 +82,10 @@ function runsView(params) {
     el("label", {}, "service", el("input", { name: "service", value: params.get("service") || "", size: 12 })),
     el("label", {}, "agent", el("input", { name: "agent", value: params.get("agent") || "", size: 12 })),
     el("label", {}, "session", el("input", { name: "session_id", value: params.get("session_id") || "", size: 12 })),
-    el("label", {}, "time", el("select", { name: "since" },
+    el("label", {}, "time", el("select", { name: "since_preset", onchange: () => { form.elements.from.value = ""; applyFilters(); } },
       ["", "15m", "1h", "24h", "7d"].map((v) => el("option", { value: v, selected: params.get("since") === v }, v ? `last ${v}` : "any time")))),
+    el("label", {}, "from", el("input", { name: "from", type: "datetime-local", value: toLocalInput(params.get("since")) })),
+    el("label", {}, "to", el("input", { name: "to", type: "datetime-local", value: toLocalInput(params.get("until")) })),
     el("label", {}, "min duration (ms)", el("input", { name: "min_duration_ms", type: "number", min: 0, size: 6, value: params.get("min_duration_ms") || "" })),
     el("label", {}, "min cost ($)", el("input", { name: "min_cost_usd", type: "number", min: 0, step: "any", size: 6, value: params.get("min_cost_usd") || "" })),
     el("label", { class: "check" }, el("input", { type: "checkbox", name: "status", value: "error", checked: params.get("status") === "error", onchange: applyFilters }), "errors only"),
@@ -96,6 +101,11 @@ function runsView(params) {
       const value = input.type === "checkbox" ? (input.checked ? input.value : "") : input.value.trim();
       if (value) next.set(name, value);
     }
+    // An explicit range wins over the "last …" preset.
+    const since = fromLocalInput(form.elements.from.value) || form.elements.since_preset.value;
+    const until = fromLocalInput(form.elements.to.value);
+    if (since) next.set("since", since);
+    if (until) next.set("until", until);
     location.hash = `#/?${next}`;
   }
 
