@@ -144,9 +144,10 @@ def _anomalies(tree: SpanTree, steps: list[dict[str, Any]], spans: dict[str, dic
             continue
         parent = tree.parent.get(span_id)
         if parent is not None and parent != VIRTUAL_ROOT_ID and span_id not in detached:
-            detail = _skew(step, tree.nodes[parent])
-            if detail:
-                out.append({"kind": "clock_skew", "span_id": span_id, "detail": detail})
+            outer = tree.nodes[parent]
+            # Inside its parent is the rule; only a span outside it needs the detail worked out.
+            if step["start_time_unix_nano"] < outer.start or step["end_time_unix_nano"] > outer.end:
+                out.append({"kind": "clock_skew", "span_id": span_id, "detail": _skew(step, outer)})
         if step["status_code"] == "ERROR":
             out.append({"kind": "error", "span_id": span_id,
                         "detail": step["status_message"] or step["error_type"] or "status ERROR"})
