@@ -7,8 +7,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
+import orjson
 from fastapi import Depends, FastAPI, Header, Query, Request
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 import trajscope.ui
@@ -31,6 +32,8 @@ from trajscope.query.params import (
     time_param,
     trace_id_param,
 )
+from trajscope.query.response_cache import MIN_SPANS as CACHE_MIN_SPANS
+from trajscope.query.response_cache import ResponseCache
 from trajscope.query.serialise import OrjsonResponse, span_rows, trace_item
 from trajscope.query.sessions import get_session, list_sessions
 from trajscope.query.sql_api import add_sql_routes
@@ -55,6 +58,7 @@ class AppState:
         # Waits until every acknowledged span is loaded: a read sees all spans acknowledged before it.
         self.sync = sync or (lambda: None)
         self.alerts: AlertMonitor | None = None
+        self.analysis_cache = ResponseCache()
         self.ready = False
 
 
@@ -150,24 +154,50 @@ def create_app(state: AppState) -> FastAPI:
         trace_id, spans = trace_spans(trace_id, project)
         return OrjsonResponse({"trace_id": trace_id, "spans": spans})
 
+    def analysis_response(kind: str, trace_id: str, project: str | None, cache_control: str | None,
+                          build: Callable[[], dict[str, Any]]) -> Response:
+        """A big trace's analysis from the cache when its version is unchanged; `Cache-Control: no-cache`
+        rebuilds it. `X-Trajscope-Cache` says which happened."""
+        version = state.store.trace_version(trace_id, project)
+        cacheable = version is not None and version[1] >= CACHE_MIN_SPANS
+        key = (kind, trace_id, project, version)
+        if cacheable and "no-cache" not in (cache_control or ""):
+            body = state.analysis_cache.get(key)
+            if body is not None:
+                return Response(body, media_type="application/json", headers={"X-Trajscope-Cache": "hit"})
+        with gc_paused():
+            body = orjson.dumps(build())
+        if cacheable:
+            state.analysis_cache.put(key, body)
+        return Response(body, media_type="application/json", headers={"X-Trajscope-Cache": "miss"})
+
     @app.get("/api/v1/traces/{trace_id}/trajectory", tags=["traces"], dependencies=guarded)
-    def get_trajectory(trace_id: str, project: str | None = None) -> Any:
+    def get_trajectory(trace_id: str, project: str | None = None,
+                       cache_control: Annotated[str | None, Header(include_in_schema=False)] = None) -> Any:
         """The run step by step: depth-first from the root, siblings by start time, parallel groups, tool
         calls linked to the LLM step that requested them, anomalies and totals."""
-        with gc_paused():
-            trace_id, spans = trace_spans(trace_id, project, TRAJECTORY_COLUMNS)
-            return OrjsonResponse(build_trajectory(trace_id, spans))
+        trace_id = trace_id_param(trace_id)
+
+        def build() -> dict[str, Any]:
+            _, spans = trace_spans(trace_id, project, TRAJECTORY_COLUMNS)
+            return build_trajectory(trace_id, spans)
+
+        return analysis_response("trajectory", trace_id, project, cache_control, build)
 
     @app.get("/api/v1/traces/{trace_id}/latency", tags=["traces"], dependencies=guarded)
-    def get_latency(trace_id: str, project: str | None = None) -> Any:
+    def get_latency(trace_id: str, project: str | None = None,
+                    cache_control: Annotated[str | None, Header(include_in_schema=False)] = None) -> Any:
         """Critical path and where the time went: per-span self and critical time, and critical/busy time
         by category, tool and model (critical times sum to the root's duration)."""
         trace_id = trace_id_param(trace_id)
-        table = state.store.get_trace(trace_id, project, LATENCY_COLUMNS)
-        if table.num_rows == 0:
-            raise ApiError(ErrorCode.NOT_FOUND, f"no trace {trace_id}")
-        with gc_paused():
-            return OrjsonResponse(latency_report(trace_id, labels_from_columns(table.to_pydict())))
+
+        def build() -> dict[str, Any]:
+            table = state.store.get_trace(trace_id, project, LATENCY_COLUMNS)
+            if table.num_rows == 0:
+                raise ApiError(ErrorCode.NOT_FOUND, f"no trace {trace_id}")
+            return latency_report(trace_id, labels_from_columns(table.to_pydict()))
+
+        return analysis_response("latency", trace_id, project, cache_control, build)
 
     @app.get("/api/v1/sessions", tags=["sessions"], dependencies=guarded)
     def sessions(

@@ -239,6 +239,20 @@ class DuckDBStore:
         with self.cursor() as cur:
             return cur.execute(sql, params).to_arrow_table()
 
+    def trace_version(self, trace_id: str, project: str | None = None) -> tuple[int, int] | None:
+        """(updated_at_unix_nano, span_count) of a trace's summary — changes whenever a write touches the
+        trace — or None if unknown. One primary-key lookup."""
+        if not _is_hex_id(trace_id):
+            return None
+        sql = f"SELECT updated_at_unix_nano, span_count FROM traces WHERE trace_id = '{trace_id}'"
+        params: list[object] = []
+        if project is not None:
+            sql += " AND project = ?"
+            params.append(project)
+        with self.cursor() as cur:
+            row = cur.execute(sql, params).fetchone()
+        return (row[0], row[1]) if row else None
+
     def list_traces(self, flt: TraceFilter) -> pa.Table:
         where = Where()
         for column, value in (("project", flt.project), ("service_name", flt.service),
