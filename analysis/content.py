@@ -1,13 +1,11 @@
 """What a span says, whatever the dialect: input/output text, the tool calls an LLM requested, tool
-arguments, guardrail outcome. Reads the typed-JSON attributes and events of a stored span."""
+arguments. Reads the typed-JSON attributes and events of a stored span."""
 
 from __future__ import annotations
 
 import json
 import re
 from typing import Any
-
-from trajscope.analysis import guardrails
 
 PREVIEW_CHARS = 200
 
@@ -146,16 +144,3 @@ def tool_arguments(attrs: dict[str, Any]) -> str | None:
             value = attrs[key]
             return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
     return None
-
-
-def guardrail(attrs: dict[str, Any], events: list[dict[str, Any]], span_name: str,
-              category: str) -> dict[str, Any] | None:
-    """``{name, triggered, action}`` of the span's first guardrail check (``analysis.guardrails``)."""
-    return first_check(guardrails.checks(attrs, events, span_name, category))
-
-
-def first_check(found: list[guardrails.Check]) -> dict[str, Any] | None:
-    if not found:
-        return None
-    first = found[0]
-    return {"name": first.name, "triggered": first.triggered, "action": first.action}

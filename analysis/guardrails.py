@@ -110,3 +110,11 @@ def checks(attrs: dict[str, Any], events: list[dict[str, Any]] | None, span_name
 
 def hits(found: list[Check]) -> int:
     return sum(1 for c in found if c.triggered)
+
+
+def outcome(found: list[Check]) -> dict[str, Any] | None:
+    """``{name, triggered, action}`` of a span's first check: what a trajectory step shows."""
+    if not found:
+        return None
+    first = found[0]
+    return {"name": first.name, "triggered": first.triggered, "action": first.action}

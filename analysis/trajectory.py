@@ -94,7 +94,7 @@ def _step(index: int, depth: int, span: dict[str, Any], group: int | None) -> di
         "cost_usd": span["cost_usd"],
         "input_preview": content.preview(content.input_text(attrs, events)),
         "output_preview": content.preview(content.output_text(attrs, events)),
-        "guardrail": content.first_check(checks),
+        "guardrail": guardrails.outcome(checks),
         "guardrail_hits": guardrails.hits(checks),
         "parallel_group": group, "requested_by": None,
     }

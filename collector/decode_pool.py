@@ -17,10 +17,10 @@ from trajscope.collector import costing
 
 def make_decoder(workers: int, prices: str | None = None) -> Executor:
     """Decoding is pure Python and holds the GIL: worker processes let it use the other core while this
-    process receives and the writer thread inserts. ``0`` decodes on a thread here instead. ``prices`` is
-    the user's price file, loaded in every worker (spans are costed as they are decoded)."""
+    process receives and the writer thread inserts. ``0`` decodes on a thread here instead (with the price
+    table this process configured). ``prices`` is the user's price file, loaded in every worker process
+    (spans are costed as they are decoded)."""
     if workers <= 0:
-        costing.configure(prices)
         return ThreadPoolExecutor(max_workers=1, thread_name_prefix="trajscope-decode")
     return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
                                initializer=_init_worker, initargs=(os.getpid(), prices))

@@ -43,7 +43,6 @@ with firing/resolved state (``GET /api/v1/alerts``) and an optional webhook call
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 import tomllib
@@ -53,12 +52,12 @@ from typing import Any
 
 import httpx
 
+from trajscope.query.filters import RunFilter
+from trajscope.query.params import duration_ns
 from trajscope.storage.duckdb_store import DuckDBStore
 
 log = logging.getLogger(__name__)
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
-_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 KINDS = {
     "trace_cost": ("threshold_usd",),
     "cost_budget": ("threshold_usd",),
@@ -74,10 +73,10 @@ class AlertConfigError(ValueError):
 
 
 def parse_duration(text: str, where: str) -> float:
-    match = _DURATION.match(str(text))
-    if not match:
+    ns = duration_ns(str(text))
+    if ns is None:
         raise AlertConfigError(f"{where}: {text!r} is not a duration like 30s, 15m, 1h or 1d")
-    return float(match.group(1)) * _UNIT_S[match.group(2)]
+    return ns / 1e9
 
 
 @dataclass(frozen=True)
@@ -136,26 +135,17 @@ def load_rules(path: str | Path) -> AlertConfig:
                        doc.get("webhook"))
 
 
-def _filters(rule: Rule, time_column: str, since: int, alias: str) -> tuple[str, list[Any]]:
-    conds, params = [f"{alias}.{time_column} >= ?"], [since]
-    for column, value in (("project", rule.project), ("agent_name", rule.agent)):
-        if value is not None:
-            conds.append(f"{alias}.{column} = ?")
-            params.append(value)
-    return " AND ".join(conds), params
-
-
 def evaluate(store: DuckDBStore, rule: Rule, now_ns: int) -> tuple[bool, float | None, dict[str, Any]]:
     """(firing, observed value, details) of one rule at ``now_ns``."""
-    since = now_ns - int(rule.window_s * 1e9)
+    window = RunFilter(project=rule.project, agent=rule.agent, since=now_ns - int(rule.window_s * 1e9))
     if rule.kind in ("trace_cost", "cost_budget", "error_rate"):
-        where, params = _filters(rule, "start_time_unix_nano", since, "t")
+        where = window.traces("t")
         row = store.query(f"""
             SELECT count(*) AS runs, count(*) FILTER (WHERE t.error_count > 0) AS failed,
                    sum(t.cost_usd) AS total_cost, max(t.cost_usd) AS max_cost,
                    count(*) FILTER (WHERE t.cost_usd > ?) AS over,
                    list(t.trace_id ORDER BY t.cost_usd DESC) FILTER (WHERE t.cost_usd > ?) AS over_ids
-            FROM traces t WHERE {where}""", [rule.threshold, rule.threshold, *params]).to_pylist()[0]
+            FROM traces t WHERE {where.sql()}""", [rule.threshold, rule.threshold, *where.params]).to_pylist()[0]
         if rule.kind == "trace_cost":
             return bool(row["over"]), row["max_cost"], {"runs_over": row["over"],
                                                         "trace_ids": (row["over_ids"] or [])[:10]}
@@ -166,25 +156,19 @@ def evaluate(store: DuckDBStore, rule: Rule, now_ns: int) -> tuple[bool, float |
         firing = rate is not None and row["runs"] >= rule.min_count and rate > rule.threshold
         return firing, rate, {"runs": row["runs"], "failed": row["failed"]}
     if rule.kind == "tool_latency_p95":
-        where, params = _filters(rule, "start_time_unix_nano", since, "s")
-        if rule.tool is not None:
-            where += " AND s.tool_name = ?"
-            params.append(rule.tool)
+        where = window.traces("s").add("s.category = 'tool'").add_if(rule.tool, "s.tool_name = ?")
         rows = store.query(f"""
             SELECT s.tool_name AS tool, count(*) AS calls, quantile_cont(s.duration_ns, 0.95) / 1e6 AS p95_ms
-            FROM spans s WHERE s.category = 'tool' AND {where} GROUP BY 1 ORDER BY p95_ms DESC""",
-                           params).to_pylist()
+            FROM spans s WHERE {where.sql()} GROUP BY 1 ORDER BY p95_ms DESC""", where.params).to_pylist()
         rows = [r for r in rows if r["calls"] >= rule.min_count]
         over = [r for r in rows if r["p95_ms"] > rule.threshold]
         worst = rows[0]["p95_ms"] if rows else None
         return bool(over), worst, {"tools_over": [{"tool": r["tool"], "p95_ms": round(r["p95_ms"], 1),
                                                    "calls": r["calls"]} for r in over]}
-    where, params = _filters(rule, "time_unix_nano", since, "e")
-    if rule.guardrail is not None:
-        where += " AND e.guardrail_name = ?"
-        params.append(rule.guardrail)
-    blocks = store.query(f"SELECT count(*) AS n FROM guardrail_events e WHERE e.triggered AND e.action = 'block' "
-                         f"AND {where}", params).column("n")[0].as_py()
+    where = (window.traces("e", time_column="time_unix_nano").add("e.triggered AND e.action = 'block'")
+             .add_if(rule.guardrail, "e.guardrail_name = ?"))
+    blocks = store.query(f"SELECT count(*) AS n FROM guardrail_events e WHERE {where.sql()}",
+                         where.params).column("n")[0].as_py()
     return blocks > rule.threshold, float(blocks), {}
 
 
@@ -247,14 +231,13 @@ class AlertMonitor:
                 continue
             new = "firing" if firing else "ok"
             with self._lock:
-                changed = (new == "firing") != (state.status == "firing")
                 was_firing = state.status == "firing"
                 if new != state.status:
                     state.since_unix_nano = now_ns
                 state.status, state.value, state.details = new, value, details
                 state.error, state.last_evaluated_unix_nano = None, now_ns
-            if changed and (new == "firing" or was_firing):
-                self._notify(state, "firing" if new == "firing" else "resolved", now_ns)
+            if firing != was_firing:
+                self._notify(state, "firing" if firing else "resolved", now_ns)
 
     def _notify(self, state: RuleState, event: str, now_ns: int) -> None:
         log.warning("alert %s: %s (value %s, threshold %s)", event, state.rule.name, state.value,

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import orjson
+import pyarrow as pa
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -83,8 +84,8 @@ def create_app(state: AppState) -> FastAPI:
         state.sync()
 
     guarded = [Depends(authorised), Depends(fresh)]
-    # Routes return OrjsonResponse objects: a plain dict would first be walked by FastAPI's
-    # jsonable_encoder (~70 ms for a 10k-span trajectory) before being serialised.
+    # Routes return response objects (OrjsonResponse, or ready bytes): a plain dict would first be walked
+    # by FastAPI's jsonable_encoder (~70 ms for a 10k-span trajectory) before being serialised.
 
     # The web UI: static files shipped in the package (no build step, nothing fetched from elsewhere).
     app.mount("/ui", StaticFiles(directory=UI_DIR), name="ui")
@@ -140,19 +141,18 @@ def create_app(state: AppState) -> FastAPI:
             next_cursor = encode_cursor(last["start_time_unix_nano"], last["trace_id"])
         return OrjsonResponse({"traces": [trace_item(r) for r in page], "next_cursor": next_cursor})
 
-    def trace_spans(trace_id: str, project: str | None,
-                    columns: tuple[str, ...] | None = None) -> tuple[str, list[dict[str, Any]]]:
-        trace_id = trace_id_param(trace_id)
-        spans = span_rows(state.store.get_trace(trace_id, project, columns))
-        if not spans:
+    def trace_table(trace_id: str, project: str | None, columns: tuple[str, ...] | None = None) -> pa.Table:
+        """A validated trace id's stored spans (those columns), or 404."""
+        table = state.store.get_trace(trace_id, project, columns)
+        if table.num_rows == 0:
             raise ApiError(ErrorCode.NOT_FOUND, f"no trace {trace_id}")
-        return trace_id, spans
+        return table
 
     @app.get("/api/v1/traces/{trace_id}", tags=["traces"], dependencies=guarded)
     def get_trace(trace_id: str, project: str | None = None) -> Any:
         """Every stored span of a trace (normalised fields and the raw OTLP content), by start time."""
-        trace_id, spans = trace_spans(trace_id, project)
-        return OrjsonResponse({"trace_id": trace_id, "spans": spans})
+        trace_id = trace_id_param(trace_id)
+        return OrjsonResponse({"trace_id": trace_id, "spans": span_rows(trace_table(trace_id, project))})
 
     def analysis_response(kind: str, trace_id: str, project: str | None, cache_control: str | None,
                           build: Callable[[], dict[str, Any]]) -> Response:
@@ -179,8 +179,7 @@ def create_app(state: AppState) -> FastAPI:
         trace_id = trace_id_param(trace_id)
 
         def build() -> dict[str, Any]:
-            _, spans = trace_spans(trace_id, project, TRAJECTORY_COLUMNS)
-            return build_trajectory(trace_id, spans)
+            return build_trajectory(trace_id, span_rows(trace_table(trace_id, project, TRAJECTORY_COLUMNS)))
 
         return analysis_response("trajectory", trace_id, project, cache_control, build)
 
@@ -192,9 +191,7 @@ def create_app(state: AppState) -> FastAPI:
         trace_id = trace_id_param(trace_id)
 
         def build() -> dict[str, Any]:
-            table = state.store.get_trace(trace_id, project, LATENCY_COLUMNS)
-            if table.num_rows == 0:
-                raise ApiError(ErrorCode.NOT_FOUND, f"no trace {trace_id}")
+            table = trace_table(trace_id, project, LATENCY_COLUMNS)
             return latency_report(trace_id, labels_from_columns(table.to_pydict()))
 
         return analysis_response("latency", trace_id, project, cache_control, build)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Iterator
 from typing import Annotated, Any
 
@@ -61,8 +62,6 @@ def add_cost_routes(app: FastAPI, state, dependencies: list) -> None:
         """Recompute the computed costs of stored spans with the server's current price table (reported
         costs stay), honouring `effective_from`. Streams NDJSON: `{"done", "total"}` progress lines, then
         `{"result": {...}}` (or `{"error": ...}`)."""
-        import time
-
         now = time.time_ns()
         since = time_param("since", request.since, now)
         until = time_param("until", request.until, now)

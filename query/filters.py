@@ -22,14 +22,16 @@ class RunFilter:
     since: int | None = None
     until: int | None = None
 
-    def traces(self, alias: str = "traces") -> Where:
-        """Conditions on a ``traces`` row (the run): project, root service, agent, start time."""
+    def traces(self, alias: str = "traces", time_column: str = "start_time_unix_nano") -> Where:
+        """Conditions on a row with project, service_name, agent_name and a time column (a ``traces`` run
+        by default; spans and guardrail checks carry the same columns)."""
         return (Where()
                 .add_if(self.project, f"{alias}.project = ?")
                 .add_if(self.service, f"{alias}.service_name = ?")
                 .add_if(self.agent, f"{alias}.agent_name = ?")
-                .add_if(self.since, f"{alias}.start_time_unix_nano >= ?")
-                .add_if(self.until, f"{alias}.start_time_unix_nano < ?"))
+                .add_if(self.since, f"{alias}.{time_column} >= ?")
+                .add_if(self.until, f"{alias}.{time_column} < ?"))
+
 
 def run_filter(
     project: str | None = None,

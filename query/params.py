@@ -14,6 +14,12 @@ _RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)$")
 _UNIT_NS = {"ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9, "d": 86400 * 10**9}
 
 
+def duration_ns(text: str) -> int | None:
+    """``15m``, ``2h``, ``0.5s``, ``7d``, ``250ms`` in nanoseconds; None if ``text`` is not a duration."""
+    match = _RELATIVE.match(text.strip())
+    return int(float(match.group(1)) * _UNIT_NS[match.group(2)]) if match else None
+
+
 def trace_id_param(value: str) -> str:
     """A trace id as 32 hex digits, returned lowercase."""
     if not _TRACE_ID.match(value):
@@ -29,9 +35,9 @@ def time_param(name: str, value: str | None, now_ns: int) -> int | None:
     text = value.strip()
     if text.isdigit():
         return int(text)
-    match = _RELATIVE.match(text)
-    if match:
-        return now_ns - int(float(match.group(1)) * _UNIT_NS[match.group(2)])
+    age = duration_ns(text)
+    if age is not None:
+        return now_ns - age
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:

@@ -115,16 +115,16 @@ GUARDRAIL_GROUPS = {
 
 def guardrail_stats(store: SpanStore, group_by: str, flt: RunFilter) -> dict[str, Any]:
     """Guardrail checks and hits per group, from the normalised checks (``guardrail_events``)."""
-    where = flt.traces("e").sql().replace("e.start_time_unix_nano", "e.time_unix_nano")
+    where = flt.traces("e", time_column="time_unix_nano")
     sql = f"""
         SELECT {GUARDRAIL_GROUPS[group_by]} AS key, count(*) AS checks,
                count(*) FILTER (WHERE e.triggered) AS hits,
                count(*) FILTER (WHERE e.triggered AND e.action = 'block') AS blocks,
                count(*) FILTER (WHERE e.triggered IS NULL) AS outcome_unknown,
                count(DISTINCT e.trace_id) AS traces
-        FROM guardrail_events e WHERE {where} GROUP BY ALL
+        FROM guardrail_events e WHERE {where.sql()} GROUP BY ALL
         ORDER BY {"key DESC" if group_by == "day" else "hits DESC, checks DESC, key NULLS LAST"}"""
-    rows = store.query(sql, flt.traces("e").params).to_pylist()
+    rows = store.query(sql, where.params).to_pylist()
     for r in rows:
         known = r["checks"] - r["outcome_unknown"]
         r["hit_rate"] = round(r["hits"] / known, 4) if known else None

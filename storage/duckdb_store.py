@@ -31,7 +31,6 @@ DB_FILE = "trajscope.duckdb"
 CHECKPOINT_BACKSTOP = "512MB"
 INDEX_SCAN_MAX_ROWS = 2048
 STORAGE_VERSION = "v1.5.0"
-IDLE_CHECKPOINT_ROWS = 20_000
 _SPAN_COLS = ", ".join(SPAN_COLUMN_NAMES)
 _TRACE_COLS = ", ".join(TRACE_COLUMN_NAMES)
 _FACT_COLS = ", ".join(FACT_COLUMNS)
@@ -75,11 +74,10 @@ class DuckDBStore:
         self._con.execute("SET index_scan_percentage = 0")
         # DuckDB checkpoints inside the commit that pushes the WAL past this size, stalling every
         # acknowledgement waiting on it (default 16 MB: every ~20k spans, a 45 ms commit became 300+ ms).
-        # The writer checkpoints when idle instead (``maybe_checkpoint``); this is only the backstop.
+        # The staged writer checkpoints when idle instead (``StagedWriter``); this is only the backstop.
         self._con.execute(f"SET checkpoint_threshold = '{CHECKPOINT_BACKSTOP}'")
         # From here on no statement can change a setting (an analyst's SET or PRAGMA fails in the engine).
         self._con.execute("SET lock_configuration = true")
-        self._rows_since_checkpoint = 0
         self._write_lock = threading.Lock()
         self._closed = False
         if not read_only:
@@ -122,7 +120,6 @@ class DuckDBStore:
                 touched = set(pc.unique(rest.column("trace_id")).to_pylist())
                 self._write_summaries(con, [facts[t] for t in touched - known], replace=False)
                 self._write_summaries(con, [facts[t] for t in touched & known], replace=True)
-        self._rows_since_checkpoint += fresh.num_rows
         return fresh.num_rows
 
     @staticmethod
@@ -144,8 +141,11 @@ class DuckDBStore:
     def refresh_traces(self, trace_ids: list[str]) -> None:
         """Recompute the summary rows of these traces from their stored spans."""
         with self._transaction() as con:
-            facts = self._stored_facts(con, trace_ids)
-            self._write_summaries(con, list(facts.values()), replace=True)
+            self._refresh(con, trace_ids)
+
+    def _refresh(self, con: duckdb.DuckDBPyConnection, trace_ids: list[str]) -> None:
+        facts = self._stored_facts(con, trace_ids)
+        self._write_summaries(con, list(facts.values()), replace=True)
 
     def update_costs(self, updates: pa.Table) -> int:
         """Set ``cost_usd`` and ``cost_source`` of the spans in ``updates`` (trace_id, span_id, cost_usd,
@@ -158,8 +158,7 @@ class DuckDBStore:
             con.execute("UPDATE spans SET cost_usd = u.cost_usd, cost_source = u.cost_source "
                         "FROM cost_updates u WHERE spans.trace_id = u.trace_id AND spans.span_id = u.span_id")
             con.unregister("cost_updates")
-            facts = self._stored_facts(con, trace_ids)
-            self._write_summaries(con, list(facts.values()), replace=True)
+            self._refresh(con, trace_ids)
         return len(trace_ids)
 
     def _backfill_summaries(self, chunk: int = 2000) -> None:
@@ -291,12 +290,6 @@ class DuckDBStore:
     def checkpoint(self) -> None:
         with self._write_lock:
             self._con.execute("CHECKPOINT")
-            self._rows_since_checkpoint = 0
-
-    def maybe_checkpoint(self) -> None:
-        """Fold the WAL into the database file if enough was written; called by the writer when idle."""
-        if self._rows_since_checkpoint >= IDLE_CHECKPOINT_ROWS:
-            self.checkpoint()
 
     def close(self) -> None:
         if self._closed:

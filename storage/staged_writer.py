@@ -68,20 +68,15 @@ class WriterStats:
 
 
 @dataclass
-class _Submission:
-    payload: bytes
-    rows: int
-    summaries: pa.Table | None
-    future: Future[int] = field(default_factory=Future)
+class _Batch:
+    """One export's decoded spans, from submission through acknowledgement to loading."""
 
-
-@dataclass
-class _Staged:
-    segment: int
     payload: bytes
     rows: int
     # Kept in memory only: after a crash the replayed spans' summaries are recomputed by the store.
     summaries: pa.Table | None
+    future: Future[int] = field(default_factory=Future)
+    segment: int = -1  # the staging-log segment holding it, once acknowledged
 
 
 def ipc_bytes(table: pa.Table) -> bytes:
@@ -105,7 +100,7 @@ def conform(table: pa.Table) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=SPAN_SCHEMA)
 
 
-def whole_trace_summaries(taken: list[_Staged], tables: list[pa.Table]) -> pa.Table | None:
+def whole_trace_summaries(taken: list[_Batch], tables: list[pa.Table]) -> pa.Table | None:
     """The precomputed summaries that describe a whole trace of this load: those of traces whose spans
     in the load all came from one export. A trace spread over several exports is summarised by the store
     from all its spans instead."""
@@ -137,9 +132,9 @@ class StagedWriter:
         self._log = StagingLog(directory)
         self._recover(progress)
 
-        self._submissions: queue.SimpleQueue[_Submission | None] = queue.SimpleQueue()
+        self._submissions: queue.SimpleQueue[_Batch | None] = queue.SimpleQueue()
         self._cond = threading.Condition()
-        self._staged: deque[_Staged] = deque()
+        self._staged: deque[_Batch] = deque()
         self._staged_rows = 0
         self._last_arrival = 0.0
         self._acked = 0  # records acknowledged (sequence numbers for sync)
@@ -186,7 +181,7 @@ class StagedWriter:
     def submit(self, payload: bytes, rows: int, summaries: pa.Table | None = None) -> Future[int]:
         """Stage one decoded batch (``ipc_bytes``) and, optionally, its traces' summaries computed from it
         alone (``trace_summary.summarise_span_rows``); the future resolves once the batch is durable."""
-        item = _Submission(payload, rows, summaries)
+        item = _Batch(payload, rows, summaries)
         with self._lock:
             if self._closed:
                 raise WriterClosed("the server is shutting down")
@@ -220,7 +215,7 @@ class StagedWriter:
             self._ack_done = True
             self._cond.notify_all()
 
-    def _acknowledge(self, group: list[_Submission]) -> None:
+    def _acknowledge(self, group: list[_Batch]) -> None:
         try:
             segment = self._log.append([item.payload for item in group])
         except BaseException as exc:  # every waiting export must hear of the failure
@@ -231,8 +226,10 @@ class StagedWriter:
             return
         self.stats.fsyncs += 1
         rows = sum(item.rows for item in group)
+        for item in group:
+            item.segment = segment
         with self._cond:
-            self._staged.extend(_Staged(segment, item.payload, item.rows, item.summaries) for item in group)
+            self._staged.extend(group)
             self._staged_rows += rows
             self._acked += len(group)
             self._last_arrival = time.monotonic()
@@ -247,13 +244,13 @@ class StagedWriter:
             self._staged_rows >= self._load_rows or self._sync_waiters > 0 or self._ack_done
             or now - self._last_arrival >= self._linger_s)
 
-    def _take(self) -> list[_Staged] | None:
+    def _take(self) -> list[_Batch] | None:
         """Wait for a batch worth loading; None once closed and drained. Runs idle housekeeping."""
         with self._cond:
             while True:
                 now = time.monotonic()
                 if self._due(now):
-                    taken: list[_Staged] = []
+                    taken: list[_Batch] = []
                     rows = 0
                     while self._staged and rows < MAX_LOAD_ROWS:
                         item = self._staged.popleft()
@@ -276,7 +273,7 @@ class StagedWriter:
             if taken:
                 self._load(taken)
 
-    def _load(self, taken: list[_Staged]) -> None:
+    def _load(self, taken: list[_Batch]) -> None:
         rows = sum(item.rows for item in taken)
         started = time.perf_counter()
         while True:

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
+import httpx
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -62,15 +63,12 @@ def open_source(url: str, data: Path | None, api_key: str | None) -> Iterator[Fe
 
     def fetch_remote(sql: str, limit: int) -> tuple[pa.Table, bool]:
         try:
-            response = client._check(client._http.post("/api/v1/sql", json={
-                "sql": sql, "format": "arrow", "limit": limit}))
+            return client.sql_result(sql, limit=limit)
         except TrajscopeError as exc:
             raise CliError(f"{exc.code}: {exc.message}") from None
-        except Exception as exc:  # connection refused and the like
+        except httpx.HTTPError as exc:  # connection refused and the like
             raise CliError(f"cannot reach {url}: {exc}; is `trajscope serve` running? "
                            f"(or read a data directory with --data)") from None
-        table = pa.ipc.open_stream(response.content).read_all()
-        return table, response.headers.get("X-Trajscope-Truncated") == "true"
 
     try:
         yield fetch_remote

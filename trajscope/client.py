@@ -12,9 +12,11 @@ the server's error code (``invalid_sql``, ``forbidden``, ``timeout``, ``too_larg
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import httpx
+import orjson
 import pyarrow as pa
 
 if TYPE_CHECKING:
@@ -61,6 +63,7 @@ class Client:
     def _check(self, response: httpx.Response) -> httpx.Response:
         if response.is_success:
             return response
+        response.read()  # a streamed response's error body
         try:
             error = response.json()["error"]
             code, message = error["code"], error["message"]
@@ -73,12 +76,18 @@ class Client:
         return self._check(self._http.get(f"/api/v1{path}", params=params)).json()
 
     # -- SQL ------------------------------------------------------------------------------------------
-    def sql_arrow(self, query: str, *, limit: int = 1_000_000, timeout_s: float | None = None) -> pa.Table:
+    def sql_result(self, query: str, *, limit: int = 1_000_000,
+                   timeout_s: float | None = None) -> tuple[pa.Table, bool]:
+        """The answer as Arrow, and whether ``limit`` cut it short."""
         body: dict[str, Any] = {"sql": query, "format": "arrow", "limit": limit}
         if timeout_s is not None:
             body["timeout_s"] = timeout_s
         response = self._check(self._http.post("/api/v1/sql", json=body))
-        return pa.ipc.open_stream(response.content).read_all()
+        return (pa.ipc.open_stream(response.content).read_all(),
+                response.headers.get("X-Trajscope-Truncated") == "true")
+
+    def sql_arrow(self, query: str, *, limit: int = 1_000_000, timeout_s: float | None = None) -> pa.Table:
+        return self.sql_result(query, limit=limit, timeout_s=timeout_s)[0]
 
     def sql(self, query: str, *, limit: int = 1_000_000, timeout_s: float | None = None) -> polars.DataFrame:
         """Run one read query over the trace tables and views; see the README for their columns."""
@@ -110,3 +119,22 @@ class Client:
 
     def latency(self, trace_id: str) -> dict[str, Any]:
         return self._get(f"/traces/{trace_id}/latency")
+
+    # -- cost -----------------------------------------------------------------------------------------
+    def reprice(self, *, since: str | None = None, until: str | None = None,
+                progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+        """Re-cost stored spans with the server's price table; ``progress(done, total)`` as it goes."""
+        body = {k: v for k, v in (("since", since), ("until", until)) if v}
+        with self._http.stream("POST", "/api/v1/reprice", json=body, timeout=None) as response:
+            self._check(response)
+            for line in response.iter_lines():
+                if not line:
+                    continue
+                item = orjson.loads(line)
+                if "error" in item:
+                    raise TrajscopeError(item["error"]["code"], item["error"]["message"], response.status_code)
+                if "result" in item:
+                    return item["result"]
+                if progress:
+                    progress(item["done"], item["total"])
+        raise TrajscopeError("incomplete", "the server ended the reprice stream without a result", 200)

@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
+import duckdb
 import httpx
-import orjson
 
 from trajscope.analyst_cli import CliError, Progress
-
-
-class _Bar:
-    def __init__(self) -> None:
-        self.progress = Progress(0, "repricing")
-
-    def __call__(self, done: int, total: int) -> None:
-        self.progress.show(done, total, "spans")
 
 
 def _report(result: dict) -> int:
@@ -27,56 +21,48 @@ def _report(result: dict) -> int:
 
 def run_reprice(*, since: str | None, until: str | None, url: str, data: Path | None, prices: Path | None,
                 api_key: str | None) -> int:
+    bar = Progress(0, "repricing")
+
+    def progress(done: int, total: int) -> None:
+        bar.show(done, total, "spans")
+
     if data is not None:
-        from trajscope.analysis.pricing import PriceError, PriceTable
-        from trajscope.query.errors import ApiError
-        from trajscope.query.params import time_param
-        from trajscope.storage.duckdb_store import DuckDBStore
-        from trajscope.storage.repricing import reprice
-
-        try:
-            table = PriceTable.load(prices)
-        except PriceError as exc:
-            raise CliError(str(exc)) from None
-        import time
-
-        now = time.time_ns()
-        try:
-            store = DuckDBStore(data)
-        except Exception as exc:
-            raise CliError(f"cannot open {data} for writing ({exc}); if a server runs on it, use --url") from None
-        try:
-            window = time_param("since", since, now), time_param("until", until, now)
-            result = reprice(store, table, since_unix_nano=window[0], until_unix_nano=window[1], progress=_Bar())
-        except ApiError as exc:
-            raise CliError(exc.message) from None
-        finally:
-            store.close()
-        return _report(result.__dict__)
+        return _reprice_directory(data, prices, since, until, progress)
     if prices is not None:
         raise CliError("--prices applies with --data; a running server uses the file it was started with")
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    body = {k: v for k, v in (("since", since), ("until", until)) if v}
-    bar = _Bar()
+    from trajscope.client import Client, TrajscopeError
+
     try:
-        with httpx.stream("POST", f"{url.rstrip('/')}/api/v1/reprice", json=body, headers=headers,
-                          timeout=None) as response:
-            if response.status_code != 200:
-                response.read()
-                try:
-                    error = response.json()["error"]
-                    raise CliError(f"{error['code']}: {error['message']}")
-                except (ValueError, KeyError):
-                    raise CliError(f"HTTP {response.status_code}") from None
-            for line in response.iter_lines():
-                if not line:
-                    continue
-                item = orjson.loads(line)
-                if "error" in item:
-                    raise CliError(f"{item['error']['code']}: {item['error']['message']}")
-                if "result" in item:
-                    return _report(item["result"])
-                bar(item["done"], item["total"])
+        with Client(url, api_key) as client:
+            return _report(client.reprice(since=since, until=until, progress=progress))
+    except TrajscopeError as exc:
+        raise CliError(f"{exc.code}: {exc.message}") from None
     except httpx.HTTPError as exc:
         raise CliError(f"cannot reach {url}: {exc}; is `trajscope serve` running?") from None
-    raise CliError("the server ended the reprice stream without a result")
+
+
+def _reprice_directory(data: Path, prices: Path | None, since: str | None, until: str | None,
+                       progress: Callable[[int, int], None]) -> int:
+    from trajscope.analysis.pricing import PriceError, PriceTable
+    from trajscope.query.errors import ApiError
+    from trajscope.query.params import time_param
+    from trajscope.storage.duckdb_store import DuckDBStore
+    from trajscope.storage.repricing import reprice
+
+    try:
+        table = PriceTable.load(prices)
+    except PriceError as exc:
+        raise CliError(str(exc)) from None
+    try:
+        store = DuckDBStore(data)
+    except duckdb.IOException as exc:
+        raise CliError(f"cannot open {data} for writing ({exc}); if a server runs on it, use --url") from None
+    try:
+        now = time.time_ns()
+        result = reprice(store, table, since_unix_nano=time_param("since", since, now),
+                         until_unix_nano=time_param("until", until, now), progress=progress)
+    except ApiError as exc:
+        raise CliError(exc.message) from None
+    finally:
+        store.close()
+    return _report(result.__dict__)

@@ -78,6 +78,19 @@ class Server:
     def get(self, path: str, **params) -> httpx.Response:
         return httpx.get(f"{self.api}{path}", params=params, timeout=30)
 
+    def export(self, spans: list) -> httpx.Response:
+        """One OTLP/HTTP protobuf export of these spans (``otlp_builders.make_span``)."""
+        from tests.otlp_builders import make_request
+
+        return httpx.post(self.otlp_http, content=make_request(spans).SerializeToString(),
+                          headers={"Content-Type": "application/x-protobuf"}, timeout=60)
+
+
+def run_cli(*args: str, check: bool = False) -> subprocess.CompletedProcess:
+    """``trajscope ARGS`` in a child process, output captured as text."""
+    return subprocess.run([sys.executable, "-m", "trajscope.cli", *args], capture_output=True, text=True,
+                          timeout=120, check=check)
+
 
 def make_server(tmp_path: Path, *extra_args: str) -> Server:
     return Server(tmp_path / "data", *free_ports(3), extra_args=extra_args)

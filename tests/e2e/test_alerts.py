@@ -4,16 +4,14 @@ receiver, firing then resolved as the expensive run leaves the window."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import httpx
 
-from tests.e2e.conftest import make_server, wait_for
-from tests.otlp_builders import make_request, make_span
+from tests.e2e.conftest import make_server, run_cli, wait_for
+from tests.otlp_builders import make_span
 
 received: list[dict] = []
 
@@ -59,8 +57,7 @@ window = "1h"
         root = make_span("invoke_agent a", start=now, end=now + 10**6, attrs={"gen_ai.agent.name": "a"})
         llm = make_span("chat", trace_id=root.trace_id, parent=root, start=now, end=now + 10**6, attrs={
             "gen_ai.request.model": "m", "gen_ai.usage.input_tokens": 10, "gen_ai.usage.cost": 0.40})
-        assert httpx.post(srv.otlp_http, content=make_request([root, llm]).SerializeToString(),
-                          headers={"Content-Type": "application/x-protobuf"}).status_code == 200
+        assert srv.export([root, llm]).status_code == 200
         assert wait_for(lambda: any(r["event"] == "firing" for r in received), timeout=10)
         fired = next(r for r in received if r["event"] == "firing")["alert"]
         assert fired["name"] == "expensive run" and fired["value"] == 0.40
@@ -76,6 +73,5 @@ window = "1h"
         hook.shutdown()
     bad = tmp_path / "bad.toml"
     bad.write_text("[[rule]]\nkind = 'trace_cost'\n")
-    done = subprocess.run([sys.executable, "-m", "trajscope.cli", "serve", "--data", str(tmp_path / "d2"),
-                           "--alerts", str(bad)], capture_output=True, text=True, timeout=60)
+    done = run_cli("serve", "--data", str(tmp_path / "d2"), "--alerts", str(bad))
     assert done.returncode == 1 and "bad alert rules" in done.stderr and "threshold_usd" in done.stderr

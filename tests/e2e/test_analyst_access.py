@@ -6,8 +6,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import subprocess
-import sys
 import threading
 import time
 
@@ -17,8 +15,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests.e2e.conftest import make_server
-from tests.otlp_builders import make_request, make_span
+from tests.e2e.conftest import make_server, run_cli
+from tests.otlp_builders import make_span
 from trajscope.client import Client, TrajscopeError
 
 QUERY = ("SELECT agent_name, count(*) AS runs, sum(span_count) AS spans FROM traces "
@@ -26,9 +24,8 @@ QUERY = ("SELECT agent_name, count(*) AS runs, sum(span_count) AS spans FROM tra
 HEAVY = "SELECT sum(a.range * b.range) FROM range(300000) a, range(300000) b"
 
 
-def _cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "trajscope.cli", *args], capture_output=True, text=True,
-                          timeout=120, check=check)
+def _cli(*args: str, check: bool = True):
+    return run_cli(*args, check=check)
 
 
 @pytest.fixture(scope="module")
@@ -118,8 +115,7 @@ def test_a_heavy_query_never_stops_ingestion(fed):
         root = make_span(f"during-query-{i}")
         trace_ids.append(root.trace_id.hex())
         t0 = time.monotonic()
-        response = httpx.post(fed.otlp_http, content=make_request([root]).SerializeToString(),
-                              headers={"Content-Type": "application/x-protobuf"}, timeout=30)
+        response = fed.export([root])
         assert response.status_code == 200
         acks.append((time.monotonic() - t0, time.monotonic()))
     runner.join(60)

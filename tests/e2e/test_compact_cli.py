@@ -1,27 +1,18 @@
-import subprocess
-import sys
-
 import httpx
 
-from tests.e2e.conftest import make_server
-from tests.otlp_builders import make_request, make_span
-
-
-def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "trajscope.cli", *args], capture_output=True, text=True,
-                          timeout=120)
+from tests.e2e.conftest import make_server, run_cli
+from tests.otlp_builders import make_span
 
 
 def test_compact_refuses_a_running_server_then_compacts_once_stopped(tmp_path):
     srv = make_server(tmp_path)
     srv.start()
     root = make_span("invoke_agent a")
-    assert httpx.post(srv.otlp_http, content=make_request([root]).SerializeToString(),
-                      headers={"Content-Type": "application/x-protobuf"}).status_code == 200
-    busy = _cli("compact", "--data", str(srv.data))
+    assert srv.export([root]).status_code == 200
+    busy = run_cli("compact", "--data", str(srv.data))
     assert busy.returncode == 1 and "stop the server" in busy.stderr
     srv.stop()
-    done = _cli("compact", "--data", str(srv.data))
+    done = run_cli("compact", "--data", str(srv.data))
     assert done.returncode == 0, done.stderr
     assert "1 spans" in done.stderr and "bytes" in done.stderr
     srv.start()

@@ -4,14 +4,12 @@ history after the table changed (through the API with a progress bar, and on a s
 from __future__ import annotations
 
 import datetime as dt
-import subprocess
-import sys
 
 import httpx
 import pytest
 
-from tests.e2e.conftest import make_server
-from tests.otlp_builders import make_request, make_span
+from tests.e2e.conftest import make_server, run_cli
+from tests.otlp_builders import make_span
 
 FEB = int(dt.datetime(2026, 2, 1, tzinfo=dt.UTC).timestamp()) * 10**9
 AUG = int(dt.datetime(2026, 8, 1, tzinfo=dt.UTC).timestamp()) * 10**9
@@ -43,20 +41,13 @@ def _llm(root, start, model, **usage):
 
 
 def _send(srv, spans):
-    response = httpx.post(srv.otlp_http, content=make_request(spans).SerializeToString(),
-                          headers={"Content-Type": "application/x-protobuf"}, timeout=30)
-    assert response.status_code == 200
+    assert srv.export(spans).status_code == 200
 
 
 def _sql(srv, sql):
     response = httpx.post(f"{srv.api}/api/v1/sql", json={"sql": sql}, timeout=30)
     assert response.status_code == 200, response.text
     return response.json()["rows"]
-
-
-def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "trajscope.cli", *args], capture_output=True, text=True,
-                          timeout=120)
 
 
 def test_costs_and_repricing(tmp_path):
@@ -94,7 +85,7 @@ def test_costs_and_repricing(tmp_path):
         assert table["extra_file"] == str(prices)
         acme = [p for p in table["prices"] if p["name"] == "acme-llm-9"]
         assert [(p["effective_from"], p["input"]) for p in acme] == [("2026-01-01", 1.0), ("2026-06-01", 3.0)]
-        done = _cli("reprice", "--url", srv.api)
+        done = run_cli("reprice", "--url", srv.api)
         assert done.returncode == 0, done.stderr
         assert "repricing [" in done.stderr and "2 of 3 costed spans changed, 2 traces refreshed" in done.stderr
         rows = _sql(srv, "SELECT start_time_unix_nano, cost_usd, cost_source FROM spans "
@@ -108,7 +99,7 @@ def test_costs_and_repricing(tmp_path):
         assert traces["a"]["cost_usd"] == pytest.approx(gpt4o + 0.5 + 0.002)
         assert traces["b"]["cost_usd"] == pytest.approx(0.006)
         # Re-pricing again changes nothing.
-        again = _cli("reprice", "--url", srv.api)
+        again = run_cli("reprice", "--url", srv.api)
         assert "0 of 3 costed spans changed" in again.stderr
     finally:
         srv.stop()
@@ -117,12 +108,12 @@ def test_costs_and_repricing(tmp_path):
     flat = tmp_path / "flat.toml"
     flat.write_text(ACME_PRICES.split("[[model]]")[0] + "[[model]]" + ACME_PRICES.split("[[model]]")[1]
                     .replace("input = 1.0", "input = 2.0").replace("output = 2.0", "output = 4.0"))
-    done = _cli("reprice", "--data", str(tmp_path / "data"), "--prices", str(flat), "--since", "2026-07-01")
+    done = run_cli("reprice", "--data", str(tmp_path / "data"), "--prices", str(flat), "--since", "2026-07-01")
     assert done.returncode == 0, done.stderr
-    out = _cli("sql", "--data", str(tmp_path / "data"), "--format", "csv",
+    out = run_cli("sql", "--data", str(tmp_path / "data"), "--format", "csv",
                "SELECT agent_name, cost_usd FROM traces ORDER BY agent_name").stdout.splitlines()
     assert out[0] == '"agent_name","cost_usd"'
     assert float(out[1].split(",")[1]) == pytest.approx(gpt4o + 0.5 + 0.002)  # before --since: kept
     assert float(out[2].split(",")[1]) == pytest.approx((1000 * 2.0 + 500 * 4.0) / 1e6)
-    bad = _cli("serve", "--data", str(tmp_path / "x"), "--prices", str(tmp_path / "missing.toml"))
+    bad = run_cli("serve", "--data", str(tmp_path / "x"), "--prices", str(tmp_path / "missing.toml"))
     assert bad.returncode == 1 and "bad price file" in bad.stderr and "missing.toml" in bad.stderr

@@ -8,7 +8,7 @@ import datetime as dt
 import httpx
 import pytest
 
-from tests.otlp_builders import kvs, make_request, make_span
+from tests.otlp_builders import kvs, make_span
 
 DAY1 = int(dt.datetime(2026, 11, 20, 12, tzinfo=dt.UTC).timestamp()) * 10**9
 DAY2 = DAY1 + 86_400 * 10**9
@@ -52,9 +52,7 @@ def fed(server):
         ]),
     }
     for spans in runs.values():
-        r = httpx.post(server.otlp_http, content=make_request(spans).SerializeToString(),
-                       headers={"Content-Type": "application/x-protobuf"}, timeout=30)
-        assert r.status_code == 200
+        assert server.export(spans).status_code == 200
     return server, {k: v[0].trace_id.hex() for k, v in runs.items()}
 
 

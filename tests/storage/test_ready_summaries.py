@@ -8,7 +8,7 @@ import pyarrow as pa
 from trajscope.collector.otlp_decode import decode_request
 from trajscope.storage.duckdb_store import DuckDBStore
 from trajscope.storage.interface import TraceFilter
-from trajscope.storage.staged_writer import _Staged, whole_trace_summaries
+from trajscope.storage.staged_writer import _Batch, whole_trace_summaries
 from trajscope.workload import Workload, to_requests
 
 
@@ -35,7 +35,7 @@ def _load(store: DuckDBStore, payloads: list[bytes], with_summaries: bool, loads
     step = -(-len(decoded) // loads)
     for i in range(0, len(decoded), step):
         group = decoded[i:i + step]
-        taken = [_Staged(0, b"", b.accepted, b.summaries) for b in group]
+        taken = [_Batch(b"", b.accepted, b.summaries) for b in group]
         tables = [b.table for b in group]
         store.write(pa.concat_tables(tables), whole_trace_summaries(taken, tables))
 
@@ -70,10 +70,10 @@ def test_whole_trace_summaries_leave_out_traces_spread_over_exports():
     sa = summaries.filter(pa.compute.equal(summaries.column("trace_id"), first))
     sb = summaries.filter(pa.compute.equal(summaries.column("trace_id"), second))
     # The same trace in two exports of one load: neither export's summary describes the whole trace.
-    taken = [_Staged(0, b"", part_a.num_rows, sa), _Staged(0, b"", part_a.num_rows, sa)]
+    taken = [_Batch(b"", part_a.num_rows, sa), _Batch(b"", part_a.num_rows, sa)]
     assert whole_trace_summaries(taken, [part_a, part_a]).num_rows == 0
     # An export without summaries (replayed from the log) vetoes the summaries of its traces.
-    taken = [_Staged(0, b"", part_a.num_rows, sa), _Staged(0, b"", part_a.num_rows, None),
-             _Staged(0, b"", part_b.num_rows, sb)]
+    taken = [_Batch(b"", part_a.num_rows, sa), _Batch(b"", part_a.num_rows, None),
+             _Batch(b"", part_b.num_rows, sb)]
     kept = whole_trace_summaries(taken, [part_a, part_a, part_b])
     assert kept.column("trace_id").to_pylist() == [second]

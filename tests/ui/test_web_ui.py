@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.e2e.conftest import make_server
+from tests.e2e.conftest import make_server, run_cli
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
@@ -24,9 +22,8 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "ui"
 def fed(tmp_path_factory):
     srv = make_server(tmp_path_factory.mktemp("ui"))
     srv.start()
-    subprocess.run([sys.executable, "-m", "trajscope.cli", "demo", "--endpoint",
-                    f"http://127.0.0.1:{srv.http_port}", "--sessions", "12", "--seed", "3"],
-                   check=True, capture_output=True, timeout=120)
+    run_cli("demo", "--endpoint", f"http://127.0.0.1:{srv.http_port}", "--sessions", "12", "--seed", "3",
+            check=True)
     yield srv
     srv.stop()
 
@@ -170,14 +167,13 @@ def test_sql_console(fed, page):
 
 
 def test_a_5000_step_run_is_virtualised_and_reaches_its_last_step(fed, page):
-    from tests.otlp_builders import make_request, make_span
+    from tests.otlp_builders import make_span
 
     root = make_span("invoke_agent big", start=0, end=10**12, attrs={"gen_ai.agent.name": "big"})
     spans = [root] + [make_span(f"execute_tool t{i}", trace_id=root.trace_id, parent=root, start=i * 10**8,
                                 end=i * 10**8 + 5 * 10**7, attrs={"gen_ai.tool.name": f"t{i % 7}"})
                       for i in range(4999)]
-    assert httpx.post(fed.otlp_http, content=make_request(spans).SerializeToString(),
-                      headers={"Content-Type": "application/x-protobuf"}, timeout=60).status_code == 200
+    assert fed.export(spans).status_code == 200
     trace_id = root.trace_id.hex()
     page.goto(f"{fed.api}/#/run/{trace_id}")
     page.wait_for_selector("#waterfall .wf-row")

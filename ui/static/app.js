@@ -213,8 +213,8 @@ async function runView(traceId, stepId) {
     el("div", { class: "kbd" }, "j / k: next / previous step · the orange outline is the critical path"),
     el("div", { class: "run" }, waterfall, details));
 
-  let selected = Math.max(0, stepId ? steps.findIndex((s) => s.span_id === stepId) : -1);
-  if (stepId === undefined) selected = -1;
+  // A step in the URL (an unknown one falls back to the first); none selected otherwise.
+  let selected = stepId ? Math.max(0, steps.findIndex((s) => s.span_id === stepId)) : -1;
 
   function renderRows() {
     const first = Math.max(0, Math.floor(waterfall.scrollTop / ROW_H) - 10);
@@ -240,16 +240,14 @@ async function runView(traceId, stepId) {
       el("div", { class: "wf-track" }, el("div", { class: "wf-bar", style: `left:${left}%;width:${Math.max(width, 0.15)}%;background:${catColor(s.category)}` })));
   }
 
-  function select(i, { push = false, scroll = true } = {}) {
+  // Selecting replaces the URL (j/k must not flood the history); a click goes through the hash instead.
+  function select(i) {
     if (i < 0 || i >= steps.length) return;
     selected = i;
-    const target = `#/run/${traceId}/${steps[i].span_id}`;
-    if (push) location.hash = target; else history.replaceState(null, "", target);
-    if (scroll) {
-      const top = i * ROW_H;
-      if (top < waterfall.scrollTop || top > waterfall.scrollTop + waterfall.clientHeight - ROW_H) {
-        waterfall.scrollTop = top - waterfall.clientHeight / 2;
-      }
+    history.replaceState(null, "", `#/run/${traceId}/${steps[i].span_id}`);
+    const top = i * ROW_H;
+    if (top < waterfall.scrollTop || top > waterfall.scrollTop + waterfall.clientHeight - ROW_H) {
+      waterfall.scrollTop = top - waterfall.clientHeight / 2;
     }
     renderRows();
     showStep(steps[i]);
@@ -306,14 +304,14 @@ async function runView(traceId, stepId) {
     const { parts } = parseHash();
     if (parts[0] === "run" && parts[1] === traceId) {
       const i = parts[2] ? steps.findIndex((s) => s.span_id === parts[2]) : -1;
-      if (i >= 0 && i !== selected) select(i, { scroll: true });
+      if (i >= 0 && i !== selected) select(i);
       return true;
     }
     return false;
   };
   runView.onHash = onHash;
   renderRows();
-  if (selected >= 0) select(selected, { scroll: true });
+  if (selected >= 0) select(selected);
   statusLine.textContent = `${steps.length} steps`;
 }
 
