@@ -1,0 +1,58 @@
+"""CPU per span of the decode worker's stages on the realistic workload, in this process (no server).
+
+    python bench/decode.py [--spans 60000] [--runs 7]
+
+Prints µs/span (median of ``--runs``) for: protobuf parse only; decode to an Arrow table; decode with the
+per-trace summaries; and the whole worker job (decode + summaries + Arrow IPC bytes handed to the server).
+Runs alternate stage by stage so a busy moment of the shared machine hits every stage alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import time
+
+from common import build_payloads, env_note, median
+
+from trajscope.collector.otlp_decode import decode_request, parse_request
+from trajscope.collector.pipeline import _decode
+
+
+def _spans(payloads: list[bytes]) -> int:
+    return sum(decode_request(p).accepted for p in payloads)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--spans", type=int, default=60_000)
+    ap.add_argument("--batch", type=int, default=512)
+    ap.add_argument("--runs", type=int, default=7)
+    args = ap.parse_args()
+
+    payloads = build_payloads(args.spans, args.batch)
+    spans = _spans(payloads)
+    stages = {
+        "parse": lambda p: parse_request(p),
+        "decode": lambda p: decode_request(p),
+        "decode + summaries": lambda p: decode_request(p, summaries=True),
+        "worker job (+ IPC bytes)": lambda p: _decode(p, "protobuf", "default"),
+    }
+    # As in the decode workers (collector.decode_pool).
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 100)
+    times: dict[str, list[float]] = {name: [] for name in stages}
+    for _ in range(args.runs):
+        for name, fn in stages.items():
+            start = time.process_time()
+            for p in payloads:
+                fn(p)
+            times[name].append((time.process_time() - start) / spans * 1e6)
+    print(f"decode stages, {spans:,} spans in {len(payloads)} requests of {args.batch}, "
+          f"median of {args.runs} ({env_note()})")
+    for name, values in times.items():
+        print(f"  {name:28s} {median(values):6.1f} µs/span   (min {min(values):.1f}, max {max(values):.1f})")
+
+
+if __name__ == "__main__":
+    main()
