@@ -85,13 +85,14 @@ def _from_attrs(attrs: dict[str, Any], default_name: str, source: str) -> Check 
     return None
 
 
-_SIGNAL_KEYS = frozenset(k for style in _STYLES for k in style[:4]) | {"rail.name", "rail.stop"}
+# Keys whose presence means the span may record a guardrail check (the decoder flags spans by them).
+SIGNAL_KEYS = frozenset(k for style in _STYLES for k in style[:4]) | {"rail.name", "rail.stop"}
 
 
 def checks(attrs: dict[str, Any], events: list[dict[str, Any]] | None, span_name: str,
            category: str) -> list[Check]:
     """Every guardrail check the span records: the span's own (if any) then one per ``guardrail`` event."""
-    if not events and category != "guardrail" and attrs.keys().isdisjoint(_SIGNAL_KEYS):
+    if not events and category != "guardrail" and attrs.keys().isdisjoint(SIGNAL_KEYS):
         return []  # most spans: decided in C, on the ingest hot path
     found: list[Check] = []
     own = _from_attrs(attrs, span_name, "span")

@@ -2,8 +2,9 @@
 
     python bench/decode.py [--spans 60000] [--runs 7]
 
-Prints µs/span (median of ``--runs``) for: protobuf parse only; decode to an Arrow table; decode with the
-per-trace summaries; and the whole worker job (decode + summaries + Arrow IPC bytes handed to the server).
+Prints µs/span (median of ``--runs``) for: protobuf parse only; the reference span-by-span walker and the
+columnar decoder (the hot path), each to an Arrow table and with the per-trace summaries; and the whole
+worker job (decode + summaries + Arrow IPC bytes handed to the server).
 Runs alternate stage by stage so a busy moment of the shared machine hits every stage alike.
 """
 
@@ -15,7 +16,9 @@ import time
 
 from common import build_payloads, env_note, median
 
-from trajscope.collector.otlp_decode import decode_request, parse_request
+from trajscope.collector import columnar_decode
+from trajscope.collector.allocator import keep_freed_memory
+from trajscope.collector.otlp_decode import decode_request, parse_request, reference_decode_request
 from trajscope.collector.pipeline import _decode
 
 
@@ -34,11 +37,14 @@ def main() -> None:
     spans = _spans(payloads)
     stages = {
         "parse": lambda p: parse_request(p),
-        "decode": lambda p: decode_request(p),
-        "decode + summaries": lambda p: decode_request(p, summaries=True),
+        "reference decode": lambda p: reference_decode_request(p),
+        "columnar decode": lambda p: columnar_decode.decode_request(p),
+        "reference + summaries": lambda p: reference_decode_request(p, summaries=True),
+        "columnar + summaries": lambda p: columnar_decode.decode_request(p, summaries=True),
         "worker job (+ IPC bytes)": lambda p: _decode(p, "protobuf", "default"),
     }
     # As in the decode workers (collector.decode_pool).
+    keep_freed_memory()
     gc.freeze()
     gc.set_threshold(100_000, 50, 100)
     times: dict[str, list[float]] = {name: [] for name in stages}

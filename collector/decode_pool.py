@@ -13,6 +13,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 
 from trajscope.collector import costing
+from trajscope.collector.allocator import keep_freed_memory
 
 
 def make_decoder(workers: int, prices: str | None = None) -> Executor:
@@ -27,6 +28,7 @@ def make_decoder(workers: int, prices: str | None = None) -> Executor:
 
 
 def _init_worker(parent_pid: int, prices: str | None) -> None:
+    keep_freed_memory()
     costing.configure(prices)
     # A decode allocates ~100 short-lived objects per span, freed by reference counting; the cyclic
     # collector's frequent young-generation passes found nothing to free and cost ~5–9 % of decode CPU

@@ -58,22 +58,26 @@ def _first_str(attrs: dict[str, Any], keys: tuple[str, ...]) -> str | None:
     return None
 
 
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
 def _as_int(value: Any) -> int | None:
+    """An integer count, or None (also for numbers that do not fit the int64 columns)."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str):
+    if isinstance(value, float):
+        value = int(value) if value.is_integer() else None
+    elif isinstance(value, str):
         try:
-            return int(value.strip())
+            value = int(value.strip())
         except ValueError:
             try:
                 f = float(value)
             except ValueError:
                 return None
-            return int(f) if f.is_integer() else None
+            value = int(f) if f.is_integer() else None
+    if isinstance(value, int) and _INT64_MIN <= value <= _INT64_MAX:
+        return value
     return None
 
 

@@ -121,13 +121,23 @@ def summary_table(rows: list[tuple]) -> pa.Table:
     )
 
 
-def summarise_span_rows(rows: Iterable[tuple[Any, ...]], updated_at: int) -> pa.Table:
-    """Summaries of the traces in one batch of span rows (``SPAN_COLUMNS`` order), as if the batch were
-    all that is stored of them. A decode worker computes these while the row tuples exist anyway; the
-    store uses them for traces it has not seen before, and recomputes the rest from stored spans.
-    A repeated span id keeps its first occurrence, as the store's dedup does."""
+def summarise_facts(facts: Iterable[SpanFacts], updated_at: int) -> pa.Table:
+    """Summaries of the traces in one batch of spans, as if the batch were all that is stored of them. A
+    decode worker computes these while it has the spans' facts anyway; the store uses them for traces it
+    has not seen before, and recomputes the rest from stored spans. A repeated span id keeps its first
+    occurrence, as the store's dedup does."""
     by_trace: dict[str, dict[str, SpanFacts]] = {}
-    for row in rows:
-        facts = SpanFacts(*_FACTS_OF_ROW(row))
-        by_trace.setdefault(facts.trace_id, {}).setdefault(facts.span_id, facts)
+    for span in facts:
+        by_trace.setdefault(span.trace_id, {}).setdefault(span.span_id, span)
     return summary_table([summarise_trace(list(spans.values()), updated_at) for spans in by_trace.values()])
+
+
+def summarise_span_rows(rows: Iterable[tuple[Any, ...]], updated_at: int) -> pa.Table:
+    """``summarise_facts`` of span rows (``SPAN_COLUMNS`` order)."""
+    return summarise_facts((SpanFacts(*_FACTS_OF_ROW(row)) for row in rows), updated_at)
+
+
+def summarise_span_columns(columns: dict[str, list[Any]], updated_at: int) -> pa.Table:
+    """``summarise_facts`` of spans given as one list per column (at least ``FACT_COLUMNS``)."""
+    return summarise_facts(map(SpanFacts._make, zip(*(columns[c] for c in FACT_COLUMNS), strict=True)),
+                           updated_at)

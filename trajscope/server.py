@@ -20,6 +20,7 @@ import uvicorn
 
 from trajscope.analysis.pricing import PriceError
 from trajscope.collector import costing
+from trajscope.collector.allocator import keep_freed_memory
 from trajscope.collector.decode_pool import make_decoder
 from trajscope.collector.grpc_receiver import build_grpc_server
 from trajscope.collector.http_receiver import build_http_app
@@ -161,6 +162,7 @@ async def serve(settings: ServerSettings) -> None:
 
 
 def run(settings: ServerSettings) -> int:
+    keep_freed_memory()
     try:
         asyncio.run(serve(settings))
     except (StartupError, OSError) as exc:

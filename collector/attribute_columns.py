@@ -1,0 +1,283 @@
+"""All span attributes of one request, decoded per column from their raw ``KeyValue`` bytes.
+
+The decoder's hot path (``columnar_decode``) finds every attribute's ``KeyValue`` bytes in the request's
+span buffer. Decoding those one object at a time in Python cost ~1 µs per attribute; here the protobuf wire
+format of all of a request's attributes is read with NumPy at once (``wire``): the key, the ``AnyValue``'s
+type from its tag byte, string payload positions, varint integers, little-endian doubles. Arrays, kvlists
+and bytes (rare, and often the same few values) are decoded with the official messages.
+
+The attributes column (one JSON object per span) is then assembled in a single gather: every piece of
+every object — braces, commas, ``"key":``, the bytes of a string value straight from the request, the text
+of a number — is a byte range, either in the request or in a small side buffer, laid end to end.
+
+Only the canonical encoding is read here: ``key`` then ``value``, one ``AnyValue`` field, lengths that add
+up, no repeated key within a span, valid UTF-8. Anything else raises ``Irregular`` and the caller decodes the
+request with the reference decoder (``otlp_decode.decode_message``), which also produces the right error for
+input that is actually malformed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+
+from trajscope.collector.anyvalue import any_value
+from trajscope.collector.wire import Irregular, gather, varints
+
+# Value types, from the AnyValue field present.
+NULL, STR, BOOL, INT, DOUBLE, OTHER = 0, 1, 2, 3, 4, 5
+_TAG_TYPE = np.full(256, 255, dtype=np.uint8)
+_TAG_TYPE[[0x0A, 0x10, 0x18, 0x21, 0x2A, 0x32, 0x3A]] = [STR, BOOL, INT, DOUBLE, OTHER, OTHER, OTHER]
+
+
+@dataclass(frozen=True)
+class AttributeColumns:
+    """One entry per attribute of the request, in span order (``span_starts`` delimits each span's)."""
+
+    span_starts: np.ndarray  # int64, one per span plus the end: attributes of span i are [s[i], s[i+1])
+    key_index: np.ndarray  # int32 into ``keys``
+    keys: list[str]  # the distinct keys of this request
+    vtype: np.ndarray  # uint8: NULL, STR, BOOL, INT, DOUBLE, OTHER
+    strings: pa.StringArray  # STR values of the keys asked for (``decode``'s ``wanted``); null elsewhere
+    string_length: np.ndarray  # int64 byte length of every STR value (0 elsewhere)
+    ints: np.ndarray  # int64, valid for INT
+    doubles: np.ndarray  # float64, valid for DOUBLE
+    bools: np.ndarray  # bool, valid for BOOL
+    others: dict[int, Any]  # entry → typed-JSON Python value, for OTHER entries
+    objects: pa.StringArray  # per span: its attributes as one typed-JSON object text (see ``anyvalue``)
+
+    def __len__(self) -> int:
+        return len(self.vtype)
+
+
+def strings_from(offsets: np.ndarray, data: np.ndarray, valid: np.ndarray | None = None) -> pa.StringArray:
+    """A string array over gathered bytes; invalid UTF-8 (which upb would have refused) is ``Irregular``."""
+    mask = None if valid is None else pa.py_buffer(np.packbits(valid, bitorder="little"))
+    array = pa.StringArray.from_buffers(len(offsets) - 1, pa.py_buffer(offsets), pa.py_buffer(data), mask)
+    try:
+        array.validate(full=True)
+    except pa.ArrowInvalid as exc:
+        raise Irregular(f"invalid UTF-8: {exc}") from exc
+    return array
+
+
+# Repeated nested values (finish reasons, tags) decode once: raw AnyValue bytes → (value, JSON text).
+_OTHER_CACHE: dict[bytes, tuple[Any, bytes]] = {}
+_OTHER_CACHE_MAX = 4096
+
+
+def _other(raw: bytes) -> tuple[Any, bytes]:
+    hit = _OTHER_CACHE.get(raw)
+    if hit is None:
+        value = any_value(AnyValue.FromString(raw))
+        hit = (value, orjson.dumps(value))
+        if len(_OTHER_CACHE) >= _OTHER_CACHE_MAX:
+            _OTHER_CACHE.clear()
+        _OTHER_CACHE[raw] = hit
+    return hit
+
+
+def _double_texts(values: np.ndarray) -> list[bytes]:
+    text = pc.cast(pa.array(np.where(np.isfinite(values), values, 0.0)), pa.string()).to_pylist()
+    out = []
+    for v, t in zip(values.tolist(), text, strict=True):
+        if v != v or v in (float("inf"), float("-inf")):
+            out.append(orjson.dumps({"$double": repr(v)}))
+        elif t.lstrip("-").isdigit():
+            out.append(t.encode() + b".0")  # typed JSON keeps a double a double: 1.0, not 1
+        else:
+            out.append(t.encode())
+    return out
+
+
+def decode(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, span_starts: np.ndarray,
+           wanted: Callable[[list[str]], np.ndarray]) -> AttributeColumns:
+    """Decode the attributes whose ``KeyValue`` messages are ``buf[starts[i]:ends[i]]`` (``buf`` padded,
+    see ``wire.padded``); those of span ``j`` are entries ``span_starts[j]`` to ``span_starts[j + 1]``.
+    ``wanted(keys)`` says, per distinct key, whether its string values are needed as ``strings``."""
+    n = len(starts)
+    spans = len(span_starts) - 1
+    # KeyValue: 0x0A <len> key [0x12 <len> AnyValue]
+    if n and ((ends - starts < 2).any() or (buf[starts] != 0x0A).any()):
+        raise Irregular("attribute without a leading key field")
+    key_len, used = varints(buf, starts + 1, 5)
+    key_start = starts + 1 + used
+    key_end = key_start + key_len.astype(np.int64)
+    if (key_end > ends).any():
+        raise Irregular("key runs past its attribute")
+    has_value = key_end < ends
+    value_start, value_end = ends.copy(), ends.copy()
+    if has_value.any():
+        at = key_end[has_value]
+        if (buf[at] != 0x12).any():
+            raise Irregular("unexpected field after the key")
+        vlen, used = varints(buf, at + 1, 5)
+        vs = at + 1 + used
+        if (vs + vlen.astype(np.int64) != ends[has_value]).any():
+            raise Irregular("value length does not match its attribute")
+        value_start[has_value] = vs
+
+    keys = strings_from(*gather(buf, key_start, key_end)).dictionary_encode()
+    key_index = np.asarray(keys.indices, dtype=np.int32)
+    distinct: list[str] = keys.dictionary.to_pylist()
+    span_of = np.repeat(np.arange(spans), np.diff(span_starts))
+    if n > 1:
+        pairs = np.sort(span_of.astype(np.int64) * max(len(distinct), 1) + key_index)
+        if (pairs[1:] == pairs[:-1]).any():
+            raise Irregular("a key repeated within one span")
+
+    # AnyValue: exactly one field spanning the whole value.
+    nonempty = value_end > value_start
+    vtype = np.zeros(n, np.uint8)
+    vtype[nonempty] = _TAG_TYPE[buf[value_start[nonempty]]]
+    if (vtype == 255).any():
+        raise Irregular("unknown AnyValue field")
+
+    is_str = vtype == STR
+    str_at = np.flatnonzero(is_str)
+    s_len, used = varints(buf, value_start[str_at] + 1, 5)
+    pay_start = value_start[str_at] + 1 + used
+    pay_end = value_end[str_at]
+    if (pay_start + s_len.astype(np.int64) != pay_end).any():
+        raise Irregular("string value length does not match")
+    string_length = np.zeros(n, np.int64)
+    string_length[str_at] = pay_end - pay_start
+
+    hot = wanted(distinct)[key_index][str_at] if distinct else np.zeros(0, np.bool_)
+    hot_start = np.zeros(n, np.int64)
+    hot_end = np.zeros(n, np.int64)
+    hot_start[str_at[hot]], hot_end[str_at[hot]] = pay_start[hot], pay_end[hot]
+    hot_valid = np.zeros(n, np.bool_)
+    hot_valid[str_at[hot]] = True
+    strings = strings_from(*gather(buf, hot_start, hot_end), hot_valid)
+
+    ints = np.zeros(n, np.int64)
+    int_at = np.flatnonzero(vtype == INT)
+    if int_at.size:
+        values, used = varints(buf, value_start[int_at] + 1, 10)
+        if (value_start[int_at] + 1 + used != value_end[int_at]).any():
+            raise Irregular("int value length does not match")
+        ints[int_at] = values.view(np.int64)
+
+    doubles = np.zeros(n, np.float64)
+    double_at = np.flatnonzero(vtype == DOUBLE)
+    if double_at.size:
+        d_at = value_start[double_at]
+        if (value_end[double_at] - d_at != 9).any():
+            raise Irregular("double value length does not match")
+        doubles[double_at] = buf[d_at[:, None] + np.arange(1, 9)].copy().view("<f8").ravel()
+
+    bools = np.zeros(n, np.bool_)
+    bool_at = np.flatnonzero(vtype == BOOL)
+    if bool_at.size:
+        b_at = value_start[bool_at]
+        if (value_end[bool_at] - b_at != 2).any() or (buf[b_at + 1] > 1).any():
+            raise Irregular("bool value not one byte")
+        bools[bool_at] = buf[b_at + 1] == 1
+
+    others: dict[int, Any] = {}
+    other_text: dict[int, bytes] = {}
+    for i in np.flatnonzero(vtype == OTHER).tolist():
+        others[i], other_text[i] = _other(buf[value_start[i]:value_end[i]].tobytes())
+
+    objects = _objects(buf, span_starts, span_of, key_index, distinct, vtype, str_at, pay_start, pay_end,
+                       int_at, ints, double_at, doubles, bool_at, bools, other_text)
+    return AttributeColumns(span_starts, key_index, distinct, vtype, strings, string_length, ints, doubles, bools,
+                            others, objects)
+
+
+# Pieces of the side buffer that every request uses, at fixed offsets.
+_CONSTANTS = b'{,}{}"nulltruefalse'
+_OPEN, _COMMA, _CLOSE, _EMPTY_OBJECT, _QUOTE, _NULL, _TRUE, _FALSE = (0, 1), (1, 1), (2, 1), (3, 2), (5, 1), \
+    (6, 4), (10, 4), (14, 5)
+_SLOTS = 5  # per attribute: separator, "key":, then a value as quote + request bytes + quote or one text
+
+
+def _objects(buf: np.ndarray, span_starts: np.ndarray, span_of: np.ndarray, key_index: np.ndarray,
+             keys: list[str], vtype: np.ndarray, str_at: np.ndarray, pay_start: np.ndarray, pay_end: np.ndarray,
+             int_at: np.ndarray, ints: np.ndarray, double_at: np.ndarray, doubles: np.ndarray,
+             bool_at: np.ndarray, bools: np.ndarray, other_text: dict[int, bytes]) -> pa.StringArray:
+    """Each span's attributes as one JSON object, in the order they were sent, in one gather."""
+    n, spans = len(vtype), len(span_starts) - 1
+    # Strings with a quote, a backslash or a control character need escaping: orjson does those few.
+    special = np.flatnonzero((buf < 0x20) | (buf == 0x22) | (buf == 0x5C))
+    escaped = np.searchsorted(special, pay_end) > np.searchsorted(special, pay_start)
+
+    texts: list[bytes] = [_CONSTANTS]
+    key_texts = [orjson.dumps(k) + b":" for k in keys]
+    texts.extend(key_texts)
+    # Per attribute: one text (start, length) in the side buffer, or (-1, 0) for a plain string value.
+    text_of = np.zeros(n, np.int64)
+    text_len = np.zeros(n, np.int64)
+    pieces: list[tuple[np.ndarray, list[bytes]]] = []
+    esc_at = str_at[escaped]
+    if esc_at.size:
+        try:
+            pieces.append((esc_at, [orjson.dumps(buf[a:b].tobytes().decode()) for a, b in
+                                    zip(pay_start[escaped].tolist(), pay_end[escaped].tolist(), strict=True)]))
+        except UnicodeDecodeError as exc:
+            raise Irregular(f"invalid UTF-8: {exc}") from exc
+    if int_at.size:
+        pieces.append((int_at, [str(v).encode() for v in ints[int_at].tolist()]))
+    if double_at.size:
+        pieces.append((double_at, _double_texts(doubles[double_at])))
+    if other_text:
+        pieces.append((np.fromiter(other_text, np.int64, len(other_text)), list(other_text.values())))
+    side_len = sum(len(t) for t in texts)
+    for where, items in pieces:
+        lengths = np.fromiter(map(len, items), np.int64, len(items))
+        text_len[where] = lengths
+        text_of[where] = side_len + np.concatenate(([0], np.cumsum(lengths)[:-1]))
+        side_len += int(lengths.sum())
+        texts.extend(items)
+    for where, const in ((bool_at, None), (np.flatnonzero(vtype == NULL), _NULL)):
+        if where.size:
+            if const is None:
+                text_of[where] = np.where(bools[where], _TRUE[0], _FALSE[0])
+                text_len[where] = np.where(bools[where], _TRUE[1], _FALSE[1])
+            else:
+                text_of[where], text_len[where] = const
+
+    base = len(buf)
+    source = np.concatenate((buf, np.frombuffer(b"".join(texts), np.uint8)))
+    key_offsets = np.concatenate(([0], np.cumsum([len(t) for t in key_texts], dtype=np.int64)))
+    key_offsets += base + len(_CONSTANTS)
+
+    # Slot layout: attribute i of span j → slots [5i + j, 5i + j + 5); span j closes at slot 5·end(j) + j.
+    total_slots = _SLOTS * n + spans
+    slot_start = np.zeros(total_slots, np.int64)
+    slot_len = np.zeros(total_slots, np.int64)
+    first = _SLOTS * np.arange(n) + span_of
+    is_first = np.zeros(n, np.bool_)
+    is_first[span_starts[:-1][np.diff(span_starts) > 0]] = True
+    slot_start[first] = base + np.where(is_first, _OPEN[0], _COMMA[0])
+    slot_len[first] = 1
+    slot_start[first + 1] = key_offsets[key_index]
+    slot_len[first + 1] = key_offsets[key_index + 1] - key_offsets[key_index]
+    plain = np.zeros(n, np.bool_)
+    plain[str_at[~escaped]] = True
+    p_first = first[plain]
+    slot_start[p_first + 2] = slot_start[p_first + 4] = base + _QUOTE[0]
+    slot_len[p_first + 2] = slot_len[p_first + 4] = 1
+    slot_start[p_first + 3] = pay_start[~escaped]
+    slot_len[p_first + 3] = pay_end[~escaped] - pay_start[~escaped]
+    t_first = first[~plain]
+    slot_start[t_first + 2] = np.where(text_of[~plain] >= len(_CONSTANTS), base + text_of[~plain],
+                                       base + text_of[~plain])
+    slot_len[t_first + 2] = text_len[~plain]
+    closes = _SLOTS * span_starts[1:] + np.arange(spans)
+    empty = np.diff(span_starts) == 0
+    slot_start[closes] = base + np.where(empty, _EMPTY_OBJECT[0], _CLOSE[0])
+    slot_len[closes] = np.where(empty, _EMPTY_OBJECT[1], _CLOSE[1])
+
+    slot_offsets, data = gather(source, slot_start, slot_start + slot_len)
+    span_first = _SLOTS * span_starts[:-1] + np.arange(spans)
+    offsets = np.append(slot_offsets[span_first], slot_offsets[-1]).astype(np.int32)
+    return strings_from(offsets, data)

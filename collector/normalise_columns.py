@@ -1,0 +1,270 @@
+"""``normalise.normalise`` for a whole request at once, over ``attribute_columns``.
+
+Same tables (``dialects``), same answers: for every normalised field each attribute gets a rank (its key's
+position in the field's candidate list, if the value converts), and each span takes its lowest-ranked
+attribute — one NumPy reduction per request for all fields instead of probing every candidate key of every
+span in Python. The value-dependent rules that touch few spans (Traceloop entity names, GenAI span-name
+prefixes, exception events, token totals made whole) run in Python on just those spans. The per-span
+``normalise`` stays the reference; a test checks both agree.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from trajscope.analysis.guardrails import SIGNAL_KEYS
+from trajscope.collector import dialects
+from trajscope.collector.attribute_columns import BOOL, DOUBLE, INT, OTHER, STR, AttributeColumns
+from trajscope.collector.normalise import NORMALISED_FIELDS, _as_float, _as_int, _exception_type
+
+_STRING_FIELDS = tuple(dialects.STRING_FIELDS)
+_INT_FIELDS = tuple(dialects.INT_FIELDS)
+# Rank columns: category, the string fields, the int fields, cost.
+_CATEGORY = 0
+_STRING_COLS = range(1, 1 + len(_STRING_FIELDS))
+_INT_COLS = range(1 + len(_STRING_FIELDS), 1 + len(_STRING_FIELDS) + len(_INT_FIELDS))
+_COST = 1 + len(_STRING_FIELDS) + len(_INT_FIELDS)
+_WIDTH = _COST + 1
+_NONE = 255
+_PRESENCE_BASE = 100  # category by presence ranks after every kind attribute
+_KIND_MAPS = dict(dialects.CATEGORY_BY_KIND)
+_PRESENCE = {key: i for i, (key, _) in enumerate(dialects.CATEGORY_BY_PRESENCE)}
+_CATEGORY_CODES = {c: i for i, c in enumerate(dialects.CATEGORIES)}
+_CATEGORY_NAMES = dialects.CATEGORIES
+_PRESENCE_CODES = np.array([_CATEGORY_CODES[c] for _, c in dialects.CATEGORY_BY_PRESENCE], np.int64)
+_INT64 = 2.0**63
+
+
+def _role(key: str) -> np.ndarray:
+    row = np.full(_WIDTH, _NONE, np.uint8)
+    for rank, (kind_key, _) in enumerate(dialects.CATEGORY_BY_KIND):
+        if key == kind_key:
+            row[_CATEGORY] = rank
+    if key in _PRESENCE and row[_CATEGORY] == _NONE:
+        row[_CATEGORY] = _PRESENCE_BASE + _PRESENCE[key]
+    for col, field in zip(_STRING_COLS, _STRING_FIELDS, strict=True):
+        if key in dialects.STRING_FIELDS[field]:
+            row[col] = dialects.STRING_FIELDS[field].index(key)
+    for col, field in zip(_INT_COLS, _INT_FIELDS, strict=True):
+        if key in dialects.INT_FIELDS[field]:
+            row[col] = dialects.INT_FIELDS[field].index(key)
+    if key in dialects.FLOAT_FIELDS["cost_usd"]:
+        row[_COST] = dialects.FLOAT_FIELDS["cost_usd"].index(key)
+    return row
+
+
+_roles: dict[str, np.ndarray] = {}
+
+
+def _roles_of(keys: list[str]) -> np.ndarray:
+    rows = []
+    for key in keys:
+        row = _roles.get(key)
+        if row is None:
+            row = _roles[key] = _role(key)
+        rows.append(row)
+    return np.stack(rows) if rows else np.zeros((0, _WIDTH), np.uint8)
+
+
+def _python_value(cols: AttributeColumns, i: int) -> Any:
+    kind = cols.vtype[i]
+    if kind == STR:
+        return cols.strings[i].as_py()
+    if kind == INT:
+        return int(cols.ints[i])
+    if kind == DOUBLE:
+        d = float(cols.doubles[i])
+        return d if np.isfinite(d) else {"$double": repr(d)}
+    if kind == BOOL:
+        return bool(cols.bools[i])
+    if kind == OTHER:
+        return cols.others[i]
+    return None
+
+
+def _winners(ranks: np.ndarray, starts: np.ndarray, spans: int) -> np.ndarray:
+    """Per span and rank column, the attribute with the lowest rank below ``_NONE`` (or -1)."""
+    out = np.full((spans, ranks.shape[1]), -1, np.int64)
+    counts = np.diff(starts)
+    has = np.flatnonzero(counts > 0)
+    if has.size == 0:
+        return out
+    code = (ranks.astype(np.int64) << 32) | np.arange(len(ranks), dtype=np.int64)[:, None]
+    best = np.minimum.reduceat(code, starts[has], axis=0)
+    found = (best >> 32) < _NONE
+    out[has] = np.where(found, best & 0xFFFFFFFF, -1)
+    return out
+
+
+_VALUE_KEYS = frozenset({"traceloop.span.kind", "traceloop.entity.name"})
+
+
+def wanted(keys: list[str]) -> np.ndarray:
+    """Per key, whether normalisation reads its string values (``attribute_columns.decode``'s ``wanted``)."""
+    return np.fromiter(((_roles_of([k]) < _NONE).any() or k in _VALUE_KEYS for k in keys), np.bool_, len(keys))
+
+
+def normalise_columns(cols: AttributeColumns, names: list[str],
+                      events: dict[int, list[dict[str, Any]]]) -> tuple[dict[str, list[Any]], list[bool]]:
+    """Normalised fields of every span (``normalise.NORMALISED_FIELDS`` → one list each), and per span
+    whether it may record guardrail checks (``guardrails.checks`` needs its attributes as a dict)."""
+    spans = len(names)
+    starts = cols.span_starts
+    vtype = cols.vtype
+    n = len(vtype)
+    if n == 0:
+        return _without_attributes(names, events), [False] * spans
+    roles = _roles_of(cols.keys)
+    ranks = roles[cols.key_index] if n else np.zeros((0, _WIDTH), np.uint8)
+
+    finite = np.isfinite(cols.doubles)
+    as_text = (((vtype == STR) & (cols.string_length > 0)) | (vtype == INT) | ((vtype == DOUBLE) & finite)
+               | (vtype == BOOL))
+    integral = (vtype == DOUBLE) & finite & (cols.doubles == np.floor(cols.doubles))
+    # Counts that do not fit the int64 columns are not counts (``normalise._as_int``).
+    beyond = integral & ((cols.doubles < -_INT64) | (cols.doubles >= _INT64))
+    as_int = (vtype == INT) | (integral & ~beyond)
+    as_float = (vtype == INT) | ((vtype == DOUBLE) & finite)
+
+    # Strings where a number is expected: converted as the reference does, one by one (rare).
+    parsed: dict[int, tuple[int | None, float | None]] = {}
+    numeric = np.flatnonzero((vtype == STR) & (ranks[:, _INT_COLS.start:_COST + 1] < _NONE).any(axis=1))
+    if numeric.size:
+        for i, text in zip(numeric.tolist(), cols.strings.take(pa.array(numeric)).to_pylist(), strict=True):
+            as_i = _as_int(text)
+            parsed[i] = (as_i, _as_float(text))
+            as_int[i] = as_i is not None
+            as_float[i] = parsed[i][1] is not None
+
+    # Category: a kind attribute counts only when its (lower-cased) value maps to a category.
+    category_of = np.full(n, -1, np.int64)
+    kind_rank = ranks[:, _CATEGORY]
+    kinds = np.flatnonzero(kind_rank < _PRESENCE_BASE)
+    if kinds.size:
+        values = cols.strings.take(pa.array(kinds)).to_pylist()
+        for i, key_id, value in zip(kinds.tolist(), cols.key_index[kinds].tolist(), values, strict=True):
+            mapped = _KIND_MAPS[cols.keys[key_id]].get(value.lower()) if value is not None else None
+            if mapped is None:
+                ranks[i, _CATEGORY] = _NONE
+            else:
+                category_of[i] = _CATEGORY_CODES[mapped]
+    presence = (kind_rank >= _PRESENCE_BASE) & (kind_rank < _NONE)
+    if presence.any():
+        category_of[presence] = _PRESENCE_CODES[kind_rank[presence].astype(np.int64) - _PRESENCE_BASE]
+
+    ranks[:, _STRING_COLS.start:_STRING_COLS.stop][~as_text] = _NONE
+    ranks[:, _INT_COLS.start:_INT_COLS.stop][~as_int] = _NONE
+    ranks[~as_float, _COST] = _NONE
+    win = _winners(ranks, starts, spans)
+
+    out: dict[str, list[Any]] = {}
+    cat = win[:, _CATEGORY]
+    codes = np.where(cat >= 0, category_of[np.maximum(cat, 0)], len(dialects.CATEGORIES) - 1)
+    out["category"] = [_CATEGORY_NAMES[c] for c in codes.tolist()]
+
+    # All string fields in one take: spans × fields winners, flattened.
+    sw = win[:, _STRING_COLS.start:_STRING_COLS.stop]
+    taken = cols.strings.take(pa.array(sw.T.ravel(), mask=sw.T.ravel() < 0)).to_pylist()
+    for k, field in enumerate(_STRING_FIELDS):
+        values = taken[k * spans:(k + 1) * spans]
+        w = sw[:, k]
+        # Numbers and booleans where a string is expected read as Python's str() of the value.
+        for s in np.flatnonzero((w >= 0) & (vtype[np.maximum(w, 0)] != STR)).tolist():
+            values[s] = str(_python_value(cols, int(w[s])))
+        out[field] = values
+
+    int_values = np.where(vtype == INT, cols.ints, np.where(integral & ~beyond, cols.doubles, 0).astype(np.int64))
+    for col, field in zip(_INT_COLS, _INT_FIELDS, strict=True):
+        out[field] = _numbers(win[:, col], int_values, vtype, parsed, 0)
+    float_values = np.where(vtype == INT, cols.ints.astype(np.float64), cols.doubles)
+    out["cost_usd"] = _numbers(win[:, _COST], float_values, vtype, parsed, 1)
+
+    _entity_names(cols, out)
+    _name_prefixes(names, out)
+    for s, span_events in events.items():
+        if out["error_type"][s] is None:
+            out["error_type"][s] = _exception_type(span_events)
+    _whole_totals(out, win)
+
+    signal_ids = [i for i, k in enumerate(cols.keys) if k in SIGNAL_KEYS]
+    signal = np.zeros(spans, np.bool_)
+    if signal_ids:
+        hit = np.isin(cols.key_index, signal_ids)
+        signal[np.repeat(np.arange(spans), np.diff(starts))[hit]] = True
+    return {f: out[f] for f in NORMALISED_FIELDS}, signal.tolist()
+
+
+def _without_attributes(names: list[str], events: dict[int, list[dict[str, Any]]]) -> dict[str, list[Any]]:
+    out: dict[str, list[Any]] = {f: [None] * len(names) for f in NORMALISED_FIELDS}
+    out["category"] = ["other"] * len(names)
+    _name_prefixes(names, out)
+    for s, span_events in events.items():
+        out["error_type"][s] = _exception_type(span_events)
+    return out
+
+
+def _numbers(w: np.ndarray, values: np.ndarray, vtype: np.ndarray, parsed: dict[int, tuple[Any, Any]],
+             which: int) -> list[Any]:
+    """The winning attribute's number per span (None where none): from the typed column, or as parsed."""
+    found = w >= 0
+    picked = values[np.maximum(w, 0)].tolist()
+    out = [v if f else None for f, v in zip(found.tolist(), picked, strict=True)]
+    if parsed:
+        for s in np.flatnonzero(found & (vtype[np.maximum(w, 0)] == STR)).tolist():
+            out[s] = parsed[int(w[s])][which]
+    return out
+
+
+def _span_attribute(cols: AttributeColumns, span: int, key: str) -> Any:
+    if key not in cols.keys:
+        return None
+    kid = cols.keys.index(key)
+    lo, hi = int(cols.span_starts[span]), int(cols.span_starts[span + 1])
+    hits = np.flatnonzero(cols.key_index[lo:hi] == kid)
+    return _python_value(cols, lo + int(hits[0])) if hits.size else None
+
+
+def _entity_names(cols: AttributeColumns, out: dict[str, list[Any]]) -> None:
+    """Traceloop names the tool or agent in ``traceloop.entity.name``, qualified by its span kind."""
+    if "traceloop.span.kind" not in cols.keys:
+        return
+    kid = cols.keys.index("traceloop.span.kind")
+    span_of = np.repeat(np.arange(len(cols.span_starts) - 1), np.diff(cols.span_starts))
+    for i in np.flatnonzero(cols.key_index == kid).tolist():
+        field = dialects.ENTITY_NAME_BY_KIND.get(str(_python_value(cols, i)).lower())
+        s = int(span_of[i])
+        if field and out[field][s] is None:
+            value = _span_attribute(cols, s, "traceloop.entity.name")
+            if value is not None and not isinstance(value, dict | list):
+                out[field][s] = (value if isinstance(value, str) else str(value)) or None
+
+
+def _name_prefixes(names: list[str], out: dict[str, list[Any]]) -> None:
+    if not names:
+        return
+    array = pa.array(names, pa.string())
+    for prefix, field in dialects.NAME_PREFIX_FIELDS:
+        values = out[field]
+        for s in np.flatnonzero(np.asarray(pc.starts_with(array, prefix))).tolist():
+            if values[s] is None:
+                values[s] = names[s][len(prefix):].strip() or None
+
+
+def _whole_totals(out: dict[str, list[Any]], win: np.ndarray) -> None:
+    """As ``normalise``: a sub-count larger than its total means the total was reported without it."""
+    inp, cached, created = out["input_tokens"], out["cached_input_tokens"], out["cache_creation_input_tokens"]
+    outp, reasoning = out["output_tokens"], out["reasoning_tokens"]
+    sub = {field: col for col, field in zip(_INT_COLS, _INT_FIELDS, strict=True)}
+    with_input_sub = (win[:, sub["cached_input_tokens"]] >= 0) | (win[:, sub["cache_creation_input_tokens"]] >= 0)
+    for s in np.flatnonzero(with_input_sub).tolist():
+        total = inp[s]
+        if total is not None and (cached[s] or 0) + (created[s] or 0) > total:
+            inp[s] = total + (cached[s] or 0) + (created[s] or 0)
+    for s in np.flatnonzero(win[:, sub["reasoning_tokens"]] >= 0).tolist():
+        total = outp[s]
+        if total is not None and reasoning[s] is not None and reasoning[s] > total:
+            outp[s] = total + reasoning[s]

@@ -1,0 +1,149 @@
+"""What both OTLP decoders share: the batch they return, the span checks, and the parts of a request that
+are not span attributes (resources, scopes, events, links), decoded with the official messages.
+
+``otlp_decode`` walks a request span by span (the reference, and the path for OTLP/JSON);
+``columnar_decode`` decodes the span attributes of a whole request at once (the protobuf hot path).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import orjson
+import pyarrow as pa
+
+from trajscope.collector.anyvalue import key_values
+from trajscope.collector.dialects import PROJECT_RESOURCE_KEYS
+
+SPAN_KINDS = ("UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")
+STATUS_CODES = ("UNSET", "OK", "ERROR")
+_ZERO_TRACE = bytes(16)
+ZERO_SPAN = bytes(8)
+MAX_MESSAGES = 5
+
+
+class InvalidRequest(ValueError):
+    """The request as a whole is malformed: OTLP answers INVALID_ARGUMENT (gRPC) or 400 (HTTP)."""
+
+
+@dataclass(frozen=True)
+class DecodedBatch:
+    """The accepted spans of one export request, and what was refused."""
+
+    table: pa.Table
+    rejected: int = 0
+    error_message: str = ""
+    # Per-trace summaries of just these spans (``trace_summary.summarise_span_rows``), when asked for.
+    summaries: pa.Table | None = None
+
+    @property
+    def accepted(self) -> int:
+        return self.table.num_rows
+
+
+def dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+_INT64_MAX = 2**63 - 1
+
+
+def span_problem(span: Any) -> str | None:
+    """Why a span cannot be stored, or None. Times past 2262 do not fit the int64 columns."""
+    trace_id, span_id, parent = span.trace_id, span.span_id, span.parent_span_id
+    if len(trace_id) != 16:
+        return f"trace_id must be 16 bytes, got {len(trace_id)}"
+    if trace_id == _ZERO_TRACE:
+        return "trace_id is all zeros"
+    if len(span_id) != 8:
+        return f"span_id must be 8 bytes, got {len(span_id)}"
+    if span_id == ZERO_SPAN:
+        return "span_id is all zeros"
+    if parent and len(parent) != 8:
+        return f"parent_span_id must be empty or 8 bytes, got {len(parent)}"
+    if span.start_time_unix_nano > _INT64_MAX or span.end_time_unix_nano > _INT64_MAX:
+        return "start/end time beyond year 2262"
+    return None
+
+
+def events_of(events: Any) -> list[dict[str, Any]] | None:
+    """A span's ``Event`` messages in typed-JSON form (None when there are none)."""
+    if not events:
+        return None
+    out = []
+    for ev in events:
+        item: dict[str, Any] = {"time_unix_nano": ev.time_unix_nano, "name": ev.name,
+                                "attributes": key_values(ev.attributes)}
+        if ev.dropped_attributes_count:
+            item["dropped_attributes_count"] = ev.dropped_attributes_count
+        out.append(item)
+    return out
+
+
+def links_of(links: Any) -> list[dict[str, Any]] | None:
+    """A span's ``Link`` messages in typed-JSON form (None when there are none)."""
+    if not links:
+        return None
+    out = []
+    for link in links:
+        item: dict[str, Any] = {"trace_id": link.trace_id.hex(), "span_id": link.span_id.hex(),
+                                "attributes": key_values(link.attributes)}
+        if link.trace_state:
+            item["trace_state"] = link.trace_state
+        if link.flags:
+            item["flags"] = link.flags
+        if link.dropped_attributes_count:
+            item["dropped_attributes_count"] = link.dropped_attributes_count
+        out.append(item)
+    return out
+
+
+
+
+class ResourcePart(NamedTuple):
+    project: str
+    service: str | None
+    attributes_json: str
+    dropped: int
+    schema_url: str | None
+
+
+def resource_part(resource_spans: Any, default_project: str) -> ResourcePart:
+    resource = resource_spans.resource
+    attrs = key_values(resource.attributes)
+    service = attrs.get("service.name")
+    project = default_project
+    for key in PROJECT_RESOURCE_KEYS:
+        value = attrs.get(key)
+        if isinstance(value, str) and value:
+            project = value
+            break
+    return ResourcePart(project, service if isinstance(service, str) else None, dumps(attrs),
+                        resource.dropped_attributes_count, resource_spans.schema_url or None)
+
+
+class ScopePart(NamedTuple):
+    name: str | None
+    version: str | None
+    attributes_json: str | None
+    dropped: int
+    schema_url: str | None
+
+
+def scope_part(scope_spans: Any) -> ScopePart:
+    scope = scope_spans.scope
+    return ScopePart(scope.name or None, scope.version or None,
+                     dumps(key_values(scope.attributes)) if scope.attributes else None,
+                     scope.dropped_attributes_count, scope_spans.schema_url or None)
+
+
+def rejection_message(rejected: int, messages: list[str]) -> str:
+    if not rejected:
+        return ""
+    more = f" (and {rejected - len(messages)} more)" if rejected > len(messages) else ""
+    return f"{rejected} span(s) rejected: " + "; ".join(messages) + more
+
+
+def problem_message(r_index: int, s_index: int, p_index: int, problem: str) -> str:
+    return f"resource_spans[{r_index}].scope_spans[{s_index}].spans[{p_index}]: {problem}"
