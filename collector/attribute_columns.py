@@ -18,6 +18,7 @@ input that is actually malformed.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +26,6 @@ from typing import Any
 import numpy as np
 import orjson
 import pyarrow as pa
-import pyarrow.compute as pc
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from trajscope.collector.anyvalue import any_value
@@ -84,24 +84,19 @@ def _other(raw: bytes) -> tuple[Any, bytes]:
     return hit
 
 
-def _double_texts(values: np.ndarray) -> list[bytes]:
-    text = pc.cast(pa.array(np.where(np.isfinite(values), values, 0.0)), pa.string()).to_pylist()
-    out = []
-    for v, t in zip(values.tolist(), text, strict=True):
-        if v != v or v in (float("inf"), float("-inf")):
-            out.append(orjson.dumps({"$double": repr(v)}))
-        elif t.lstrip("-").isdigit():
-            out.append(t.encode() + b".0")  # typed JSON keeps a double a double: 1.0, not 1
-        else:
-            out.append(t.encode())
-    return out
+def _number_texts(values: np.ndarray) -> list[bytes]:
+    """JSON text of each number, as orjson writes it inside an object (one call for the whole column)."""
+    if values.dtype.kind == "f" and not np.isfinite(values).all():
+        return [orjson.dumps(v if math.isfinite(v) else {"$double": repr(v)}) for v in values.tolist()]
+    return orjson.dumps(values.tolist())[1:-1].split(b",") if values.size else []
 
 
-def decode(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, span_starts: np.ndarray,
+def decode(blob: bytes, starts: np.ndarray, ends: np.ndarray, span_starts: np.ndarray,
            wanted: Callable[[list[str]], np.ndarray]) -> AttributeColumns:
-    """Decode the attributes whose ``KeyValue`` messages are ``buf[starts[i]:ends[i]]`` (``buf`` padded,
-    see ``wire.padded``); those of span ``j`` are entries ``span_starts[j]`` to ``span_starts[j + 1]``.
+    """Decode the attributes whose ``KeyValue`` messages are ``blob[starts[i]:ends[i]]`` (``blob`` padded
+    with ``wire.PAD`` zero bytes); those of span ``j`` are entries ``span_starts[j]`` to ``span_starts[j + 1]``.
     ``wanted(keys)`` says, per distinct key, whether its string values are needed as ``strings``."""
+    buf = np.frombuffer(blob, np.uint8)
     n = len(starts)
     spans = len(span_starts) - 1
     # KeyValue: 0x0A <len> key [0x12 <len> AnyValue]
@@ -185,9 +180,9 @@ def decode(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, span_starts: n
     others: dict[int, Any] = {}
     other_text: dict[int, bytes] = {}
     for i in np.flatnonzero(vtype == OTHER).tolist():
-        others[i], other_text[i] = _other(buf[value_start[i]:value_end[i]].tobytes())
+        others[i], other_text[i] = _other(blob[value_start[i]:value_end[i]])
 
-    objects = _objects(buf, span_starts, span_of, key_index, distinct, vtype, str_at, pay_start, pay_end,
+    objects = _objects(blob, buf, span_starts, span_of, key_index, distinct, vtype, str_at, pay_start, pay_end,
                        int_at, ints, double_at, doubles, bool_at, bools, other_text)
     return AttributeColumns(span_starts, key_index, distinct, vtype, strings, string_length, ints, doubles, bools,
                             others, objects)
@@ -200,7 +195,7 @@ _OPEN, _COMMA, _CLOSE, _EMPTY_OBJECT, _QUOTE, _NULL, _TRUE, _FALSE = (0, 1), (1,
 _SLOTS = 5  # per attribute: separator, "key":, then a value as quote + request bytes + quote or one text
 
 
-def _objects(buf: np.ndarray, span_starts: np.ndarray, span_of: np.ndarray, key_index: np.ndarray,
+def _objects(blob: bytes, buf: np.ndarray, span_starts: np.ndarray, span_of: np.ndarray, key_index: np.ndarray,
              keys: list[str], vtype: np.ndarray, str_at: np.ndarray, pay_start: np.ndarray, pay_end: np.ndarray,
              int_at: np.ndarray, ints: np.ndarray, double_at: np.ndarray, doubles: np.ndarray,
              bool_at: np.ndarray, bools: np.ndarray, other_text: dict[int, bytes]) -> pa.StringArray:
@@ -220,14 +215,14 @@ def _objects(buf: np.ndarray, span_starts: np.ndarray, span_of: np.ndarray, key_
     esc_at = str_at[escaped]
     if esc_at.size:
         try:
-            pieces.append((esc_at, [orjson.dumps(buf[a:b].tobytes().decode()) for a, b in
+            pieces.append((esc_at, [orjson.dumps(blob[a:b].decode()) for a, b in
                                     zip(pay_start[escaped].tolist(), pay_end[escaped].tolist(), strict=True)]))
         except UnicodeDecodeError as exc:
             raise Irregular(f"invalid UTF-8: {exc}") from exc
     if int_at.size:
-        pieces.append((int_at, [str(v).encode() for v in ints[int_at].tolist()]))
+        pieces.append((int_at, _number_texts(ints[int_at])))
     if double_at.size:
-        pieces.append((double_at, _double_texts(doubles[double_at])))
+        pieces.append((double_at, _number_texts(doubles[double_at])))
     if other_text:
         pieces.append((np.fromiter(other_text, np.int64, len(other_text)), list(other_text.values())))
     side_len = sum(len(t) for t in texts)

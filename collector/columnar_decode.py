@@ -97,8 +97,8 @@ def _all_zero(buf: np.ndarray, starts: np.ndarray, width: int) -> np.ndarray:
 class _Fields:
     """Single fields of the scanned messages (absent fields read as proto3 defaults)."""
 
-    def __init__(self, buf: np.ndarray, fields: wire.Fields, count: int) -> None:
-        self.buf, self.fields, self.count = buf, fields, count
+    def __init__(self, blob: bytes, buf: np.ndarray, fields: wire.Fields, count: int) -> None:
+        self.blob, self.buf, self.fields, self.count = blob, buf, fields, count
 
     def at(self, number: int, wire_type: int) -> np.ndarray:
         return wire.single(self.fields, number, wire_type, self.count)[0]
@@ -135,7 +135,7 @@ class _Fields:
 
     def bytes_of(self, idx: int) -> bytes:
         start = int(self.fields.start[idx])
-        return self.buf[start:start + int(self.fields.value[idx])].tobytes()
+        return self.blob[start:start + int(self.fields.value[idx])]
 
 
 def _decode(request: Any, default_project: str, summaries: bool) -> DecodedBatch:
@@ -151,10 +151,11 @@ def _decode(request: Any, default_project: str, summaries: bool) -> DecodedBatch
     if total == 0:
         return DecodedBatch(SPAN_SCHEMA.empty_table(), 0, "", summarise_facts([], ingested_at) if summaries else None)
 
-    spans = pa.array(raw, pa.binary())
-    offsets = np.frombuffer(spans.buffers()[1], np.int32, total + 1).astype(np.int64)
-    buf = wire.padded(np.frombuffer(spans.buffers()[2], np.uint8))
-    f = _Fields(buf, wire.scan(buf, offsets[:-1], offsets[1:]), total)
+    blob = b"".join(raw) + bytes(wire.PAD)
+    buf = np.frombuffer(blob, np.uint8)
+    offsets = np.zeros(total + 1, np.int64)
+    np.cumsum(np.fromiter(map(len, raw), np.int64, total), out=offsets[1:])
+    f = _Fields(blob, buf, wire.scan(buf, offsets[:-1], offsets[1:]), total)
 
     # Which spans can be stored (``span_problem``): ids of the right length and not all zero, times in int64.
     trace_at, span_at, parent_at = f.at(_TRACE_ID, wire.LEN), f.at(_SPAN_ID, wire.LEN), f.at(_PARENT, wire.LEN)
@@ -192,7 +193,7 @@ def _decode(request: Any, default_project: str, summaries: bool) -> DecodedBatch
     with_status = np.flatnonzero(status_at >= 0)
     if with_status.size:
         s_start = f.start(status_at[with_status])
-        sf = _Fields(buf, wire.scan(buf, s_start, s_start + f.value(status_at[with_status]).astype(np.int64)),
+        sf = _Fields(blob, buf, wire.scan(buf, s_start, s_start + f.value(status_at[with_status]).astype(np.int64)),
                      with_status.size)
         status_code[with_status] = sf.uint(_STATUS_CODE, wire.VARINT, len(STATUS_CODES) - 1)
         texts = sf.strings(_STATUS_MESSAGE, np.arange(with_status.size), null_if_empty=True)
@@ -220,7 +221,7 @@ def _decode(request: Any, default_project: str, summaries: bool) -> DecodedBatch
     attr_starts = np.zeros(n + 1, np.int64)
     np.cumsum(np.bincount(kv_span, minlength=n), out=attr_starts[1:])
     kv_start = f.fields.start[kv]
-    cols = attribute_columns.decode(buf, kv_start, kv_start + f.fields.value[kv].astype(np.int64), attr_starts,
+    cols = attribute_columns.decode(blob, kv_start, kv_start + f.fields.value[kv].astype(np.int64), attr_starts,
                                    wanted)
     name_list = names.to_pylist()
     norm, signal = normalise_columns(cols, name_list, events)

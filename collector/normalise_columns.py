@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from trajscope.analysis.guardrails import SIGNAL_KEYS
 from trajscope.collector import dialects
@@ -103,9 +102,18 @@ def _winners(ranks: np.ndarray, starts: np.ndarray, spans: int) -> np.ndarray:
 _VALUE_KEYS = frozenset({"traceloop.span.kind", "traceloop.entity.name"})
 
 
+_wanted: dict[str, bool] = {}
+
+
 def wanted(keys: list[str]) -> np.ndarray:
     """Per key, whether normalisation reads its string values (``attribute_columns.decode``'s ``wanted``)."""
-    return np.fromiter(((_roles_of([k]) < _NONE).any() or k in _VALUE_KEYS for k in keys), np.bool_, len(keys))
+    out = np.zeros(len(keys), np.bool_)
+    for i, key in enumerate(keys):
+        hit = _wanted.get(key)
+        if hit is None:
+            hit = _wanted[key] = bool((_role(key) < _NONE).any()) or key in _VALUE_KEYS
+        out[i] = hit
+    return out
 
 
 def normalise_columns(cols: AttributeColumns, names: list[str],
@@ -145,13 +153,17 @@ def normalise_columns(cols: AttributeColumns, names: list[str],
     kind_rank = ranks[:, _CATEGORY]
     kinds = np.flatnonzero(kind_rank < _PRESENCE_BASE)
     if kinds.size:
-        values = cols.strings.take(pa.array(kinds)).to_pylist()
-        for i, key_id, value in zip(kinds.tolist(), cols.key_index[kinds].tolist(), values, strict=True):
-            mapped = _KIND_MAPS[cols.keys[key_id]].get(value.lower()) if value is not None else None
-            if mapped is None:
-                ranks[i, _CATEGORY] = _NONE
-            else:
-                category_of[i] = _CATEGORY_CODES[mapped]
+        # Mapped once per distinct (key, value): kind attributes repeat a handful of values.
+        encoded = cols.strings.take(pa.array(kinds)).dictionary_encode()
+        values = encoded.dictionary.to_pylist()
+        value_index = np.asarray(encoded.indices.fill_null(-1), np.int64) + 1
+        pairs, inverse = np.unique(cols.key_index[kinds].astype(np.int64) * (len(values) + 1) + value_index,
+                                   return_inverse=True)
+        codes = np.array([_kind_code(cols.keys[int(p) // (len(values) + 1)],
+                                     values[int(p) % (len(values) + 1) - 1] if p % (len(values) + 1) else None)
+                          for p in pairs], np.int64)[inverse]
+        ranks[kinds[codes < 0], _CATEGORY] = _NONE
+        category_of[kinds] = codes
     presence = (kind_rank >= _PRESENCE_BASE) & (kind_rank < _NONE)
     if presence.any():
         category_of[presence] = _PRESENCE_CODES[kind_rank[presence].astype(np.int64) - _PRESENCE_BASE]
@@ -207,15 +219,20 @@ def _without_attributes(names: list[str], events: dict[int, list[dict[str, Any]]
     return out
 
 
+def _kind_code(key: str, value: str | None) -> int:
+    mapped = _KIND_MAPS[key].get(value.lower()) if value is not None else None
+    return -1 if mapped is None else _CATEGORY_CODES[mapped]
+
+
 def _numbers(w: np.ndarray, values: np.ndarray, vtype: np.ndarray, parsed: dict[int, tuple[Any, Any]],
              which: int) -> list[Any]:
     """The winning attribute's number per span (None where none): from the typed column, or as parsed."""
-    found = w >= 0
-    picked = values[np.maximum(w, 0)].tolist()
-    out = [v if f else None for f, v in zip(found.tolist(), picked, strict=True)]
-    if parsed:
-        for s in np.flatnonzero(found & (vtype[np.maximum(w, 0)] == STR)).tolist():
-            out[s] = parsed[int(w[s])][which]
+    out: list[Any] = [None] * len(w)
+    found = np.flatnonzero(w >= 0)
+    if found.size:
+        chosen = w[found]
+        for s, i, v in zip(found.tolist(), chosen.tolist(), values[chosen].tolist(), strict=True):
+            out[s] = parsed[i][which] if i in parsed else v
     return out
 
 
@@ -243,15 +260,15 @@ def _entity_names(cols: AttributeColumns, out: dict[str, list[Any]]) -> None:
                 out[field][s] = (value if isinstance(value, str) else str(value)) or None
 
 
+_PREFIXES = tuple(prefix for prefix, _ in dialects.NAME_PREFIX_FIELDS)
+
+
 def _name_prefixes(names: list[str], out: dict[str, list[Any]]) -> None:
-    if not names:
-        return
-    array = pa.array(names, pa.string())
-    for prefix, field in dialects.NAME_PREFIX_FIELDS:
-        values = out[field]
-        for s in np.flatnonzero(np.asarray(pc.starts_with(array, prefix))).tolist():
-            if values[s] is None:
-                values[s] = names[s][len(prefix):].strip() or None
+    for s, name in enumerate(names):
+        if name.startswith(_PREFIXES):
+            for prefix, field in dialects.NAME_PREFIX_FIELDS:
+                if name.startswith(prefix) and out[field][s] is None:
+                    out[field][s] = name[len(prefix):].strip() or None
 
 
 def _whole_totals(out: dict[str, list[Any]], win: np.ndarray) -> None:

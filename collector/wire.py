@@ -24,17 +24,19 @@ class Irregular(Exception):
     """Input this reader does not handle; decode it with the reference decoder."""
 
 
-def padded(data: np.ndarray) -> np.ndarray:
-    return np.concatenate((data, np.zeros(PAD, np.uint8)))
-
-
 def varints(buf: np.ndarray, pos: np.ndarray, width: int = 10) -> tuple[np.ndarray, np.ndarray]:
     """The varints starting at each of ``pos`` (at most ``width`` bytes each): (values, bytes used)."""
     if pos.size == 0:
         return np.zeros(0, np.uint64), np.zeros(0, np.int64)
     first = buf[pos]
-    if not (first & 0x80).any():
+    more = first >= 0x80
+    if not more.any():
         return first.astype(np.uint64), np.ones(pos.size, np.int64)
+    # Two bytes (lengths up to 16 KiB) without the window below.
+    second = buf[pos + 1]
+    if not (more & (second >= 0x80)).any():
+        two = (first & 0x7F).astype(np.uint64) | (second.astype(np.uint64) << np.uint64(7))
+        return np.where(more, two, first.astype(np.uint64)), more.astype(np.int64) + 1
     window = sliding_window_view(buf, width)[pos]
     more = window >= 0x80
     used = np.argmin(more, axis=1)
@@ -68,7 +70,7 @@ class Fields:
 
 
 def scan(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> Fields:
-    """All fields of the messages ``buf[starts[i]:ends[i]]`` (``buf`` padded, see ``padded``)."""
+    """All fields of the messages ``buf[starts[i]:ends[i]]`` (``buf`` followed by ``PAD`` zero bytes)."""
     messages, numbers, wires, values, value_starts = [], [], [], [], []
     active = np.flatnonzero(ends > starts)
     pos = starts.astype(np.int64).copy()
