@@ -12,23 +12,25 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 
-from trajscope.collector import costing
+from trajscope.collector import costing, otlp_decode
 from trajscope.collector.allocator import keep_freed_memory
 
 
-def make_decoder(workers: int, prices: str | None = None) -> Executor:
+def make_decoder(workers: int, prices: str | None = None, decoder: str = "columnar") -> Executor:
     """Decoding is pure Python and holds the GIL: worker processes let it use the other core while this
     process receives and the writer thread inserts. ``0`` decodes on a thread here instead (with the price
     table this process configured). ``prices`` is the user's price file, loaded in every worker process
-    (spans are costed as they are decoded)."""
+    (spans are costed as they are decoded). ``decoder`` picks the protobuf decoder (``otlp_decode``)."""
     if workers <= 0:
+        otlp_decode.use_decoder(decoder)
         return ThreadPoolExecutor(max_workers=1, thread_name_prefix="trajscope-decode")
     return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_init_worker, initargs=(os.getpid(), prices))
+                               initializer=_init_worker, initargs=(os.getpid(), prices, decoder))
 
 
-def _init_worker(parent_pid: int, prices: str | None) -> None:
+def _init_worker(parent_pid: int, prices: str | None, decoder: str = "columnar") -> None:
     keep_freed_memory()
+    otlp_decode.use_decoder(decoder)
     costing.configure(prices)
     # A decode allocates ~100 short-lived objects per span, freed by reference counting; the cyclic
     # collector's frequent young-generation passes found nothing to free and cost ~5–9 % of decode CPU

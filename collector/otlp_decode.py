@@ -44,7 +44,7 @@ from trajscope.collector.span_parts import (
 from trajscope.storage.schema import SPAN_COLUMNS, SPAN_SCHEMA
 from trajscope.storage.trace_summary import summarise_span_rows
 
-__all__ = ["DecodedBatch", "InvalidRequest", "decode_message", "decode_request", "parse_request"]
+__all__ = ["DecodedBatch", "InvalidRequest", "decode_message", "decode_request", "parse_request", "use_decoder"]
 
 
 def parse_request(payload: bytes) -> ExportTraceServiceRequest:
@@ -56,11 +56,23 @@ def parse_request(payload: bytes) -> ExportTraceServiceRequest:
     return request
 
 
+_columnar = True
+
+
+def use_decoder(name: str) -> None:
+    """``columnar`` (default) or ``reference``: which decoder ``decode_request`` uses in this process."""
+    global _columnar
+    if name not in ("columnar", "reference"):
+        raise ValueError(f"unknown decoder {name!r}")
+    _columnar = name == "columnar"
+
+
 def decode_request(payload: bytes, default_project: str = "default", *, summaries: bool = False) -> DecodedBatch:
     """Decode serialized protobuf bytes (the gRPC and HTTP/protobuf body)."""
-    batch = columnar_decode.decode_request(payload, default_project, summaries=summaries)
-    if batch is not None:
-        return batch
+    if _columnar:
+        batch = columnar_decode.decode_request(payload, default_project, summaries=summaries)
+        if batch is not None:
+            return batch
     return reference_decode_request(payload, default_project, summaries=summaries)
 
 

@@ -24,6 +24,8 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--api-key", default=env("api_key", None),
                    help="require this key (Authorization: Bearer) on OTLP and the API")
     p.add_argument("--decode-workers", type=int, default=env_int("decode_workers", d.decode_workers))
+    p.add_argument("--decoder", choices=("columnar", "reference"), default=env("decoder", d.decoder),
+                   help="OTLP/protobuf decoder: columnar (default, fast) or the span-by-span reference walker")
     p.add_argument("--max-pending-spans", type=int,
                    default=env_int("max_pending_spans", d.max_pending_spans),
                    help="backlog above which exports are refused as retryable (UNAVAILABLE / 503)")
@@ -96,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         return run(ServerSettings(
             data=args.data, host=args.host, grpc_port=args.grpc_port, http_port=args.http_port,
             api_port=args.api_port, api_key=args.api_key or None, decode_workers=args.decode_workers,
+            decoder=args.decoder,
             max_pending_spans=args.max_pending_spans, sql_timeout_s=args.sql_timeout,
             memory_limit=args.memory_limit or None, prices=Path(args.prices) if args.prices else None,
             alerts=Path(args.alerts) if args.alerts else None,

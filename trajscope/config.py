@@ -30,6 +30,8 @@ class ServerSettings:
     api_port: int = 8000
     api_key: str | None = None
     decode_workers: int = 2
+    # "columnar" (the fast path, falling back to the reference per request) or "reference" only.
+    decoder: str = "columnar"
     max_pending_spans: int = 500_000
     sql_timeout_s: float = 30.0
     # DuckDB's memory cap for the whole store (ingest and analyst queries); None = DuckDB's default (80 %).

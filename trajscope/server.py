@@ -107,7 +107,7 @@ async def serve(settings: ServerSettings) -> None:
     alert_config = load_alerts(settings)
     store = open_store(settings)
     writer = open_writer(settings, store)
-    decoder = make_decoder(settings.decode_workers, costing.extra_file())
+    decoder = make_decoder(settings.decode_workers, costing.extra_file(), settings.decoder)
     pipeline = IngestPipeline(writer, decoder, max_pending_spans=settings.max_pending_spans)
 
     def ingest_stats() -> dict:

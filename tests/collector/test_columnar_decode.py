@@ -179,3 +179,22 @@ def test_truncated_request_is_refused():
     payload = make_request([make_span("s", attrs={"a": "b" * 50})]).SerializeToString()
     with pytest.raises(InvalidRequest):
         decode_request(payload[:-7])
+
+
+def test_reference_decoder_can_be_chosen(monkeypatch):
+    from trajscope.collector import otlp_decode
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the columnar decoder was used")
+
+    payload = make_request([make_span("s", attrs={"gen_ai.request.model": "gpt-4o"})]).SerializeToString()
+    monkeypatch.setattr(columnar_decode, "decode_request", refuse)
+    otlp_decode.use_decoder("reference")
+    try:
+        assert decode_request(payload).table["request_model"].to_pylist() == ["gpt-4o"]
+    finally:
+        otlp_decode.use_decoder("columnar")
+    with pytest.raises(AssertionError):
+        decode_request(payload)
+    with pytest.raises(ValueError):
+        otlp_decode.use_decoder("fast")
