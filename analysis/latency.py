@@ -153,9 +153,17 @@ def _add(group: dict[str, list[int]], key: str, critical_ns: int, duration: int)
         entry[2] += 1
 
 
-def latency_report(trace_id: str, spans: list[dict[str, Any]] | list[SpanLabels]) -> dict[str, Any]:
+LAYOUTS = ("objects", "table")
+SPAN_FIELDS = ("span_id", "name", "category", "duration_ms", "self_ms", "critical_ms")
+
+
+def latency_report(trace_id: str, spans: list[dict[str, Any]] | list[SpanLabels],
+                   layout: str = "objects") -> dict[str, Any]:
     """The latency response: critical path sections, per-span self/critical time, breakdowns. ``spans``
-    are stored-span dicts or ready-made ``SpanLabels``."""
+    are stored-span dicts or ready-made ``SpanLabels``. ``layout="table"`` sends the per-span list as
+    ``{"fields": SPAN_FIELDS, "rows": [[...], ...]}``."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {LAYOUTS}")
     labels_in = spans if not spans or isinstance(spans[0], SpanLabels) else labels_from_rows(spans)
     tree, labels = _tree(labels_in)
     sections = critical_path(tree)
@@ -171,12 +179,13 @@ def latency_report(trace_id: str, spans: list[dict[str, Any]] | list[SpanLabels]
     by_category: dict[str, list[int]] = {}
     by_tool: dict[str, list[int]] = {}
     by_model: dict[str, list[int]] = {}
-    spans_out = []
+    rows = []
     nodes = tree.nodes
-    append = spans_out.append
+    append = rows.append
+    crit_of = crit.get
     for span_id, _ in tree.walk():
         node = nodes[span_id]
-        critical_ns = crit.get(span_id, 0)
+        critical_ns = crit_of(span_id, 0)
         s = labels.get(span_id)
         if s is None:  # the virtual root: its time counts, it is not a span
             entry = by_category.setdefault("other", [0, 0, 0])
@@ -189,8 +198,7 @@ def latency_report(trace_id: str, spans: list[dict[str, Any]] | list[SpanLabels]
             _add(by_tool, s.tool_name or "(unnamed)", critical_ns, duration)
         elif category == "llm":
             _add(by_model, s.model or "(unknown)", critical_ns, duration)
-        append({"span_id": span_id, "name": s.name, "category": category, "duration_ms": duration / 1e6,
-                "self_ms": own[span_id] / 1e6, "critical_ms": critical_ns / 1e6})
+        append([span_id, s.name, category, duration / 1e6, own[span_id] / 1e6, critical_ns / 1e6])
 
     def as_ms(group: dict[str, list[int]]) -> dict[str, dict[str, float]]:
         return {key: {"critical_ms": _ms(c), "busy_ms": _ms(b), "count": n} for key, (c, b, n) in group.items()}
@@ -204,6 +212,7 @@ def latency_report(trace_id: str, spans: list[dict[str, Any]] | list[SpanLabels]
                            "start_time_unix_nano": s.start, "end_time_unix_nano": s.end,
                            "critical_ms": _ms(s.end - s.start)}
                           for s in sections for name, category in (name_of(s.span_id),)],
-        "spans": spans_out,
+        "spans": ({"fields": SPAN_FIELDS, "rows": rows} if layout == "table"
+                  else [dict(zip(SPAN_FIELDS, row, strict=True)) for row in rows]),
         **groups,
     }

