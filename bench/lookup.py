@@ -1,7 +1,11 @@
-"""Trace lookup and trace list at scale: builds a store of --spans spans, then times the read paths.
+"""Queries at scale: builds a store of --spans spans, then times the read paths the issue names.
 
-The store is filled in SQL by replicating one realistic workload batch with fresh ids (ingesting 10M
-spans through OTLP would measure ingest, not lookup); trace summaries are aggregated the same way.
+The store is filled in SQL by replicating one realistic workload batch with fresh ids and shifted times
+(ingesting 10M spans through OTLP would measure ingest, not queries). The batch's trace summaries —
+critical-path and usage breakdowns included — are computed by the real write path once and replicated the
+same way, so the stats endpoints aggregate real breakdowns. One 10,000-span agent run is then written
+through the write path, and a server on the store answers over HTTP: trajectory and latency of that run,
+and stats/latency + stats/usage over the newest 1M spans.
 
     .venv/bin/python bench/lookup.py --spans 10000000
 """
@@ -14,8 +18,11 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
+
 sys.path.insert(0, str(Path(__file__).parent))
-from common import OUT, build_payloads, env_note, median, pct, timed
+from common import OUT, ServerProcess, build_payloads, env_note, median, pct, timed
+from trajectory_stats import big_trace
 
 from trajscope.collector.otlp_decode import decode_request
 from trajscope.storage.duckdb_store import DuckDBStore
@@ -23,50 +30,51 @@ from trajscope.storage.interface import TraceFilter
 from trajscope.storage.schema import SPAN_COLUMN_NAMES, TRACE_COLUMN_NAMES
 
 
-def build(store: DuckDBStore, spans: int) -> int:
+def _replicated(columns: tuple[str, ...], derived: dict[str, str]) -> str:
+    return ", ".join(f"{derived[c]} AS {c}" if c in derived else c for c in columns)
+
+
+_IDS = {
+    "trace_id": "md5(trace_id || '-' || c::VARCHAR)",
+    "span_id": "substr(md5(span_id || '-' || c::VARCHAR), 1, 16)",
+    "parent_span_id": "CASE WHEN parent_span_id IS NULL THEN NULL "
+                      "ELSE substr(md5(parent_span_id || '-' || c::VARCHAR), 1, 16) END",
+    "root_span_id": "CASE WHEN root_span_id IS NULL THEN NULL "
+                    "ELSE substr(md5(root_span_id || '-' || c::VARCHAR), 1, 16) END",
+    "start_time_unix_nano": "start_time_unix_nano + c * 1000000000",
+    "end_time_unix_nano": "end_time_unix_nano + c * 1000000000",
+}
+
+
+def build(store: DuckDBStore, spans: int) -> tuple[int, int]:
+    """Fill the store; returns (span count, start of the newest ~1M spans in Unix ns)."""
     import pyarrow as pa
 
     template = pa.concat_tables([decode_request(p).table for p in build_payloads(5000, 512)])
+    # The template's summaries through the real write path (breakdowns and all), in a scratch store.
+    scratch = DuckDBStore(":memory:")
+    scratch.write(template)
+    summaries = scratch.query("SELECT * FROM traces")
+    scratch.close()
     con = store._con
     con.register("template", template)
+    con.register("template_traces", summaries)
     copies = max(1, spans // template.num_rows)
-    cols = ", ".join(
-        "md5(trace_id || '-' || c::VARCHAR) AS trace_id" if c == "trace_id" else
-        "substr(md5(span_id || '-' || c::VARCHAR), 1, 16) AS span_id" if c == "span_id" else
-        "CASE WHEN parent_span_id IS NULL THEN NULL ELSE substr(md5(parent_span_id || '-' || c::VARCHAR), 1, 16) "
-        "END AS parent_span_id" if c == "parent_span_id" else
-        "start_time_unix_nano + c * 1000000000 AS start_time_unix_nano" if c == "start_time_unix_nano" else
-        "end_time_unix_nano + c * 1000000000 AS end_time_unix_nano" if c == "end_time_unix_nano" else c
-        for c in SPAN_COLUMN_NAMES)
+    span_cols = _replicated(SPAN_COLUMN_NAMES, _IDS)
+    trace_cols = _replicated(TRACE_COLUMN_NAMES, _IDS)
     step = 200
     started = time.perf_counter()
     for first in range(0, copies, step):
         last = min(copies, first + step)
-        con.execute(f"INSERT INTO spans SELECT {cols} FROM template, range({first}, {last}) r(c)")
+        con.execute(f"INSERT INTO spans BY NAME SELECT {span_cols} FROM template, range({first}, {last}) r(c)")
+        con.execute(f"INSERT INTO traces BY NAME SELECT {trace_cols} FROM template_traces, range({first}, {last}) r(c)")
         done = last * template.num_rows
         print(f"  building: {done:,} spans ({done / (time.perf_counter() - started):,.0f}/s)", end="\r", flush=True)
     print()
-    summary = {
-        "project": "any_value(project)", "root_span_id": "any_value(span_id) FILTER (parent_span_id IS NULL)",
-        "root_name": "any_value(name) FILTER (parent_span_id IS NULL)", "service_name": "any_value(service_name)",
-        "agent_name": "any_value(agent_name)", "session_id": "any_value(session_id)",
-        "user_id": "any_value(user_id)", "start_time_unix_nano": "min(start_time_unix_nano)",
-        "end_time_unix_nano": "max(end_time_unix_nano)",
-        "duration_ns": "max(end_time_unix_nano) - min(start_time_unix_nano)", "span_count": "count(*)",
-        "error_count": "count(*) FILTER (status_code = 'ERROR')", "llm_calls": "count(*) FILTER (category = 'llm')",
-        "tool_calls": "count(*) FILTER (category = 'tool')", "input_tokens": "coalesce(sum(input_tokens), 0)",
-        "output_tokens": "coalesce(sum(output_tokens), 0)",
-        "cached_input_tokens": "coalesce(sum(cached_input_tokens), 0)",
-        "reasoning_tokens": "coalesce(sum(reasoning_tokens), 0)", "cost_usd": "sum(cost_usd)",
-        "complete": "true", "updated_at_unix_nano": "0",
-        # Empty, not NULL: NULL marks a summary the store must recompute on open.
-        "critical_breakdown": "[]", "usage_breakdown": "[]",
-    }
-    select = ", ".join("trace_id" if c == "trace_id" else f"{summary[c]} AS {c}" for c in TRACE_COLUMN_NAMES)
-    con.execute(f"INSERT INTO traces SELECT {select} FROM spans GROUP BY trace_id")
     con.execute("CHECKPOINT")
-    return con.execute("SELECT count(*) FROM spans").fetchone()[0]
-
+    newest_copy = max(0, copies - 1_000_000 // template.num_rows)
+    since = template.column("start_time_unix_nano").to_numpy().min() + newest_copy * 1_000_000_000
+    return con.execute("SELECT count(*) FROM spans").fetchone()[0], int(since)
 
 
 def main() -> None:
@@ -83,7 +91,15 @@ def main() -> None:
     print(f"trajscope lookup benchmark — {env_note()}")
     count = store._con.execute("SELECT count(*) FROM spans").fetchone()[0]
     if count < args.spans * 0.9:
-        count = build(store, args.spans)
+        count, since = build(store, args.spans)
+        big = decode_request(big_trace(10_000)).table
+        store.write(big)
+        store.checkpoint()
+    else:  # --keep: the newest ~1M spans and the big run are still there
+        since = store._con.execute("SELECT start_time_unix_nano FROM traces ORDER BY start_time_unix_nano DESC "
+                                   "LIMIT 1 OFFSET (SELECT count(*) // 10 FROM traces)").fetchone()[0]
+    big_id = store._con.execute("SELECT trace_id FROM traces WHERE span_count = 10000 LIMIT 1").fetchone()[0]
+    newest = store._con.execute(f"SELECT count(*) FROM spans WHERE start_time_unix_nano >= {since}").fetchone()[0]
     size = sum(f.stat().st_size for f in data.rglob("*") if f.is_file())
     print(f"store: {count:,} spans, {size / count:.0f} bytes/span on disk")
     ids = [r[0] for r in store._con.execute(
@@ -108,6 +124,22 @@ def main() -> None:
         t = timed(lambda q=sql: store.query(q), 5)
         print(f"SQL {label} over {count:,} spans: p50 {median(t):.0f} ms")
     store.close()
+
+    # The API on the same store: a server process, as users run it.
+    server = ServerProcess(data, keep=True)
+    client = httpx.Client(base_url=server.url(""), timeout=120)
+    for what in ("trajectory", "latency"):
+        for layout in ("objects", "table"):
+            url = f"/api/v1/traces/{big_id}/{what}?layout={layout}"
+            t = timed(lambda u=url: client.get(u, headers={"Cache-Control": "no-cache"}).raise_for_status(), 7)
+            print(f"{what} of a 10,000-span run (HTTP, layout={layout}, built): p50 {median(t):.0f} ms, "
+                  f"max {max(t):.0f} ms")
+    for endpoint, group in (("latency", "category"), ("latency", "tool"), ("usage", "model"), ("usage", "agent")):
+        t = timed(lambda e=endpoint, g=group: client.get(f"/api/v1/stats/{e}", params={
+            "group_by": g, "since": str(since)}).raise_for_status(), 7)
+        print(f"stats/{endpoint}?group_by={group} over the newest {newest:,} spans (HTTP): p50 {median(t):.0f} ms, "
+              f"p95 {pct(t, 0.95):.0f} ms")
+    server.stop()
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ from trajscope.query.sessions import get_session, list_sessions
 from trajscope.query.sql_api import add_sql_routes
 from trajscope.query.stats import guardrail_stats, latency_stats, usage_stats
 from trajscope.storage.duckdb_store import DuckDBStore
-from trajscope.storage.interface import TraceFilter
+from trajscope.storage.interface import TraceFilter, TraceVersion
 
 MAX_PAGE = 1000
 UI_DIR = Path(trajscope.ui.__file__).parent / "static"
@@ -141,9 +141,10 @@ def create_app(state: AppState) -> FastAPI:
             next_cursor = encode_cursor(last["start_time_unix_nano"], last["trace_id"])
         return OrjsonResponse({"traces": [trace_item(r) for r in page], "next_cursor": next_cursor})
 
-    def trace_table(trace_id: str, project: str | None, columns: tuple[str, ...] | None = None) -> pa.Table:
+    def trace_table(trace_id: str, project: str | None, columns: tuple[str, ...] | None = None,
+                    version: TraceVersion | None = None) -> pa.Table:
         """A validated trace id's stored spans (those columns), or 404."""
-        table = state.store.get_trace(trace_id, project, columns)
+        table = state.store.get_trace(trace_id, project, columns, version)
         if table.num_rows == 0:
             raise ApiError(ErrorCode.NOT_FOUND, f"no trace {trace_id}")
         return table
@@ -155,18 +156,18 @@ def create_app(state: AppState) -> FastAPI:
         return OrjsonResponse({"trace_id": trace_id, "spans": span_rows(trace_table(trace_id, project))})
 
     def analysis_response(kind: str, trace_id: str, project: str | None, cache_control: str | None,
-                          build: Callable[[], dict[str, Any]]) -> Response:
+                          build: Callable[[TraceVersion | None], dict[str, Any]]) -> Response:
         """A big trace's analysis from the cache when its version is unchanged; `Cache-Control: no-cache`
         rebuilds it. `X-Trajscope-Cache` says which happened."""
         version = state.store.trace_version(trace_id, project)
-        cacheable = version is not None and version[1] >= CACHE_MIN_SPANS
+        cacheable = version is not None and version.span_count >= CACHE_MIN_SPANS
         key = (kind, trace_id, project, version)
         if cacheable and "no-cache" not in (cache_control or ""):
             body = state.analysis_cache.get(key)
             if body is not None:
                 return Response(body, media_type="application/json", headers={"X-Trajscope-Cache": "hit"})
         with gc_paused():
-            body = orjson.dumps(build())
+            body = orjson.dumps(build(version))
         if cacheable:
             state.analysis_cache.put(key, body)
         return Response(body, media_type="application/json", headers={"X-Trajscope-Cache": "miss"})
@@ -181,8 +182,8 @@ def create_app(state: AppState) -> FastAPI:
         calls linked to the LLM step that requested them, anomalies and totals."""
         trace_id = trace_id_param(trace_id)
 
-        def build() -> dict[str, Any]:
-            return trajectory_of_table(trace_id, trace_table(trace_id, project, TRAJECTORY_COLUMNS), layout)
+        def build(version: TraceVersion | None) -> dict[str, Any]:
+            return trajectory_of_table(trace_id, trace_table(trace_id, project, TRAJECTORY_COLUMNS, version), layout)
 
         return analysis_response(f"trajectory-{layout}", trace_id, project, cache_control, build)
 
@@ -195,8 +196,8 @@ def create_app(state: AppState) -> FastAPI:
         by category, tool and model (critical times sum to the root's duration)."""
         trace_id = trace_id_param(trace_id)
 
-        def build() -> dict[str, Any]:
-            table = trace_table(trace_id, project, LATENCY_COLUMNS)
+        def build(version: TraceVersion | None) -> dict[str, Any]:
+            table = trace_table(trace_id, project, LATENCY_COLUMNS, version)
             return latency_report(trace_id, labels_from_columns(table.to_pydict()), layout)
 
         return analysis_response(f"latency-{layout}", trace_id, project, cache_control, build)

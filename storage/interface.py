@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import pyarrow as pa
 
@@ -29,6 +29,15 @@ class TraceFilter:
     after: tuple[int, str] | None = None
 
 
+class TraceVersion(NamedTuple):
+    """A trace's summary version and extent: any write touching the trace changes ``updated_at``."""
+
+    updated_at: int
+    span_count: int
+    start_time_unix_nano: int
+    end_time_unix_nano: int
+
+
 class SpanStore(Protocol):
     def write(self, spans: pa.Table, summaries: pa.Table | None = None) -> int:
         """Store spans (``schema.SPAN_SCHEMA``) and refresh the summaries of the traces they belong to.
@@ -42,9 +51,14 @@ class SpanStore(Protocol):
         ...
 
     def get_trace(self, trace_id: str, project: str | None = None,
-                  columns: tuple[str, ...] | None = None) -> pa.Table:
+                  columns: tuple[str, ...] | None = None, window: TraceVersion | None = None) -> pa.Table:
         """All stored spans of one trace (``SPAN_SCHEMA``, or just ``columns``), by start time; empty if
-        unknown."""
+        unknown. ``window`` (the trace's ``trace_version``, when the caller has it) lets a store read big
+        traces within their time span."""
+        ...
+
+    def trace_version(self, trace_id: str, project: str | None = None) -> TraceVersion | None:
+        """What changes whenever a write touches the trace (and its extent), or None if unknown."""
         ...
 
     def list_traces(self, flt: TraceFilter) -> pa.Table:

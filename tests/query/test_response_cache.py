@@ -64,3 +64,28 @@ def test_small_traces_are_not_cached(tmp_path):
         assert api.get(f"/api/v1/traces/{root.trace_id.hex()}/trajectory").headers["x-trajscope-cache"] == "miss"
     assert api.get(f"/api/v1/traces/{'0' * 31}1/trajectory").status_code == 404
     store.close()
+
+
+def test_table_layout_over_the_api_matches_the_objects_and_is_cached_apart(tmp_path, monkeypatch):
+    from trajscope.storage import duckdb_store
+
+    # Small enough that the time-window fetch of big traces is used.
+    monkeypatch.setattr(duckdb_store, "INDEX_SCAN_MAX_ROWS", 10)
+    store = DuckDBStore(tmp_path / "d")
+    root = make_span("invoke_agent big", start=0, end=10**12)
+    _write(store, [root] + [make_span(f"chat {i}", trace_id=root.trace_id, parent=root, start=i * 1000,
+                                      end=i * 1000 + 500, attrs={"input.value": f"q{i}"}) for i in range(MIN_SPANS)])
+    state = AppState(store)
+    state.ready = True
+    api = TestClient(create_app(state))
+    trace_id = root.trace_id.hex()
+    for kind, key in (("trajectory", "steps"), ("latency", "spans")):
+        objects = api.get(f"/api/v1/traces/{trace_id}/{kind}").json()
+        table = api.get(f"/api/v1/traces/{trace_id}/{kind}?layout=table")
+        assert table.headers["x-trajscope-cache"] == "miss"  # not the objects answer from the cache
+        body = table.json()
+        rows = [{f: v for f, v in zip(body[key]["fields"], row, strict=True) if f != "virtual" or v}
+                for row in body[key]["rows"]]
+        assert rows == objects[key] and len(rows) == MIN_SPANS + 1
+        assert api.get(f"/api/v1/traces/{trace_id}/{kind}?layout=columns").status_code in (400, 422)
+    store.close()

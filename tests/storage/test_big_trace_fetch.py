@@ -23,10 +23,13 @@ def test_big_traces_come_back_whole_and_ordered(store, monkeypatch):
     normal, skewed = os.urandom(16), os.urandom(16)
     other = [make_span("noise", start=15_000, end=16_000) for _ in range(20)]
     store.write(table_of(_trace(8, normal) + _trace(6, skewed, late=True) + other))
-    got = store.get_trace(normal.hex())
+    got = store.get_trace(normal.hex(), window=store.trace_version(normal.hex()))
     assert got.num_rows == 8
     starts = got["start_time_unix_nano"].to_pylist()
     assert starts == sorted(starts)
     assert set(got["trace_id"].to_pylist()) == {normal.hex()}
-    late = store.get_trace(skewed.hex(), columns=("name", "start_time_unix_nano"))
+    late = store.get_trace(skewed.hex(), columns=("name", "start_time_unix_nano"),
+                           window=store.trace_version(skewed.hex()))
     assert late.num_rows == 7 and "late" in late["name"].to_pylist()
+    version = store.trace_version(normal.hex())
+    assert (version.span_count, version.start_time_unix_nano, version.end_time_unix_nano) == (8, 10_000, 20_000)
