@@ -46,8 +46,8 @@ _IDS = {
 }
 
 
-def build(store: DuckDBStore, spans: int) -> tuple[int, int]:
-    """Fill the store; returns (span count, start of the newest ~1M spans in Unix ns)."""
+def build(store: DuckDBStore, spans: int) -> int:
+    """Fill the store; returns the span count."""
     import pyarrow as pa
 
     template = pa.concat_tables([decode_request(p).table for p in build_payloads(5000, 512)])
@@ -72,9 +72,7 @@ def build(store: DuckDBStore, spans: int) -> tuple[int, int]:
         print(f"  building: {done:,} spans ({done / (time.perf_counter() - started):,.0f}/s)", end="\r", flush=True)
     print()
     con.execute("CHECKPOINT")
-    newest_copy = max(0, copies - 1_000_000 // template.num_rows)
-    since = template.column("start_time_unix_nano").to_numpy().min() + newest_copy * 1_000_000_000
-    return con.execute("SELECT count(*) FROM spans").fetchone()[0], int(since)
+    return con.execute("SELECT count(*) FROM spans").fetchone()[0]
 
 
 def main() -> None:
@@ -91,13 +89,12 @@ def main() -> None:
     print(f"trajscope lookup benchmark — {env_note()}")
     count = store._con.execute("SELECT count(*) FROM spans").fetchone()[0]
     if count < args.spans * 0.9:
-        count, since = build(store, args.spans)
-        big = decode_request(big_trace(10_000)).table
-        store.write(big)
+        count = build(store, args.spans)
+        store.write(decode_request(big_trace(10_000)).table)
         store.checkpoint()
-    else:  # --keep: the newest ~1M spans and the big run are still there
-        since = store._con.execute("SELECT start_time_unix_nano FROM traces ORDER BY start_time_unix_nano DESC "
-                                   "LIMIT 1 OFFSET (SELECT count(*) // 10 FROM traces)").fetchone()[0]
+    # The stats requests cover the newest 1M spans: from the start time of the 1,000,000th newest span.
+    since = store._con.execute("SELECT start_time_unix_nano FROM spans ORDER BY start_time_unix_nano DESC "
+                               "LIMIT 1 OFFSET 999999").fetchone()[0]
     big_id = store._con.execute("SELECT trace_id FROM traces WHERE span_count = 10000 LIMIT 1").fetchone()[0]
     newest = store._con.execute(f"SELECT count(*) FROM spans WHERE start_time_unix_nano >= {since}").fetchone()[0]
     size = sum(f.stat().st_size for f in data.rglob("*") if f.is_file())
@@ -134,7 +131,9 @@ def main() -> None:
             t = timed(lambda u=url: client.get(u, headers={"Cache-Control": "no-cache"}).raise_for_status(), 7)
             print(f"{what} of a 10,000-span run (HTTP, layout={layout}, built): p50 {median(t):.0f} ms, "
                   f"max {max(t):.0f} ms")
-    for endpoint, group in (("latency", "category"), ("latency", "tool"), ("usage", "model"), ("usage", "agent")):
+    for endpoint, group in (("latency", "category"), ("latency", "tool"), ("latency", "model"), ("latency", "agent"),
+                            ("latency", "span_name"), ("usage", "model"), ("usage", "agent"), ("usage", "user"),
+                            ("usage", "session"), ("usage", "day")):
         t = timed(lambda e=endpoint, g=group: client.get(f"/api/v1/stats/{e}", params={
             "group_by": g, "since": str(since)}).raise_for_status(), 7)
         print(f"stats/{endpoint}?group_by={group} over the newest {newest:,} spans (HTTP): p50 {median(t):.0f} ms, "

@@ -34,6 +34,10 @@ def latency_stats(store: SpanStore, group_by: str, flt: RunFilter) -> dict[str, 
     run_filter = RunFilter(flt.project, None, flt.agent, flt.since, flt.until).traces("t")
     span_where = crit_where = run_filter.sql()
     service = [flt.service] if flt.service else []
+    # A run's spans start no earlier than the run (its start is their minimum): bounding the span scan by
+    # `since` lets the zone maps skip older row groups instead of joining every stored span.
+    span_since = "s.start_time_unix_nano >= ?" if flt.since is not None else "TRUE"
+    since = [flt.since] if flt.since is not None else []
     sql = f"""
         WITH runs AS (SELECT * FROM traces t WHERE {crit_where}),
         span_stats AS (
@@ -41,11 +45,13 @@ def latency_stats(store: SpanStore, group_by: str, flt: RunFilter) -> dict[str, 
                    quantile_cont(s.duration_ns, 0.5) AS p50, quantile_cont(s.duration_ns, 0.95) AS p95,
                    quantile_cont(s.duration_ns, 0.99) AS p99
             FROM spans s SEMI JOIN (SELECT trace_id FROM traces t WHERE {span_where}) r USING (trace_id)
-            WHERE {span_cond} AND {service_span}
+            WHERE {span_cond} AND {service_span} AND {span_since}
             GROUP BY ALL
         ),
+        -- unnest in a SELECT over the filtered runs: as a lateral join, DuckDB unnests every trace's list
+        -- before the run filter applies (1.1 s → 44 ms for 110k of 1.8M runs).
         crit_rows AS (
-            SELECT b.* FROM runs, unnest(runs.critical_breakdown) AS u(b) WHERE {service_crit}
+            SELECT b.* FROM (SELECT unnest(critical_breakdown) AS b FROM runs) WHERE {service_crit}
         ),
         crit AS (SELECT {crit_key} AS key, sum(b.critical_ns)::BIGINT AS critical_ns FROM crit_rows b
                  WHERE {crit_cond} GROUP BY ALL),
@@ -55,7 +61,7 @@ def latency_stats(store: SpanStore, group_by: str, flt: RunFilter) -> dict[str, 
         FROM span_stats s FULL OUTER JOIN crit c ON s.key IS NOT DISTINCT FROM c.key, total
         ORDER BY critical_ns DESC, count DESC, key NULLS LAST
     """
-    params = [*run_filter.params, *run_filter.params, *service, *service]
+    params = [*run_filter.params, *run_filter.params, *service, *since, *service]
     rows = store.query(sql, params).to_pylist()
     total = rows[0]["total_ns"] if rows and rows[0]["total_ns"] else 0
     return {
@@ -84,8 +90,8 @@ def usage_stats(store: SpanStore, group_by: str, flt: RunFilter) -> dict[str, An
                    sum(b.cached_input_tokens) AS cached_input_tokens,
                    sum(b.reasoning_tokens) AS reasoning_tokens, sum(b.cost_usd) AS cost_usd,
                    sum(b.errors) AS errors
-            FROM traces t, unnest(t.usage_breakdown) AS u(b)
-            WHERE {where.sql()} GROUP BY ALL ORDER BY calls DESC, key NULLS LAST"""
+            FROM (SELECT t.trace_id, unnest(t.usage_breakdown) AS b FROM traces t WHERE {where.sql()}) t
+            GROUP BY ALL ORDER BY calls DESC, key NULLS LAST"""
     else:
         column = {"user": "t.user_id", "session": "t.session_id",
                   "day": "strftime(make_timestamp(t.start_time_unix_nano // 1000), '%Y-%m-%d')"}[group_by]
