@@ -264,8 +264,7 @@ def _objects(blob: bytes, buf: np.ndarray, span_starts: np.ndarray, span_of: np.
     slot_start[p_first + 3] = pay_start[~escaped]
     slot_len[p_first + 3] = pay_end[~escaped] - pay_start[~escaped]
     t_first = first[~plain]
-    slot_start[t_first + 2] = np.where(text_of[~plain] >= len(_CONSTANTS), base + text_of[~plain],
-                                       base + text_of[~plain])
+    slot_start[t_first + 2] = base + text_of[~plain]
     slot_len[t_first + 2] = text_len[~plain]
     closes = _SLOTS * span_starts[1:] + np.arange(spans)
     empty = np.diff(span_starts) == 0
