@@ -68,15 +68,17 @@ class _Decoded:
     accepted: int
     rejected: int
     error_message: str
-    # The traces' summaries from these spans alone: the loader's fast path for traces new to the store.
-    summaries: pa.Table | None
+    # The traces' summaries from these spans alone (the loader's fast path for traces new to the store),
+    # also as an Arrow IPC stream: pickling a pa.Table cost ~8× as much (0.93 vs 0.12 µs/span).
+    summaries: bytes | None
 
 
 def _decode(body: bytes, encoding: Encoding, project: str) -> _Decoded:
     batch: DecodedBatch = (decode_json_request(body, project, summaries=True) if encoding == "json"
                            else decode_request(body, project, summaries=True))
     payload = ipc_bytes(batch.table) if batch.accepted else b""
-    return _Decoded(payload, batch.accepted, batch.rejected, batch.error_message, batch.summaries)
+    summaries = ipc_bytes(batch.summaries) if batch.accepted and batch.summaries is not None else None
+    return _Decoded(payload, batch.accepted, batch.rejected, batch.error_message, summaries)
 
 
 def _warm_up_request() -> bytes:
@@ -120,7 +122,8 @@ class IngestPipeline:
             log.warning("partial success: %s", batch.error_message)
         if batch.accepted:
             try:
-                await asyncio.wrap_future(self._writer.submit(batch.payload, batch.accepted, batch.summaries))
+                summaries = pa.ipc.open_stream(batch.summaries).read_all() if batch.summaries else None
+                await asyncio.wrap_future(self._writer.submit(batch.payload, batch.accepted, summaries))
             except WriterClosed as exc:
                 stats.failed += 1
                 raise Unavailable(str(exc)) from exc

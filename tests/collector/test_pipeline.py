@@ -54,3 +54,23 @@ def test_pipeline_after_shutdown_is_unavailable(tmp_path):
     pipeline = IngestPipeline(writer, ThreadPoolExecutor(1))
     with pytest.raises(Unavailable, match="shutting down"):
         _run(pipeline.export(make_request([make_span()]).SerializeToString(), "protobuf", "p"))
+
+
+def test_pipeline_hands_the_workers_trace_summaries_to_the_writer(tmp_path, monkeypatch):
+    writer = StagedWriter(FakeStore(), tmp_path)
+    submitted = []
+    real_submit = writer.submit
+
+    def spy(payload, accepted, summaries=None):
+        submitted.append(summaries)
+        return real_submit(payload, accepted, summaries)
+
+    monkeypatch.setattr(writer, "submit", spy)
+    pipeline = IngestPipeline(writer, ThreadPoolExecutor(1))
+    root = make_span("root")
+    child = make_span("child", trace_id=root.trace_id, parent=root)
+    _run(pipeline.export(make_request([root, child]).SerializeToString(), "protobuf", "p"))
+    (summaries,) = submitted
+    assert summaries.to_pylist()[0]["trace_id"] == root.trace_id.hex()
+    assert summaries.to_pylist()[0]["span_count"] == 2
+    writer.close()
