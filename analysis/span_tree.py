@@ -84,9 +84,9 @@ def build_tree(spans: Iterable[Interval]) -> SpanTree:
         return SpanTree(nodes, None, [], {}, {})
 
     real_roots = [n for n in nodes.values() if n.parent_span_id is None]
-    orphans = sorted((n.span_id for n in nodes.values()
-                      if n.parent_span_id is not None and n.parent_span_id not in nodes),
-                     key=lambda s: (nodes[s].start, nodes[s].end, s))
+    orphans = [n.span_id for n in nodes.values() if n.parent_span_id is not None and n.parent_span_id not in nodes]
+    if len(orphans) > 1:
+        orphans.sort(key=lambda s: (nodes[s].start, nodes[s].end, s))
     virtual = not real_roots
     if virtual:
         nodes[VIRTUAL_ROOT_ID] = Interval(VIRTUAL_ROOT_ID, None, min(n.start for n in nodes.values()),
@@ -98,17 +98,20 @@ def build_tree(spans: Iterable[Interval]) -> SpanTree:
         roots = [n.span_id for n in sorted(real_roots, key=lambda n: (n.start, n.end, n.span_id))]
 
     parent: dict[str, str | None] = {}
-    for node in nodes.values():
-        if node.span_id == VIRTUAL_ROOT_ID:
-            parent[node.span_id] = None
-        elif node.parent_span_id is not None and node.parent_span_id not in nodes:
-            parent[node.span_id] = root_id
-        else:
-            parent[node.span_id] = node.parent_span_id
     children: dict[str, list[str]] = {}
-    for span_id, parent_id in parent.items():
+    for span_id, node in nodes.items():
+        parent_id = node.parent_span_id
+        if span_id == VIRTUAL_ROOT_ID:
+            parent_id = None
+        elif parent_id is not None and parent_id not in nodes:
+            parent_id = root_id
+        parent[span_id] = parent_id
         if parent_id is not None:
-            children.setdefault(parent_id, []).append(span_id)
+            kids = children.get(parent_id)
+            if kids is None:
+                children[parent_id] = [span_id]
+            else:
+                kids.append(span_id)
 
     # Whatever the roots cannot reach hangs off a parent cycle: break each cycle at its earliest span.
     reached: set[str] = set()
@@ -137,7 +140,9 @@ def build_tree(spans: Iterable[Interval]) -> SpanTree:
             cycle_breaks.append(span_id)
             reach(span_id)
 
-    order = {span_id: (n.start, n.end, span_id) for span_id, n in nodes.items()}
-    for kids in children.values():
-        kids.sort(key=order.__getitem__)
+    crowded = [kids for kids in children.values() if len(kids) > 1]
+    if crowded:
+        order = {span_id: (n.start, n.end, span_id) for span_id, n in nodes.items()}
+        for kids in crowded:
+            kids.sort(key=order.__getitem__)
     return SpanTree(nodes, root_id, roots, children, parent, orphans, cycle_breaks, duplicates, virtual)

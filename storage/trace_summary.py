@@ -53,14 +53,24 @@ def pick_root(spans: Sequence[SpanFacts]) -> tuple[SpanFacts, bool]:
     With several real roots, the longest wins (ties: earliest start), as the latency view attributes it.
     """
     roots = [s for s in spans if s.parent_span_id is None]
+    if len(roots) == 1:
+        return roots[0], True
     if roots:
         return min(roots, key=lambda s: (-(s.end_time_unix_nano - s.start_time_unix_nano),
                                          s.start_time_unix_nano, s.span_id)), True
     return min(spans, key=lambda s: (s.start_time_unix_nano, s.span_id)), False
 
 
-def _first(values: Iterable[str | None]) -> str | None:
-    return next((v for v in values if v), None)
+def _first_named(root: SpanFacts, spans: Sequence[SpanFacts], field: int) -> str | None:
+    """The root's value of ``field``, else the value of the earliest span (by start, then id) naming one.
+    Most roots name it: the spans are only searched when it does not."""
+    value = root[field]
+    if value:
+        return value
+    named = [s for s in spans if s[field]]
+    if not named:
+        return None
+    return min(named, key=lambda s: (s.start_time_unix_nano, s.span_id))[field]
 
 
 def _labels(spans: Sequence[SpanFacts]) -> list[SpanLabels]:
@@ -70,40 +80,57 @@ def _labels(spans: Sequence[SpanFacts]) -> list[SpanLabels]:
                        s.cost_usd) for s in spans]
 
 
+_SERVICE, _AGENT, _SESSION, _USER = (SpanFacts._fields.index(f) for f in (
+    "service_name", "agent_name", "session_id", "user_id"))
+
+
 def summarise_trace(spans: Sequence[SpanFacts], updated_at: int) -> tuple:
     """One ``traces`` row (``schema.TRACE_COLUMNS`` order) for a non-empty list of one trace's spans."""
     root, has_root = pick_root(spans)
-    by_start = sorted(spans, key=lambda s: (s.start_time_unix_nano, s.span_id))
-    # The root's own attributes first, then the earliest span that names one.
-    ordered = [root, *by_start]
     # Token and call totals are the sums of the usage breakdown, which counts each model call once.
     critical, usage = breakdowns(_labels(spans))
     costs = [u.cost_usd for u in usage if u.cost_usd is not None]
-    start = min(s.start_time_unix_nano for s in spans)
-    end = max(s.end_time_unix_nano for s in spans)
+    start = min([s.start_time_unix_nano for s in spans])
+    end = max([s.end_time_unix_nano for s in spans])
+    errors = tools = hits = 0
+    for s in spans:
+        if s.status_code == "ERROR":
+            errors += 1
+        if s.category == "tool":
+            tools += 1
+        if s.guardrail_hits:
+            hits += s.guardrail_hits
+    calls = inp = out = cached = reasoning = 0
+    for u in usage:
+        calls += u.calls
+        inp += u.input_tokens
+        out += u.output_tokens
+        cached += u.cached_input_tokens
+        reasoning += u.reasoning_tokens
     return (
         root.project,
         root.trace_id,
         root.span_id,
         root.name,
-        _first(s.service_name for s in ordered),
-        _first(s.agent_name for s in ordered),
-        _first(s.session_id for s in ordered),
-        _first(s.user_id for s in ordered),
+        # The root's own attributes first, then the earliest span that names one.
+        _first_named(root, spans, _SERVICE),
+        _first_named(root, spans, _AGENT),
+        _first_named(root, spans, _SESSION),
+        _first_named(root, spans, _USER),
         start,
         end,
         max(end - start, 0),
         len(spans),
-        sum(1 for s in spans if s.status_code == "ERROR"),
-        sum(u.calls for u in usage),
-        sum(1 for s in spans if s.category == "tool"),
-        sum(u.input_tokens for u in usage),
-        sum(u.output_tokens for u in usage),
-        sum(u.cached_input_tokens for u in usage),
-        sum(u.reasoning_tokens for u in usage),
+        errors,
+        calls,
+        tools,
+        inp,
+        out,
+        cached,
+        reasoning,
         # Null when nothing reported a cost: unknown is not zero.
         sum(costs) if costs else None,
-        sum(s.guardrail_hits or 0 for s in spans),
+        hits,
         has_root,
         updated_at,
         # Tuples in field order: pyarrow builds the structs from them directly.

@@ -60,3 +60,27 @@ def test_summary_counts_errors_llm_tool_and_unknown_cost_is_null():
     assert (row["start_time_unix_nano"], row["end_time_unix_nano"], row["duration_ns"]) == (0, 120, 120)
     assert (row["span_count"], row["error_count"], row["llm_calls"], row["tool_calls"]) == (3, 1, 1, 1)
     assert row["cost_usd"] is None
+
+
+def test_labels_come_from_the_root_else_the_earliest_span_naming_one():
+    # The root names no session and no user; of the two children naming them, the earlier start wins
+    # (ties: span id), whatever the order the spans came in.
+    spans = [facts("r", start=5, end=100, service_name="svc", agent_name="root-agent"),
+             facts("b", "r", start=20, session_id="late", user_id="u-b", agent_name="other"),
+             facts("a", "r", start=10, session_id="early"),
+             facts("c", "r", start=20, user_id="u-c")]
+    for order in (spans, spans[::-1]):
+        row = summary(order)
+        assert (row["service_name"], row["agent_name"], row["session_id"], row["user_id"]) == (
+            "svc", "root-agent", "early", "u-b")
+    row = summary([facts("x", "gone", start=3, agent_name=None), facts("y", "gone", start=1, agent_name="a")])
+    assert row["agent_name"] == "a" and row["complete"] is False
+
+
+def test_guardrail_hits_and_usage_totals_are_summed():
+    spans = [facts("r", start=0, end=100, guardrail_hits=2),
+             facts("l1", "r", category="llm", inp=10, out=5, response_model="m", cost_usd=0.5),
+             facts("l2", "r", category="llm", inp=3, out=1, response_model="m", guardrail_hits=1)]
+    row = summary(spans)
+    assert (row["guardrail_hits"], row["llm_calls"], row["input_tokens"], row["output_tokens"]) == (3, 2, 13, 6)
+    assert row["cost_usd"] == 0.5
