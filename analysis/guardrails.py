@@ -87,6 +87,8 @@ def _from_attrs(attrs: dict[str, Any], default_name: str, source: str) -> Check 
 
 # Keys whose presence means the span may record a guardrail check (the decoder flags spans by them).
 SIGNAL_KEYS = frozenset(k for style in _STYLES for k in style[:4]) | {"rail.name", "rail.stop"}
+# Every span attribute ``checks`` reads: the decoder hands it just these.
+ATTRIBUTE_KEYS = frozenset(k for style in _STYLES for k in style) | {"rail.name", "rail.stop", "triggered"}
 
 
 def checks(attrs: dict[str, Any], events: list[dict[str, Any]] | None, span_name: str,

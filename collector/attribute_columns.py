@@ -56,6 +56,29 @@ class AttributeColumns:
     def __len__(self) -> int:
         return len(self.vtype)
 
+    def value(self, i: int) -> Any:
+        """Entry ``i`` as the reference decoder's typed-JSON Python value (strings only for wanted keys)."""
+        kind = self.vtype[i]
+        if kind == STR:
+            return self.strings[i].as_py()
+        if kind == INT:
+            return int(self.ints[i])
+        if kind == DOUBLE:
+            d = float(self.doubles[i])
+            return d if math.isfinite(d) else {"$double": repr(d)}
+        if kind == BOOL:
+            return bool(self.bools[i])
+        if kind == OTHER:
+            return self.others[i]
+        return None
+
+    def values_of(self, span: int, keys: frozenset[str]) -> dict[str, Any]:
+        """The span's attributes whose key is in ``keys`` (string values only for wanted keys)."""
+        lo, hi = int(self.span_starts[span]), int(self.span_starts[span + 1])
+        names = self.keys
+        return {names[k]: self.value(lo + j) for j, k in enumerate(self.key_index[lo:hi].tolist())
+                if names[k] in keys}
+
 
 def strings_from(offsets: np.ndarray, data: np.ndarray, valid: np.ndarray | None = None) -> pa.StringArray:
     """A string array over gathered bytes; invalid UTF-8 (which upb would have refused) is ``Irregular``."""

@@ -27,7 +27,6 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from trajscope.analysis import guardrails
 from trajscope.analysis.pricing import span_cost
 from trajscope.collector import attribute_columns, wire
-from trajscope.collector.anyvalue import key_values
 from trajscope.collector.costing import prices
 from trajscope.collector.ingest_proto import RawSpansRequest
 from trajscope.collector.normalise_columns import normalise_columns, wanted
@@ -242,7 +241,7 @@ def _decode(request: Any, default_project: str, summaries: bool) -> DecodedBatch
     category = norm["category"]
     for s in range(n):
         if signal[s] or s in events or category[s] == "guardrail":
-            attrs = key_values(Span.FromString(raw[keep[s]]).attributes)
+            attrs = cols.values_of(s, guardrails.ATTRIBUTE_KEYS)
             found_checks = guardrails.checks(attrs, events.get(s), name_list[s], category[s])
             if found_checks:
                 checks[s] = [c._asdict() for c in found_checks]

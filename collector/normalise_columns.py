@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from trajscope.analysis.guardrails import SIGNAL_KEYS
+from trajscope.analysis.guardrails import ATTRIBUTE_KEYS, SIGNAL_KEYS
 from trajscope.collector import dialects
-from trajscope.collector.attribute_columns import BOOL, DOUBLE, INT, OTHER, STR, AttributeColumns
+from trajscope.collector.attribute_columns import BOOL, DOUBLE, INT, STR, AttributeColumns
 from trajscope.collector.normalise import NORMALISED_FIELDS, _as_float, _as_int, _exception_type
 
 _STRING_FIELDS = tuple(dialects.STRING_FIELDS)
@@ -69,22 +69,6 @@ def _roles_of(keys: list[str]) -> np.ndarray:
     return np.stack(rows) if rows else np.zeros((0, _WIDTH), np.uint8)
 
 
-def _python_value(cols: AttributeColumns, i: int) -> Any:
-    kind = cols.vtype[i]
-    if kind == STR:
-        return cols.strings[i].as_py()
-    if kind == INT:
-        return int(cols.ints[i])
-    if kind == DOUBLE:
-        d = float(cols.doubles[i])
-        return d if np.isfinite(d) else {"$double": repr(d)}
-    if kind == BOOL:
-        return bool(cols.bools[i])
-    if kind == OTHER:
-        return cols.others[i]
-    return None
-
-
 def _winners(ranks: np.ndarray, starts: np.ndarray, spans: int) -> np.ndarray:
     """Per span and rank column, the attribute with the lowest rank below ``_NONE`` (or -1)."""
     out = np.full((spans, ranks.shape[1]), -1, np.int64)
@@ -99,7 +83,9 @@ def _winners(ranks: np.ndarray, starts: np.ndarray, spans: int) -> np.ndarray:
     return out
 
 
-_VALUE_KEYS = frozenset({"traceloop.span.kind", "traceloop.entity.name"})
+# Keys whose string values are read besides the dialect tables': Traceloop entity names, and the
+# guardrail keys (``guardrails.ATTRIBUTE_KEYS``), which the decoder hands to ``guardrails.checks``.
+_VALUE_KEYS = frozenset({"traceloop.span.kind", "traceloop.entity.name"}) | ATTRIBUTE_KEYS
 
 
 _wanted: dict[str, bool] = {}
@@ -186,7 +172,7 @@ def normalise_columns(cols: AttributeColumns, names: list[str],
         w = sw[:, k]
         # Numbers and booleans where a string is expected read as Python's str() of the value.
         for s in np.flatnonzero((w >= 0) & (vtype[np.maximum(w, 0)] != STR)).tolist():
-            values[s] = str(_python_value(cols, int(w[s])))
+            values[s] = str(cols.value(int(w[s])))
         out[field] = values
 
     int_values = np.where(vtype == INT, cols.ints, np.where(integral & ~beyond, cols.doubles, 0).astype(np.int64))
@@ -242,7 +228,7 @@ def _span_attribute(cols: AttributeColumns, span: int, key: str) -> Any:
     kid = cols.keys.index(key)
     lo, hi = int(cols.span_starts[span]), int(cols.span_starts[span + 1])
     hits = np.flatnonzero(cols.key_index[lo:hi] == kid)
-    return _python_value(cols, lo + int(hits[0])) if hits.size else None
+    return cols.value(lo + int(hits[0])) if hits.size else None
 
 
 def _entity_names(cols: AttributeColumns, out: dict[str, list[Any]]) -> None:
@@ -252,7 +238,7 @@ def _entity_names(cols: AttributeColumns, out: dict[str, list[Any]]) -> None:
     kid = cols.keys.index("traceloop.span.kind")
     span_of = np.repeat(np.arange(len(cols.span_starts) - 1), np.diff(cols.span_starts))
     for i in np.flatnonzero(cols.key_index == kid).tolist():
-        field = dialects.ENTITY_NAME_BY_KIND.get(str(_python_value(cols, i)).lower())
+        field = dialects.ENTITY_NAME_BY_KIND.get(str(cols.value(i)).lower())
         s = int(span_of[i])
         if field and out[field][s] is None:
             value = _span_attribute(cols, s, "traceloop.entity.name")

@@ -125,7 +125,8 @@ _known_keys = st.sampled_from([
     "gen_ai.usage.output_tokens", "gen_ai.usage.cache_read.input_tokens", "gen_ai.usage.reasoning_tokens",
     "openinference.span.kind", "llm.model_name", "gen_ai.tool.name", "session.id", "user.id", "error.type",
     "traceloop.span.kind", "traceloop.entity.name", "gen_ai.usage.cost", "guardrail.name", "guardrail.triggered",
-    "llm.request.type", "tool.name", "agent.name"])
+    "llm.request.type", "tool.name", "agent.name", "triggered", "rail.name", "rail.stop", "guard.passed",
+    "guardrail.action", "guardrail.score", "guardrail.reason"])
 _attrs = st.dictionaries(st.one_of(_known_keys, st.text(min_size=1, max_size=12)), _values, max_size=8)
 
 
@@ -198,3 +199,16 @@ def test_reference_decoder_can_be_chosen(monkeypatch):
         decode_request(payload)
     with pytest.raises(ValueError):
         otlp_decode.use_decoder("fast")
+
+
+def test_guardrail_styles_decode_identically():
+    spans = [
+        make_span("input-check", attrs={"openinference.span.kind": "GUARDRAIL", "triggered": True, "x": "y"}),
+        make_span("pii", attrs={"guard.name": "pii", "guard.passed": False, "guard.score": "0.9"}),
+        make_span("rails", attrs={"rail.name": "jailbreak", "rail.stop": True, "rail.type": "input"}),
+        make_span("tg", attrs={"guardrail.name": "toxicity", "guardrail.action": "REDACT",
+                               "guardrail.reason": "slur", "guardrail.score": 0.7}),
+    ]
+    ev = spans[0].events.add(name="guardrail", time_unix_nano=7)
+    ev.attributes.extend(kvs({"guardrail.name": "topic", "guardrail.triggered": "false"}))
+    assert_same(make_request(spans).SerializeToString())
