@@ -42,6 +42,7 @@ class AttributeColumns:
     """One entry per attribute of the request, in span order (``span_starts`` delimits each span's)."""
 
     span_starts: np.ndarray  # int64, one per span plus the end: attributes of span i are [s[i], s[i+1])
+    span_of: np.ndarray  # per entry, its span
     key_index: np.ndarray  # int32 into ``keys``
     keys: list[str]  # the distinct keys of this request
     vtype: np.ndarray  # uint8: NULL, STR, BOOL, INT, DOUBLE, OTHER
@@ -207,8 +208,8 @@ def decode(blob: bytes, starts: np.ndarray, ends: np.ndarray, span_starts: np.nd
 
     objects = _objects(blob, buf, span_starts, span_of, key_index, distinct, vtype, str_at, pay_start, pay_end,
                        int_at, ints, double_at, doubles, bool_at, bools, other_text)
-    return AttributeColumns(span_starts, key_index, distinct, vtype, strings, string_length, ints, doubles, bools,
-                            others, objects)
+    return AttributeColumns(span_starts, span_of, key_index, distinct, vtype, strings, string_length, ints, doubles,
+                            bools, others, objects)
 
 
 # Pieces of the side buffer that every request uses, at fixed offsets.

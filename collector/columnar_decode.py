@@ -100,7 +100,7 @@ class _Fields:
         self.blob, self.buf, self.fields, self.count = blob, buf, fields, count
 
     def at(self, number: int, wire_type: int) -> np.ndarray:
-        return wire.single(self.fields, number, wire_type, self.count)[0]
+        return wire.single(self.fields, number, wire_type, self.count)
 
     def value(self, at: np.ndarray) -> np.ndarray:
         if not self.fields.value.size:

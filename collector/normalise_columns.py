@@ -88,18 +88,10 @@ def _winners(ranks: np.ndarray, starts: np.ndarray, spans: int) -> np.ndarray:
 _VALUE_KEYS = frozenset({"traceloop.span.kind", "traceloop.entity.name"}) | ATTRIBUTE_KEYS
 
 
-_wanted: dict[str, bool] = {}
-
-
 def wanted(keys: list[str]) -> np.ndarray:
     """Per key, whether normalisation reads its string values (``attribute_columns.decode``'s ``wanted``)."""
-    out = np.zeros(len(keys), np.bool_)
-    for i, key in enumerate(keys):
-        hit = _wanted.get(key)
-        if hit is None:
-            hit = _wanted[key] = bool((_role(key) < _NONE).any()) or key in _VALUE_KEYS
-        out[i] = hit
-    return out
+    return (_roles_of(keys) < _NONE).any(axis=1) | np.fromiter((k in _VALUE_KEYS for k in keys), np.bool_,
+                                                               len(keys))
 
 
 def normalise_columns(cols: AttributeColumns, names: list[str],
@@ -177,9 +169,9 @@ def normalise_columns(cols: AttributeColumns, names: list[str],
 
     int_values = np.where(vtype == INT, cols.ints, np.where(integral & ~beyond, cols.doubles, 0).astype(np.int64))
     for col, field in zip(_INT_COLS, _INT_FIELDS, strict=True):
-        out[field] = _numbers(win[:, col], int_values, vtype, parsed, 0)
+        out[field] = _numbers(win[:, col], int_values, parsed, 0)
     float_values = np.where(vtype == INT, cols.ints.astype(np.float64), cols.doubles)
-    out["cost_usd"] = _numbers(win[:, _COST], float_values, vtype, parsed, 1)
+    out["cost_usd"] = _numbers(win[:, _COST], float_values, parsed, 1)
 
     _entity_names(cols, out)
     _name_prefixes(names, out)
@@ -192,7 +184,7 @@ def normalise_columns(cols: AttributeColumns, names: list[str],
     signal = np.zeros(spans, np.bool_)
     if signal_ids:
         hit = np.isin(cols.key_index, signal_ids)
-        signal[np.repeat(np.arange(spans), np.diff(starts))[hit]] = True
+        signal[cols.span_of[hit]] = True
     return {f: out[f] for f in NORMALISED_FIELDS}, signal.tolist()
 
 
@@ -210,8 +202,7 @@ def _kind_code(key: str, value: str | None) -> int:
     return -1 if mapped is None else _CATEGORY_CODES[mapped]
 
 
-def _numbers(w: np.ndarray, values: np.ndarray, vtype: np.ndarray, parsed: dict[int, tuple[Any, Any]],
-             which: int) -> list[Any]:
+def _numbers(w: np.ndarray, values: np.ndarray, parsed: dict[int, tuple[Any, Any]], which: int) -> list[Any]:
     """The winning attribute's number per span (None where none): from the typed column, or as parsed."""
     out: list[Any] = [None] * len(w)
     found = np.flatnonzero(w >= 0)
@@ -222,30 +213,21 @@ def _numbers(w: np.ndarray, values: np.ndarray, vtype: np.ndarray, parsed: dict[
     return out
 
 
-def _span_attribute(cols: AttributeColumns, span: int, key: str) -> Any:
-    if key not in cols.keys:
-        return None
-    kid = cols.keys.index(key)
-    lo, hi = int(cols.span_starts[span]), int(cols.span_starts[span + 1])
-    hits = np.flatnonzero(cols.key_index[lo:hi] == kid)
-    return cols.value(lo + int(hits[0])) if hits.size else None
-
-
 def _entity_names(cols: AttributeColumns, out: dict[str, list[Any]]) -> None:
     """Traceloop names the tool or agent in ``traceloop.entity.name``, qualified by its span kind."""
     if "traceloop.span.kind" not in cols.keys:
         return
     kid = cols.keys.index("traceloop.span.kind")
-    span_of = np.repeat(np.arange(len(cols.span_starts) - 1), np.diff(cols.span_starts))
     for i in np.flatnonzero(cols.key_index == kid).tolist():
         field = dialects.ENTITY_NAME_BY_KIND.get(str(cols.value(i)).lower())
-        s = int(span_of[i])
+        s = int(cols.span_of[i])
         if field and out[field][s] is None:
-            value = _span_attribute(cols, s, "traceloop.entity.name")
+            value = cols.values_of(s, _ENTITY_NAME).get("traceloop.entity.name")
             if value is not None and not isinstance(value, dict | list):
                 out[field][s] = (value if isinstance(value, str) else str(value)) or None
 
 
+_ENTITY_NAME = frozenset({"traceloop.entity.name"})
 _PREFIXES = tuple(prefix for prefix, _ in dialects.NAME_PREFIX_FIELDS)
 
 

@@ -118,8 +118,8 @@ def scan(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> Fields:
                   np.concatenate(values)[order], np.concatenate(value_starts)[order])
 
 
-def single(fields: Fields, number: int, wire: int, count: int) -> tuple[np.ndarray, np.ndarray]:
-    """The field ``number`` of each of ``count`` messages: (indices into ``fields``, present mask). A field
+def single(fields: Fields, number: int, wire: int, count: int) -> np.ndarray:
+    """The field ``number`` of each of ``count`` messages: indices into ``fields``, -1 where absent. A field
     sent twice (protobuf keeps the last) or with another wire type is left to the reference decoder."""
     idx = fields.of(number)
     if idx.size and (fields.wire[idx] != wire).any():
@@ -129,7 +129,7 @@ def single(fields: Fields, number: int, wire: int, count: int) -> tuple[np.ndarr
         raise Irregular(f"field {number} repeated")
     at = np.full(count, -1, np.int64)
     at[owners] = idx
-    return at, at >= 0
+    return at
 
 
 def gather(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

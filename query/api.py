@@ -43,6 +43,10 @@ from trajscope.storage.duckdb_store import DuckDBStore
 from trajscope.storage.interface import TraceFilter, TraceVersion
 
 MAX_PAGE = 1000
+# How big-run analyses list their steps / spans (analysis.trajectory and analysis.latency LAYOUTS).
+Layout = Annotated[str, Query(pattern="^(objects|table)$", description=(
+    "`objects` (default): one object per step (span); `table`: `{fields, rows}`, the same values without "
+    "repeating the keys — much faster for big runs"))]
 UI_DIR = Path(trajscope.ui.__file__).parent / "static"
 
 
@@ -174,9 +178,7 @@ def create_app(state: AppState) -> FastAPI:
 
     @app.get("/api/v1/traces/{trace_id}/trajectory", tags=["traces"], dependencies=guarded)
     def get_trajectory(trace_id: str, project: str | None = None,
-                       layout: Annotated[str, Query(pattern="^(objects|table)$", description=(
-                           "`objects` (default): one object per step; `table`: steps as `{fields, rows}`, "
-                           "the same values without repeating the keys — much faster for big runs"))] = "objects",
+                       layout: Layout = "objects",
                        cache_control: Annotated[str | None, Header(include_in_schema=False)] = None) -> Any:
         """The run step by step: depth-first from the root, siblings by start time, parallel groups, tool
         calls linked to the LLM step that requested them, anomalies and totals."""
@@ -189,8 +191,7 @@ def create_app(state: AppState) -> FastAPI:
 
     @app.get("/api/v1/traces/{trace_id}/latency", tags=["traces"], dependencies=guarded)
     def get_latency(trace_id: str, project: str | None = None,
-                    layout: Annotated[str, Query(pattern="^(objects|table)$", description=(
-                        "`objects` (default) or `table`: `spans` as `{fields, rows}`"))] = "objects",
+                    layout: Layout = "objects",
                     cache_control: Annotated[str | None, Header(include_in_schema=False)] = None) -> Any:
         """Critical path and where the time went: per-span self and critical time, and critical/busy time
         by category, tool and model (critical times sum to the root's duration)."""
