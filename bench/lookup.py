@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import OUT, ServerProcess, build_payloads, env_note, median, pct, timed
 from trajectory_stats import big_trace
 
+from trajscope.collector.allocator import keep_freed_memory
 from trajscope.collector.otlp_decode import decode_request
 from trajscope.storage.duckdb_store import DuckDBStore
 from trajscope.storage.interface import TraceFilter
@@ -85,6 +86,7 @@ def main() -> None:
     if not args.keep and data.exists():
         shutil.rmtree(data)
     OUT.mkdir(exist_ok=True)
+    keep_freed_memory()  # as `trajscope serve` does: the in-process store runs with the server's allocator
     store = DuckDBStore(data)
     print(f"trajscope lookup benchmark — {env_note()}")
     count = store._con.execute("SELECT count(*) FROM spans").fetchone()[0]
@@ -99,8 +101,9 @@ def main() -> None:
     newest = store._con.execute(f"SELECT count(*) FROM spans WHERE start_time_unix_nano >= {since}").fetchone()[0]
     size = sum(f.stat().st_size for f in data.rglob("*") if f.is_file())
     print(f"store: {count:,} spans, {size / count:.0f} bytes/span on disk")
-    ids = [r[0] for r in store._con.execute(
-        f"SELECT trace_id FROM traces USING SAMPLE {args.repeat} ROWS").fetchall()]
+    sample = [r[0] for r in store._con.execute(
+        f"SELECT trace_id FROM traces USING SAMPLE {2 * args.repeat} ROWS").fetchall()]
+    ids, http_ids = sample[:args.repeat], sample[args.repeat:]
     # Plain EXPLAIN shows a sequential scan even when the index is used: the choice is made at run time.
     plan = store._con.execute(f"EXPLAIN ANALYZE SELECT * FROM spans WHERE trace_id = '{ids[0]}'").fetchall()[0][1]
     print(f"trace lookup plan uses the index: {'Index Scan' in plan}")
@@ -129,6 +132,11 @@ def main() -> None:
     # The API on the same store: a server process, as users run it.
     server = ServerProcess(data, keep=True)
     client = httpx.Client(base_url=server.url(""), timeout=120)
+    # Other random traces, so the server's first lookups are first touches of its own buffers.
+    for label in ("first lookup", "looked up again"):
+        it = iter(http_ids)
+        t = timed(lambda it=it: client.get(f"/api/v1/traces/{next(it)}").raise_for_status(), len(http_ids))
+        print(f"GET /api/v1/traces/{{id}} (HTTP), {label}: p50 {median(t):.2f} ms, p95 {pct(t, 0.95):.2f} ms")
     for what in ("trajectory", "latency"):
         for layout in ("objects", "table"):
             url = f"/api/v1/traces/{big_id}/{what}?layout={layout}"

@@ -37,6 +37,16 @@ _FACT_COLS = ", ".join(FACT_COLUMNS)
 _HEX = frozenset("0123456789abcdef")
 
 
+_SPAN_ORDER = ("start_time_unix_nano", "end_time_unix_nano", "span_id")
+
+
+def _in_span_order(table: pa.Table, drop: tuple[str, ...] = ()) -> pa.Table:
+    """A trace's spans by start, end, span id. Sorted in Arrow rather than by ``ORDER BY``: DuckDB's sort
+    materialises every column again (1.5 ms of an 8 ms lookup, 10 ms of a 10k-span trace's fetch)."""
+    table = table.sort_by([(key, "ascending") for key in _SPAN_ORDER])
+    return table.drop_columns(list(drop)) if drop else table
+
+
 def _is_hex_id(value: str) -> bool:
     return len(value) in (16, 32) and set(value) <= _HEX
 
@@ -228,13 +238,14 @@ class DuckDBStore:
         unknown = set(columns or ()) - set(SPAN_COLUMN_NAMES)
         if unknown:
             raise ValueError(f"no such span column(s): {sorted(unknown)}")
-        cols = _SPAN_COLS if columns is None else ", ".join(columns)
+        # The span order's keys are fetched even when the caller did not ask for them, and dropped after.
+        extra = () if columns is None else tuple(k for k in _SPAN_ORDER if k not in columns)
+        cols = _SPAN_COLS if columns is None else ", ".join(columns + extra)
         where = f"trace_id = '{trace_id}'"
         params: list[object] = []
         if project is not None:
             where += " AND project = ?"
             params.append(project)
-        order = " ORDER BY start_time_unix_nano, end_time_unix_nano, span_id"
         with self.cursor() as cur:
             # Beyond what the index serves, DuckDB scans trace_id over the whole table (55 ms at 10M spans).
             # Spans are stored roughly in time order, so bounding the scan by the trace's time window (from
@@ -244,11 +255,12 @@ class DuckDBStore:
             if window is not None and window.span_count > INDEX_SCAN_MAX_ROWS:
                 table = cur.execute(
                     f"SELECT {cols} FROM spans WHERE {where} AND start_time_unix_nano BETWEEN "
-                    f"{int(window.start_time_unix_nano)} AND {int(window.end_time_unix_nano)}{order}",
+                    f"{int(window.start_time_unix_nano)} AND {int(window.end_time_unix_nano)}",
                     params).to_arrow_table()
                 if table.num_rows == window.span_count:
-                    return table
-            return cur.execute(f"SELECT {cols} FROM spans WHERE {where}{order}", params).to_arrow_table()
+                    return _in_span_order(table, extra)
+            table = cur.execute(f"SELECT {cols} FROM spans WHERE {where}", params).to_arrow_table()
+            return _in_span_order(table, extra)
 
     def trace_version(self, trace_id: str, project: str | None = None) -> TraceVersion | None:
         """The trace's summary version and extent — ``updated_at`` changes whenever a write touches the

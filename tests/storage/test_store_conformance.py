@@ -47,6 +47,22 @@ def test_store_get_trace_orders_by_start_and_filters_project(store):
     assert store.get_trace("0" * 31 + "1").num_rows == 0
 
 
+def test_store_get_trace_breaks_ties_by_end_then_span_id_also_for_a_column_subset(store):
+    tid = os.urandom(16)
+    # Same start for all; two share the end too, so the span id decides between them.
+    spans = [make_span(f"s{i}", trace_id=tid, start=500, end=end) for i, end in enumerate((900, 700, 700, 600))]
+    random.Random(2).shuffle(spans)
+    store.write(table_of(spans))
+    rows = store.get_trace(tid.hex()).select(["end_time_unix_nano", "span_id"]).to_pylist()
+    expected = sorted(rows, key=lambda r: (r["end_time_unix_nano"], r["span_id"]))
+    assert rows == expected and len(rows) == 4
+    # The order's keys are read but not returned when the caller asks for other columns.
+    subset = store.get_trace(tid.hex(), columns=("name",))
+    assert subset.column_names == ["name"]
+    by_name = {s.name: s.span_id.hex() for s in spans}
+    assert [by_name[n] for n in subset.column("name").to_pylist()] == [r["span_id"] for r in expected]
+
+
 def test_store_late_and_split_spans_give_the_same_summary(store, tmp_path):
     _, spans = _agent_trace(n_children=5)
     whole = DuckDBStore(":memory:")
