@@ -44,8 +44,9 @@ from trajscope.collector.span_parts import (
     scope_part,
     span_problem,
 )
+from trajscope.storage.batch_summary import summarise_table
 from trajscope.storage.schema import SPAN_SCHEMA
-from trajscope.storage.trace_summary import summarise_facts, summarise_span_columns
+from trajscope.storage.trace_summary import summarise_facts
 
 log = logging.getLogger(__name__)
 
@@ -286,14 +287,7 @@ def _decode(request: Any, default_project: str, summaries: bool) -> DecodedBatch
     table_out = pa.Table.from_arrays([_column(columns[field.name], field.type) for field in SPAN_SCHEMA],
                                      schema=SPAN_SCHEMA)
 
-    summary = None
-    if summaries:
-        facts: dict[str, list[Any]] = dict(norm)
-        for name in ("project", "trace_id", "span_id", "parent_span_id", "service_name", "status_code"):
-            facts[name] = columns[name].to_pylist()
-        facts.update(name=name_list, start_time_unix_nano=starts.tolist(), end_time_unix_nano=ends.tolist(),
-                     cost_usd=cost_usd, guardrail_hits=hits)
-        summary = summarise_span_columns(facts, ingested_at)
+    summary = summarise_table(table_out, ingested_at) if summaries else None
     return DecodedBatch(table_out, rejected, message, summary)
 
 

@@ -118,7 +118,11 @@ class DuckDBStore:
             known = set(facts)
             fresh = self._only_new(spans, facts)
             if fresh.num_rows:
-                con.register("incoming_spans", fresh)
+                # One record batch, so one thread inserts it: DuckDB spreads a many-batch Arrow table over its
+                # threads, each writing partial row groups that the next checkpoint merges and rewrites. A
+                # 122,880-row load cost ~20 µs/span of CPU plus ~10 at the checkpoint that way, ~7 in all as
+                # one batch (bench/README.md).
+                con.register("incoming_spans", fresh.combine_chunks())
                 con.execute(f"INSERT INTO spans ({_SPAN_COLS}) SELECT {_SPAN_COLS} FROM incoming_spans")
                 con.unregister("incoming_spans")
                 ready = self._ready_summaries(summaries, known)
@@ -221,7 +225,7 @@ class DuckDBStore:
     @staticmethod
     def _insert_summaries(con: duckdb.DuckDBPyConnection, table: pa.Table, *, replace: bool) -> None:
         # A plain INSERT for traces first seen in this commit: OR REPLACE costs ~5× more per row.
-        con.register("incoming_traces", table)
+        con.register("incoming_traces", table.combine_chunks())
         verb = "INSERT OR REPLACE" if replace else "INSERT"
         con.execute(f"{verb} INTO traces ({_TRACE_COLS}) SELECT {_TRACE_COLS} FROM incoming_traces")
         con.unregister("incoming_traces")
