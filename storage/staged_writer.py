@@ -5,8 +5,9 @@ Two threads, so an acknowledgement never waits on DuckDB:
 * the **ack thread** takes every submission that queued while its previous fsync ran, appends them to the
   ``StagingLog`` with one fsync (group commit), and resolves their futures — the export is acknowledged;
 * the **load thread** collects acknowledged batches and writes them to the store (``SpanStore.write``:
-  dedup, insert, trace summaries, one transaction) once ``load_rows`` have gathered, when input pauses
-  for ``linger_s``, or at once when a reader calls ``sync``. Loaded segments of the log are deleted.
+  dedup, insert, trace summaries, one transaction) once ``load_rows`` have gathered — whole row groups,
+  the rest waiting for the next load —, when input pauses for ``linger_s``, or at once when a reader calls
+  ``sync`` (then everything). Loaded segments of the log are deleted.
 
 Readers call ``sync()`` first, so a query sees every span acknowledged before it began. After a crash the
 log is replayed into the store on start (writes are idempotent, so a batch loaded just before the crash
@@ -30,14 +31,17 @@ from typing import Protocol
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from trajscope.storage.schema import SPAN_SCHEMA
+from trajscope.storage.schema import ROW_GROUP_ROWS, SPAN_SCHEMA
 from trajscope.storage.staging_log import StagingLog
 
 log = logging.getLogger(__name__)
 
-# DuckDB writes an insert of at least one row group (122,880 rows) directly to the database file.
-LOAD_ROWS = 122_880
-MAX_LOAD_ROWS = 4 * LOAD_ROWS
+# DuckDB writes an insert of whole row groups directly to the database file (duckdb_store.ROW_GROUP_ROWS):
+# a load under way is cut to whole row groups and the rest of the export waits for the next one. A load
+# that is not whole row groups costs ~3× the CPU (the WAL) and leaves a partial row group that the next
+# checkpoint merges by rewriting its neighbours.
+LOAD_ROWS = 2 * ROW_GROUP_ROWS
+MAX_LOAD_ROWS = 16 * ROW_GROUP_ROWS
 # Past this many rows loaded since the last checkpoint, checkpoint even under load. A checkpoint rewrites
 # what was appended since the previous one (~5–8 µs per span), so it waits for idle time when it can.
 CHECKPOINT_ROWS = 1_000_000
@@ -77,6 +81,13 @@ class _Batch:
     summaries: pa.Table | None
     future: Future[int] = field(default_factory=Future)
     segment: int = -1  # the staging-log segment holding it, once acknowledged
+    # A load cut inside this export: the spans themselves (``payload`` unused), and whether loading them
+    # completes the export (its tail) or not (its head).
+    table: pa.Table | None = None
+    completes: bool = True
+
+    def spans(self) -> pa.Table:
+        return self.table if self.table is not None else read_ipc(self.payload)
 
 
 def ipc_bytes(table: pa.Table) -> bytes:
@@ -120,10 +131,11 @@ def whole_trace_summaries(taken: list[_Batch], tables: list[pa.Table]) -> pa.Tab
 
 class StagedWriter:
     def __init__(self, store: _Store, directory: str | Path, *, load_rows: int = LOAD_ROWS,
-                 linger_s: float = 0.05, idle_after_s: float = 1.0, checkpoint_rows: int = CHECKPOINT_ROWS,
-                 progress: Callable[[str], None] | None = None) -> None:
+                 row_group_rows: int = ROW_GROUP_ROWS, linger_s: float = 0.05, idle_after_s: float = 1.0,
+                 checkpoint_rows: int = CHECKPOINT_ROWS, progress: Callable[[str], None] | None = None) -> None:
         self._store = store
         self._load_rows = load_rows
+        self._row_group_rows = row_group_rows
         self._linger_s = linger_s
         self._idle_after_s = idle_after_s
         self._checkpoint_rows = checkpoint_rows
@@ -244,12 +256,15 @@ class StagedWriter:
             self._staged_rows >= self._load_rows or self._sync_waiters > 0 or self._ack_done
             or now - self._last_arrival >= self._linger_s)
 
-    def _take(self) -> list[_Batch] | None:
-        """Wait for a batch worth loading; None once closed and drained. Runs idle housekeeping."""
+    def _take(self) -> tuple[list[_Batch], bool] | None:
+        """Wait for a batch worth loading; None once closed and drained. Runs idle housekeeping. The flag
+        says whether everything taken must load now (a reader waits, input paused, closing) or the load
+        may stop at a row-group boundary."""
         with self._cond:
             while True:
                 now = time.monotonic()
                 if self._due(now):
+                    drain = self._staged_rows < self._load_rows or self._sync_waiters > 0 or self._ack_done
                     taken: list[_Batch] = []
                     rows = 0
                     while self._staged and rows < MAX_LOAD_ROWS:
@@ -257,7 +272,7 @@ class StagedWriter:
                         taken.append(item)
                         rows += item.rows
                     self._staged_rows -= rows
-                    return taken
+                    return taken, drain
                 if self._ack_done and not self._staged:
                     return None
                 if self._staged:
@@ -266,19 +281,44 @@ class StagedWriter:
                 if not self._cond.wait(self._idle_after_s):
                     break
         self._idle()
-        return []
+        return [], True
 
     def _load_loop(self) -> None:
-        while (taken := self._take()) is not None:
+        while (took := self._take()) is not None:
+            taken, drain = took
             if taken:
-                self._load(taken)
+                self._load(*self._whole_row_groups(taken, drain))
 
-    def _load(self, taken: list[_Batch]) -> None:
-        rows = sum(item.rows for item in taken)
+    def _whole_row_groups(self, taken: list[_Batch], drain: bool) -> tuple[list[_Batch], list[pa.Table]]:
+        """What to load now: everything when draining, else whole row groups, the rest of the export that
+        straddles the cut (and any after it) going back to the front of the queue."""
+        tables = [item.spans() for item in taken]
+        rows = sum(t.num_rows for t in tables)
+        keep = 0 if drain else rows % self._row_group_rows
+        if keep == 0 or keep == rows:
+            return taken, tables
+        cut, loaded = rows - keep, 0
+        i = 0
+        while loaded + tables[i].num_rows <= cut:
+            loaded += tables[i].num_rows
+            i += 1
+        item, inside = taken[i], cut - loaded
+        # Both parts lose the worker's summaries: neither holds all of its traces' spans from that export.
+        head = _Batch(b"", inside, None, item.future, item.segment, tables[i].slice(0, inside), completes=False)
+        tail = _Batch(b"", item.rows - inside, None, item.future, item.segment, tables[i].slice(inside),
+                      completes=item.completes)
+        rest = [tail, *taken[i + 1:]]
+        with self._cond:
+            self._staged.extendleft(reversed(rest))
+            self._staged_rows += keep
+        load = taken[:i] + ([head] if inside else [])
+        return load, tables[:i] + ([head.table] if inside else [])
+
+    def _load(self, taken: list[_Batch], tables: list[pa.Table]) -> None:
+        rows = sum(t.num_rows for t in tables)
         started = time.perf_counter()
         while True:
             try:
-                tables = [read_ipc(item.payload) for item in taken]
                 written = self._store.write(pa.concat_tables(tables), whole_trace_summaries(taken, tables))
                 break
             except Exception:
@@ -294,10 +334,11 @@ class StagedWriter:
         self.stats.last_load_rows = rows
         self.stats.load_seconds += time.perf_counter() - started
         with self._cond:
-            self._loaded += len(taken)
+            self._loaded += sum(item.completes for item in taken)
             self._cond.notify_all()
         self._release(rows)
-        # Every record of the segments before the last loaded one is now in the store.
+        # Every record of the segments before the last loaded one is now in the store (what waits, the
+        # rest of a cut export included, is in that segment or later ones).
         self._log.discard_before(taken[-1].segment)
         self._rows_since_checkpoint += written
         if self._rows_since_checkpoint >= self._checkpoint_rows:

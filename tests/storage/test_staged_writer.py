@@ -1,3 +1,4 @@
+import shutil
 import threading
 
 import pyarrow as pa
@@ -147,3 +148,58 @@ def test_batches_staged_by_an_older_schema_load_with_new_columns_null():
     assert upgraded.schema.equals(SPAN_SCHEMA)
     assert upgraded.column("cost_usd").to_pylist() == [None]
     assert upgraded.column("span_id").to_pylist() == table.column("span_id").to_pylist()
+
+
+
+def _wait_for(condition, timeout: float = 5.0) -> None:
+    pause = threading.Event()
+    for _ in range(int(timeout / 0.01)):
+        if condition():
+            return
+        pause.wait(0.01)
+    raise AssertionError("condition not reached")
+
+
+def test_loads_under_way_stop_at_a_row_group_and_the_cut_export_stays_in_the_log(tmp_path):
+    store = FakeStore()
+    writer = StagedWriter(store, tmp_path, load_rows=1000, row_group_rows=8, linger_s=30)
+    writer._log._segment_bytes = 1  # one segment per export, so a segment can be deleted too early
+    batches = [_batch(5) for _ in range(3)]
+    assert [writer.submit(*b).result(5) for b in batches] == [5] * 3
+    assert store.loads == []
+    with writer._cond:  # from here on 15 staged spans are worth a load
+        writer._load_rows = 8
+        writer._cond.notify_all()
+    _wait_for(lambda: store.loads)
+    # One whole row group: the second export was cut after 3 spans; its other 2 and the third export wait.
+    assert store.loads == [8]
+    assert writer.pending_rows == 7
+    # A crash now would replay the cut export whole: its log segment is still there.
+    crashed = tmp_path.parent / f"{tmp_path.name}-crashed"
+    shutil.copytree(tmp_path, crashed)
+    replayed = FakeStore()
+    StagedWriter(replayed, crashed, progress=lambda msg: None).close()
+    for payload, _ in batches[1:]:
+        assert set(pa.ipc.open_stream(payload).read_all().column("span_id").to_pylist()) <= replayed.span_ids
+    assert writer.sync(timeout=5)
+    assert store.loads == [8, 7]
+    assert len(store.span_ids) == 15 and writer.pending_rows == 0
+    writer.close()
+
+
+def test_a_draining_load_takes_everything_and_a_busy_one_only_whole_row_groups(tmp_path):
+    writer = StagedWriter(FakeStore(), tmp_path, load_rows=10**6, row_group_rows=4, linger_s=30)
+    items = []
+    for rows in (3, 3, 3):
+        payload, n = _batch(rows)
+        items.append(staged_writer._Batch(payload, n, None))
+    load, tables = writer._whole_row_groups(items, drain=True)
+    assert [t.num_rows for t in tables] == [3, 3, 3] and load == items
+    load, tables = writer._whole_row_groups(items, drain=False)
+    assert [t.num_rows for t in tables] == [3, 3, 2]  # 9 spans: two row groups of 4 load now
+    assert [(b.rows, b.completes) for b in load] == [(3, True), (3, True), (2, False)]
+    assert [(b.rows, b.completes) for b in writer._staged] == [(1, True)]
+    assert writer._staged_rows == 1
+    writer._staged.clear()
+    writer._staged_rows = 0
+    writer.close()
