@@ -10,7 +10,6 @@ import contextlib
 import logging
 import threading
 import time
-from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,11 +17,12 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from trajscope.storage.batch_summary import summarise_table
 from trajscope.storage.interface import TraceFilter, TraceVersion
 from trajscope.storage.migrations import migrate
 from trajscope.storage.schema import ROW_GROUP_ROWS, SPAN_COLUMN_NAMES, SPAN_SCHEMA, TRACE_COLUMN_NAMES
 from trajscope.storage.sql import Where
-from trajscope.storage.trace_summary import FACT_COLUMNS, SpanFacts, summarise_trace, summary_table
+from trajscope.storage.trace_summary import FACT_COLUMNS
 from trajscope.storage.views import install_views
 
 log = logging.getLogger(__name__)
@@ -34,6 +34,7 @@ STORAGE_VERSION = "v1.5.0"
 _SPAN_COLS = ", ".join(SPAN_COLUMN_NAMES)
 _TRACE_COLS = ", ".join(TRACE_COLUMN_NAMES)
 _FACT_COLS = ", ".join(FACT_COLUMNS)
+_FACTS_SCHEMA = pa.schema([SPAN_SCHEMA.field(c) for c in FACT_COLUMNS])
 _HEX = frozenset("0123456789abcdef")
 
 
@@ -129,9 +130,8 @@ class DuckDBStore:
             return 0
         with self._transaction() as con:
             trace_ids = pc.unique(spans.column("trace_id"))
-            facts = self._stored_facts(con, sorted(trace_ids.to_pylist()))
-            known = set(facts)
-            fresh = self._only_new(spans, facts)
+            stored = self._stored_facts(con, sorted(trace_ids.to_pylist()))
+            fresh = self._only_new(spans, stored)
             if fresh.num_rows:
                 # One record batch, so one thread inserts it: DuckDB spreads a many-batch Arrow table over its
                 # threads, each writing partial row groups that the next checkpoint merges and rewrites. A
@@ -140,24 +140,24 @@ class DuckDBStore:
                 con.register("incoming_spans", fresh.combine_chunks())
                 con.execute(f"INSERT INTO spans ({_SPAN_COLS}) SELECT {_SPAN_COLS} FROM incoming_spans")
                 con.unregister("incoming_spans")
+                known = pc.unique(stored.column("trace_id"))
                 ready = self._ready_summaries(summaries, known)
                 if ready is not None:
                     self._insert_summaries(con, ready, replace=False)
                 rest = self._to_summarise(fresh, ready)
-                for row in zip(*(rest.column(name).to_pylist() for name in FACT_COLUMNS), strict=True):
-                    facts[row[1]].append(SpanFacts(*row))
-                touched = set(pc.unique(rest.column("trace_id")).to_pylist())
-                self._write_summaries(con, [facts[t] for t in touched - known], replace=False)
-                self._write_summaries(con, [facts[t] for t in touched & known], replace=True)
+                if rest.num_rows:
+                    # Each touched trace from all its spans: those stored before and these.
+                    touched = pc.unique(rest.column("trace_id"))
+                    before = stored.filter(pc.is_in(stored.column("trace_id"), value_set=touched))
+                    self._write_summaries(con, pa.concat_tables([before, rest.select(list(FACT_COLUMNS))]), known)
         return fresh.num_rows
 
     @staticmethod
-    def _ready_summaries(summaries: pa.Table | None, known: set[str]) -> pa.Table | None:
+    def _ready_summaries(summaries: pa.Table | None, known: pa.Array) -> pa.Table | None:
         if summaries is None or summaries.num_rows == 0:
             return None
-        if known:
-            summaries = summaries.filter(pc.invert(pc.is_in(summaries.column("trace_id"),
-                                                            value_set=pa.array(sorted(known)))))
+        if len(known):
+            summaries = summaries.filter(pc.invert(pc.is_in(summaries.column("trace_id"), value_set=known)))
         return summaries if summaries.num_rows else None
 
     @staticmethod
@@ -173,8 +173,8 @@ class DuckDBStore:
             self._refresh(con, trace_ids)
 
     def _refresh(self, con: duckdb.DuckDBPyConnection, trace_ids: list[str]) -> None:
-        facts = self._stored_facts(con, trace_ids)
-        self._write_summaries(con, list(facts.values()), replace=True)
+        stored = self._stored_facts(con, trace_ids)
+        self._write_summaries(con, stored, pc.unique(stored.column("trace_id")))
 
     def update_costs(self, updates: pa.Table) -> int:
         """Set ``cost_usd`` and ``cost_source`` of the spans in ``updates`` (trace_id, span_id, cost_usd,
@@ -202,40 +202,45 @@ class DuckDBStore:
             log.warning("  %d / %d trace summaries recomputed", min(i + chunk, len(stale)), len(stale))
 
     @staticmethod
-    def _only_new(spans: pa.Table, facts: dict[str, list[SpanFacts]]) -> pa.Table:
+    def _only_new(spans: pa.Table, stored: pa.Table) -> pa.Table:
         """Drop spans already stored, and repeats within the batch: writes are idempotent.
 
         Only the writer thread inserts, so what ``_stored_facts`` read is still true at insert time; that
         is why no unique index is needed (one ART index fewer on the hot path)."""
-        if not facts:
+        if stored.num_rows == 0:
             keys = pc.binary_join_element_wise(spans.column("trace_id"), spans.column("span_id"), "")
             if pc.count_distinct(keys).as_py() == spans.num_rows:
                 return spans  # the usual case, decided without a Python object per span
-        seen = {(f.trace_id, f.span_id) for trace in facts.values() for f in trace}
+        seen = set(zip(stored.column("trace_id").to_pylist(), stored.column("span_id").to_pylist(), strict=True))
         keep = []
         for key in zip(spans.column("trace_id").to_pylist(), spans.column("span_id").to_pylist(), strict=True):
             keep.append(key not in seen)
             seen.add(key)
         return spans if all(keep) else spans.filter(pa.array(keep))
 
-    def _stored_facts(self, con: duckdb.DuckDBPyConnection, trace_ids: list[str]) -> dict[str, list[SpanFacts]]:
+    def _stored_facts(self, con: duckdb.DuckDBPyConnection, trace_ids: list[str]) -> pa.Table:
+        """The summary's columns (``FACT_COLUMNS``) of every stored span of these traces."""
         # Ids come from hex() of validated bytes, so they are safe to inline; literals (not parameters)
         # are what lets DuckDB turn the IN list into index lookups.
         assert all(_is_hex_id(t) for t in trace_ids)
-        facts: dict[str, list[SpanFacts]] = defaultdict(list)
+        parts = [_FACTS_SCHEMA.empty_table()]
         for chunk_start in range(0, len(trace_ids), 2000):
             in_list = ", ".join(f"'{t}'" for t in trace_ids[chunk_start:chunk_start + 2000])
-            for row in con.execute(f"SELECT {_FACT_COLS} FROM spans WHERE trace_id IN ({in_list})").fetchall():
-                facts[row[1]].append(SpanFacts(*row))
-        return facts
+            parts.append(con.execute(f"SELECT {_FACT_COLS} FROM spans WHERE trace_id IN ({in_list})")
+                         .to_arrow_table().cast(_FACTS_SCHEMA))
+        return pa.concat_tables(parts)
 
     @classmethod
-    def _write_summaries(cls, con: duckdb.DuckDBPyConnection, traces: list[list[SpanFacts]], *,
-                         replace: bool) -> None:
-        if traces:
-            now = time.time_ns()
-            cls._insert_summaries(con, summary_table([summarise_trace(spans, now) for spans in traces]),
-                                  replace=replace)
+    def _write_summaries(cls, con: duckdb.DuckDBPyConnection, spans: pa.Table, known: pa.Array) -> None:
+        """Summaries of the traces whose every stored span is in ``spans``: new rows for traces first seen
+        now, replaced rows for ``known`` ones."""
+        if spans.num_rows == 0:
+            return
+        table = summarise_table(spans, time.time_ns())
+        seen = pc.is_in(table.column("trace_id"), value_set=known)
+        for rows, replace in ((table.filter(pc.invert(seen)), False), (table.filter(seen), True)):
+            if rows.num_rows:
+                cls._insert_summaries(con, rows, replace=replace)
 
     @staticmethod
     def _insert_summaries(con: duckdb.DuckDBPyConnection, table: pa.Table, *, replace: bool) -> None:

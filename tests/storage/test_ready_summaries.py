@@ -5,6 +5,7 @@ import random
 
 import pyarrow as pa
 
+from tests.summaries import canonical_summaries
 from trajscope.collector.otlp_decode import decode_request
 from trajscope.storage.duckdb_store import DuckDBStore
 from trajscope.storage.interface import TraceFilter
@@ -23,10 +24,7 @@ def _requests(spans_per_request: int, piece: int | None = None) -> list[bytes]:
 
 
 def _traces(store: DuckDBStore) -> list[dict]:
-    rows = store.list_traces(TraceFilter(limit=1000)).to_pylist()
-    for row in rows:
-        del row["updated_at_unix_nano"]
-    return sorted(rows, key=lambda r: r["trace_id"])
+    return canonical_summaries(store.list_traces(TraceFilter(limit=1000)))
 
 
 def _load(store: DuckDBStore, payloads: list[bytes], with_summaries: bool, loads: int) -> None:
