@@ -17,6 +17,7 @@ from typing import Literal
 import pyarrow as pa
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from trajscope.collector.decode_batches import DecodeBatcher
 from trajscope.collector.decode_pool import warm_up
 from trajscope.collector.otlp_decode import DecodedBatch, InvalidRequest, decode_request
 from trajscope.collector.otlp_json import decode_json_request
@@ -56,6 +57,7 @@ class IngestStats:
     invalid_requests: int = 0
     overloaded: int = 0
     failed: int = 0
+    groups: int = 0  # decode jobs that took several queued exports at once
     by_encoding: dict[str, int] = field(default_factory=dict)
 
 
@@ -92,9 +94,13 @@ _WARM_UP_REQUEST = _warm_up_request()
 
 
 class IngestPipeline:
-    def __init__(self, writer: StagedWriter, decoder: Executor, *, max_pending_spans: int = 500_000):
+    def __init__(self, writer: StagedWriter, decoder: Executor, *, max_pending_spans: int = 500_000,
+                 decode_slots: int = 1):
+        """``decode_slots``: decode jobs in flight at once (one per decode worker); protobuf exports that
+        arrive while all are busy are decoded together (``decode_batches``)."""
         self._writer = writer
         self._decoder = decoder
+        self._batcher = DecodeBatcher(decoder, _decode, decode_slots)
         self._max_pending = max_pending_spans
         self.stats = IngestStats()
 
@@ -111,24 +117,41 @@ class IngestPipeline:
         if pending >= self._max_pending:
             stats.overloaded += 1
             raise Overloaded(pending, self._max_pending)
-        loop = asyncio.get_running_loop()
         try:
-            batch = await loop.run_in_executor(self._decoder, _decode, body, encoding, project)
+            if encoding == "protobuf":
+                got = await self._batcher.decode_protobuf(body, project)
+            else:
+                got = await self._batcher.decode_one(body, encoding, project)
         except InvalidRequest:
             stats.invalid_requests += 1
             raise
-        stats.spans_rejected += batch.rejected
-        if batch.rejected:
-            log.warning("partial success: %s", batch.error_message)
-        if batch.accepted:
+        group = None
+        if isinstance(got, tuple):  # decoded with other exports: their spans are staged once, together
+            batch, accepted, group = got
+            stats.groups = self._batcher.groups
+        else:
+            batch, accepted = got, got.accepted
+            stats.spans_rejected += batch.rejected
+            if batch.rejected:
+                log.warning("partial success: %s", batch.error_message)
+        if accepted:
             try:
-                summaries = pa.ipc.open_stream(batch.summaries).read_all() if batch.summaries else None
-                await asyncio.wrap_future(self._writer.submit(batch.payload, batch.accepted, summaries))
+                if group is None:
+                    await self._stage(batch)
+                else:
+                    if group.staged is None:
+                        group.staged = self._stage(batch)
+                    # shielded: one export giving up (its client went away) must not cancel the others'
+                    await asyncio.shield(group.staged)
             except WriterClosed as exc:
                 stats.failed += 1
                 raise Unavailable(str(exc)) from exc
             except Exception as exc:
                 stats.failed += 1
                 raise Unavailable(f"storage failed to commit the spans: {exc}") from exc
-            stats.spans_accepted += batch.accepted
-        return ExportOutcome(batch.accepted, batch.rejected, batch.error_message)
+            stats.spans_accepted += accepted
+        return ExportOutcome(accepted, batch.rejected, batch.error_message)
+
+    def _stage(self, batch: _Decoded) -> asyncio.Future:
+        summaries = pa.ipc.open_stream(batch.summaries).read_all() if batch.summaries else None
+        return asyncio.wrap_future(self._writer.submit(batch.payload, batch.accepted, summaries))

@@ -108,7 +108,8 @@ async def serve(settings: ServerSettings) -> None:
     store = open_store(settings)
     writer = open_writer(settings, store)
     decoder = make_decoder(settings.decode_workers, costing.extra_file(), settings.decoder)
-    pipeline = IngestPipeline(writer, decoder, max_pending_spans=settings.max_pending_spans)
+    pipeline = IngestPipeline(writer, decoder, max_pending_spans=settings.max_pending_spans,
+                              decode_slots=max(1, settings.decode_workers))
 
     def ingest_stats() -> dict:
         return {**asdict(pipeline.stats), "pending_spans": writer.pending_rows, **asdict(writer.stats)}

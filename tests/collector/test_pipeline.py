@@ -74,3 +74,55 @@ def test_pipeline_hands_the_workers_trace_summaries_to_the_writer(tmp_path, monk
     assert summaries.to_pylist()[0]["trace_id"] == root.trace_id.hex()
     assert summaries.to_pylist()[0]["span_count"] == 2
     writer.close()
+
+
+def _concurrently(pipeline, bodies, project="p"):
+    async def all_of():
+        return await asyncio.gather(*(pipeline.export(b, "protobuf", project) for b in bodies),
+                                    return_exceptions=True)
+    return _run(all_of())
+
+
+def test_exports_queued_behind_a_busy_worker_are_decoded_and_staged_together(tmp_path, monkeypatch):
+    store = FakeStore()
+    writer = StagedWriter(store, tmp_path, linger_s=0.01)
+    staged = []
+    real_submit = writer.submit
+    monkeypatch.setattr(writer, "submit", lambda payload, accepted, summaries=None: (
+        staged.append(accepted), real_submit(payload, accepted, summaries))[1])
+    pipeline = IngestPipeline(writer, ThreadPoolExecutor(1), decode_slots=1)
+    requests = [[make_span(f"r{i}-{j}") for j in range(i + 1)] for i in range(5)]
+    outcomes = _concurrently(pipeline, [make_request(spans).SerializeToString() for spans in requests])
+    # The first export took the only slot; the four that queued behind it were one job and one staged batch.
+    assert [o.accepted for o in outcomes] == [1, 2, 3, 4, 5]
+    assert staged == [1, 2 + 3 + 4 + 5]
+    assert pipeline.stats.groups == 1 and pipeline.stats.spans_accepted == 15
+    assert writer.sync(timeout=5)
+    assert store.span_ids == {s.span_id.hex() for spans in requests for s in spans}
+    writer.close()
+
+
+@pytest.mark.parametrize("bad", ["truncated", "rejected span"])
+def test_a_bad_export_in_a_group_is_answered_alone_and_the_others_are_stored(tmp_path, bad):
+    store = FakeStore()
+    writer = StagedWriter(store, tmp_path, linger_s=0.01)
+    pipeline = IngestPipeline(writer, ThreadPoolExecutor(1), decode_slots=1)
+    good = [make_span(f"g{i}") for i in range(3)]
+    if bad == "truncated":
+        # Malformed on its own, and glued to the next body it would swallow that body's bytes.
+        odd = make_request([make_span("cut")]).SerializeToString()[:-7]
+    else:
+        odd = make_request([make_span("ok"), make_span("bad id", span_id=bytes(8))]).SerializeToString()
+    bodies = [make_request([good[0]]).SerializeToString(), make_request([good[1]]).SerializeToString(), odd,
+              make_request([good[2]]).SerializeToString()]
+    first, second, answer, third = _concurrently(pipeline, bodies)
+    if bad == "truncated":
+        assert isinstance(answer, InvalidRequest)
+    else:
+        assert (answer.accepted, answer.rejected) == (1, 1) and "span_id" in answer.error_message
+    assert [o.accepted for o in (first, second, third)] == [1, 1, 1]
+    assert pipeline.stats.groups == 0  # the group fell back to one job per export
+    assert writer.sync(timeout=5)
+    assert {s.span_id.hex() for s in good} <= store.span_ids
+    assert len(store.span_ids) == (3 if bad == "truncated" else 4)
+    writer.close()
