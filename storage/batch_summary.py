@@ -47,7 +47,7 @@ def summarise_table(spans: pa.Table, updated_at: int) -> pa.Table:
     n = spans.num_rows
     if n == 0:
         return summary_table([])
-    spans = spans.combine_chunks()
+    spans = spans.select(list(FACT_COLUMNS)).combine_chunks()
     trace_col = spans.column("trace_id").chunk(0)
     encoded = pc.dictionary_encode(trace_col)
     tcode = np.asarray(encoded.indices, np.int64)
