@@ -102,14 +102,18 @@ class DecodeBatcher:
                 item = self._waiting.popleft()
                 group.append(item)
                 size += len(item.body)
-            self._in_flight += 1
-            loop = asyncio.get_running_loop()
-            if len(group) == 1:
-                job = loop.run_in_executor(self._executor, self._decode, first.body, "protobuf", first.project)
-            else:
-                job = loop.run_in_executor(self._executor, decode_group, self._decode,
-                                           [item.body for item in group], first.project)
-            job.add_done_callback(lambda done, group=group: self._finished(done, group))
+            self._submit(group)
+
+    def _submit(self, group: list[_Waiting]) -> None:
+        self._in_flight += 1
+        loop = asyncio.get_running_loop()
+        first = group[0]
+        if len(group) == 1:
+            job = loop.run_in_executor(self._executor, self._decode, first.body, "protobuf", first.project)
+        else:
+            job = loop.run_in_executor(self._executor, decode_group, self._decode,
+                                       [item.body for item in group], first.project)
+        job.add_done_callback(lambda done: self._finished(done, group))
 
     def _finished(self, done: asyncio.Future, group: list[_Waiting]) -> None:
         self._in_flight -= 1
@@ -122,31 +126,19 @@ class DecodeBatcher:
         elif error is None and done.result() is not None:
             self.groups += 1
             result: GroupDecoded = done.result()
-            shared = _SharedGroup(result.decoded, len(group))
+            shared = SharedStaging()
             for item, count in zip(group, result.span_counts, strict=True):
                 _settle(item.future, (result.decoded, count, shared), None)
-        else:  # decode each export of the group alone, ahead of anything that queued since
-            for item in reversed(group):
-                self._waiting.appendleft(item)
-            self._dispatch_alone(len(group))
+        else:  # each export of the group alone, at once (their errors are owed now, not after the queue)
+            for item in group:
+                self._submit([item])
         self._dispatch()
 
-    def _dispatch_alone(self, count: int) -> None:
-        loop = asyncio.get_running_loop()
-        for _ in range(count):
-            item = self._waiting.popleft()
-            self._in_flight += 1
-            job = loop.run_in_executor(self._executor, self._decode, item.body, "protobuf", item.project)
-            job.add_done_callback(lambda done, item=item: self._finished(done, [item]))
 
+class SharedStaging:
+    """The staging of a group's spans, shared by its exports: done by whichever gets there first."""
 
-class _SharedGroup:
-    """What the exports of one group share: the staging of its spans, done by whichever gets there first."""
-
-    def __init__(self, decoded: Any, members: int) -> None:
-        self.decoded = decoded
-        self.members = members
-        self.staged: asyncio.Future | None = None
+    staged: asyncio.Future | None = None
 
 
 def _settle(future: asyncio.Future, result: Any, error: BaseException | None) -> None:
