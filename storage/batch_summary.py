@@ -198,8 +198,10 @@ def _regular_summaries(spans: pa.Table, updated_at: int, tcode: np.ndarray, trac
         {"cost_usd": (cost, priced)}, traces, USAGE_BREAKDOWN)
 
     def per_trace(values: np.ndarray) -> np.ndarray:
-        # float64 sums are exact here: counts and token totals stay far below 2**53
-        return np.bincount(tcode, weights=values, minlength=len(bad))[out_traces].astype(np.int64)
+        # Integer sums, exactly: token counts are int64 attributes of any size (bincount would sum in float64).
+        sums = np.zeros(len(bad), np.int64)
+        np.add.at(sums, tcode, values.astype(np.int64, copy=False))
+        return sums[out_traces]
 
     first_start = np.full(len(bad), np.iinfo(np.int64).max, np.int64)
     np.minimum.at(first_start, tcode, start)

@@ -124,6 +124,16 @@ def test_agents_models_and_names_fall_back_as_the_reference_does():
     ])
 
 
+def test_token_sums_are_exact_beyond_float_precision():
+    big = 2**53 + 1  # a float64 sum would round it
+    got = assert_matches([
+        {"trace_id": T1, "span_id": _id(1), "start_time_unix_nano": 0, "end_time_unix_nano": 10},
+        {"trace_id": T1, "span_id": _id(2), "parent_span_id": _id(1), "start_time_unix_nano": 1,
+         "end_time_unix_nano": 5, "category": "llm", "input_tokens": big, "reasoning_tokens": big},
+    ])
+    assert got.column("input_tokens").to_pylist() == [big]
+
+
 _POOL = [None, "", "a", "b"]
 
 
