@@ -80,7 +80,9 @@ class DuckDBStore:
         else:
             # Attached rather than opened, because the row group size is an ATTACH option only. The catalog
             # keeps the name a plain open gives it (the file's stem).
-            self._con = duckdb.connect(":memory:", config=config)
+            # Spilled intermediates go beside the database file, as when DuckDB opens a file itself (an
+            # in-memory default would put them in the working directory).
+            self._con = duckdb.connect(":memory:", config={**config, "temp_directory": f"{self.db_path}.tmp"})
             options = f"STORAGE_VERSION '{STORAGE_VERSION}', ROW_GROUP_SIZE {ROW_GROUP_ROWS}"
             path_sql = self.db_path.replace("'", "''")
             self._catalog = Path(DB_FILE).stem

@@ -115,3 +115,10 @@ def test_store_survives_reopen(tmp_path):
     assert again.get_trace(tid).num_rows == 4
     assert again.schema_version >= 1
     again.close()
+
+
+def test_a_file_store_spills_beside_its_database_file(tmp_path):
+    store = DuckDBStore(tmp_path / "data")
+    temp = store._con.execute("SELECT current_setting('temp_directory')").fetchone()[0]
+    assert temp == str(tmp_path / "data" / "trajscope.duckdb.tmp")
+    store.close()
