@@ -3,6 +3,7 @@ Prints the figures and writes bench/scaling.png.
 
     .venv/bin/python bench/scaling.py                   # clients 1,2,4,8; batches 128..2048; 1M/3M/10M
     .venv/bin/python bench/scaling.py --sizes 1000000   # quicker
+    .venv/bin/python bench/scaling.py --clients --batches   # the query curve only; keeps the ingest curves
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, nargs="*", default=[1, 2, 4, 8])
     parser.add_argument("--batches", type=int, nargs="*", default=[128, 512, 2048])
     parser.add_argument("--sizes", type=int, nargs="*", default=[1_000_000, 3_000_000, 10_000_000],
-                        help="store sizes for the query curve; none (`--sizes` alone) keeps the saved curve")
+                        help="store sizes for the query curve")
     parser.add_argument("--plot-only", action="store_true", help="redraw scaling.png from scaling.json")
     args = parser.parse_args()
     if args.plot_only:
@@ -56,18 +57,17 @@ def main() -> None:
         return
     OUT.mkdir(exist_ok=True)
     print(f"trajscope scaling — {env_note()}; end-to-end spans/s, medians of {args.runs} runs")
-    by_clients = {}
+    # A curve asked for with no values (`--clients`, `--batches`, `--sizes` alone) keeps its saved figures.
+    saved = json.loads((HERE / "scaling.json").read_text()) if (HERE / "scaling.json").exists() else {}
+    by_clients = {} if args.clients else {int(k): v for k, v in saved.get("clients", {}).items()}
     for clients in args.clients:
         by_clients[clients] = median([ingest_rate(clients, 512, args.spans) for _ in range(args.runs)])
         print(f"  {clients} clients, 512-span batches: {by_clients[clients]:,.0f} spans/s", flush=True)
-    by_batch = {}
+    by_batch = {} if args.batches else {int(k): v for k, v in saved.get("batches", {}).items()}
     for batch in args.batches:
         by_batch[batch] = median([ingest_rate(4, batch, args.spans) for _ in range(args.runs)])
         print(f"  4 clients, {batch}-span batches: {by_batch[batch]:,.0f} spans/s", flush=True)
-    by_size = {}
-    if not args.sizes:  # the read path did not change: keep the saved query curve
-        saved = json.loads((HERE / "scaling.json").read_text())
-        by_size = {int(k): tuple(v) for k, v in saved["sizes"].items()}
+    by_size = {} if args.sizes else {int(k): tuple(v) for k, v in saved.get("sizes", {}).items()}
     for size in args.sizes:
         by_size[size] = lookup_p50(size)
         print(f"  store of {size:,} spans: trace lookup p50 {by_size[size][0]:.1f} ms, "
