@@ -75,13 +75,14 @@ class DecodeBatcher:
     for an export decoded within a group, ``(group result, this export's span count, group)`` — the caller
     stages the group's spans once."""
 
-    def __init__(self, executor: Executor, decode: Callable[[bytes, str, str], Any], slots: int) -> None:
+    def __init__(self, executor: Executor, decode: Callable[[bytes, str, str], Any], slots: int,
+                 stats: Any) -> None:
         self._executor = executor
         self._decode = decode
         self._slots = max(1, slots)
         self._in_flight = 0
         self._waiting: deque[_Waiting] = deque()
-        self.groups = 0  # jobs that decoded more than one export, for the stats
+        self._stats = stats  # its ``groups`` counts the jobs that decoded more than one export
 
     async def decode_one(self, body: bytes, encoding: str, project: str) -> Any:
         loop = asyncio.get_running_loop()
@@ -124,7 +125,7 @@ class DecodeBatcher:
         if len(group) == 1:
             _settle(group[0].future, done.result() if error is None else None, error)
         elif error is None and done.result() is not None:
-            self.groups += 1
+            self._stats.groups += 1
             result: GroupDecoded = done.result()
             shared = SharedStaging()
             for item, count in zip(group, result.span_counts, strict=True):

@@ -100,9 +100,9 @@ class IngestPipeline:
         arrive while all are busy are decoded together (``decode_batches``)."""
         self._writer = writer
         self._decoder = decoder
-        self._batcher = DecodeBatcher(decoder, _decode, decode_slots)
         self._max_pending = max_pending_spans
         self.stats = IngestStats()
+        self._batcher = DecodeBatcher(decoder, _decode, decode_slots, self.stats)
 
     async def warm_up(self, workers: int) -> None:
         """Run one real decode in every decode worker before the first export arrives."""
@@ -128,7 +128,6 @@ class IngestPipeline:
         group = None
         if isinstance(got, tuple):  # decoded with other exports: their spans are staged once, together
             batch, accepted, group = got
-            stats.groups = self._batcher.groups
         else:
             batch, accepted = got, got.accepted
             stats.spans_rejected += batch.rejected

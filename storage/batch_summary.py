@@ -48,22 +48,23 @@ def summarise_table(spans: pa.Table, updated_at: int) -> pa.Table:
     if n == 0:
         return summary_table([])
     spans = spans.select(list(FACT_COLUMNS)).combine_chunks()
-    trace_col = spans.column("trace_id").chunk(0)
+    col = {name: spans.column(name).chunk(0) for name in FACT_COLUMNS}
+    trace_col = col["trace_id"]
     encoded = pc.dictionary_encode(trace_col)
     tcode = np.asarray(encoded.indices, np.int64)
     traces = len(encoded.dictionary)
-    start = np.asarray(spans.column("start_time_unix_nano"), np.int64)
-    end = np.asarray(spans.column("end_time_unix_nano"), np.int64)
+    start = np.asarray(col["start_time_unix_nano"], np.int64)
+    end = np.asarray(col["end_time_unix_nano"], np.int64)
     bad = np.zeros(traces, np.bool_)
 
     # Parents by (trace, span id); the first occurrence of a repeated id is the one that counts.
-    keys = pc.binary_join_element_wise(trace_col, spans.column("span_id").chunk(0), _EMPTY).to_pylist()
+    keys = pc.binary_join_element_wise(trace_col, col["span_id"], _EMPTY).to_pylist()
     index = dict(zip(reversed(keys), range(n - 1, -1, -1), strict=True))
     if len(index) < n:
         first = np.fromiter(map(index.__getitem__, keys), np.int64, n)
         bad[tcode[first != np.arange(n)]] = True
-    has_parent = np.asarray(spans.column("parent_span_id").chunk(0).is_valid())
-    parent_keys = pc.binary_join_element_wise(trace_col, spans.column("parent_span_id").chunk(0), _EMPTY).to_pylist()
+    has_parent = np.asarray(col["parent_span_id"].is_valid())
+    parent_keys = pc.binary_join_element_wise(trace_col, col["parent_span_id"], _EMPTY).to_pylist()
     par = np.fromiter(map(index.get, parent_keys, repeat(-1)), np.int64, n)
     bad[tcode[has_parent & (par < 0)]] = True
     bad |= np.bincount(tcode[~has_parent], minlength=traces) != 1
@@ -89,7 +90,7 @@ def summarise_table(spans: pa.Table, updated_at: int) -> pa.Table:
         levels = [idx[~bad[tcode[idx]]] for idx in levels]
     regular = ~bad[tcode]
 
-    table = _regular_summaries(spans, updated_at, tcode, encoded.dictionary, bad, regular, has_parent, par,
+    table = _regular_summaries(col, updated_at, tcode, encoded.dictionary, bad, regular, has_parent, par,
                                levels, start, end, low, scale) if regular.any() else None
     if not bad.any():
         return table
@@ -98,11 +99,11 @@ def summarise_table(spans: pa.Table, updated_at: int) -> pa.Table:
     return reference if table is None else pa.concat_tables([table, reference])
 
 
-def _regular_summaries(spans: pa.Table, updated_at: int, tcode: np.ndarray, trace_ids: pa.Array,
+def _regular_summaries(col: dict[str, pa.Array], updated_at: int, tcode: np.ndarray, trace_ids: pa.Array,
                        bad: np.ndarray, regular: np.ndarray, has_parent: np.ndarray, par: np.ndarray,
                        levels: list[np.ndarray], start: np.ndarray, end: np.ndarray, low: int,
                        scale: int) -> pa.Table:
-    n = spans.num_rows
+    n = len(start)
     roots = levels[0]
     # Clipped windows, top-down: a child's interval within its parent's clipped interval.
     lo, hi = start.copy(), end.copy()
@@ -116,7 +117,7 @@ def _regular_summaries(spans: pa.Table, updated_at: int, tcode: np.ndarray, trac
 
     # Each parent's critical chain (see the module docstring for the walk and its tie-breaks).
     span_rank = np.empty(n, np.int64)
-    span_rank[np.asarray(pc.sort_indices(spans.column("span_id")))] = np.arange(n)
+    span_rank[np.asarray(pc.sort_indices(col["span_id"]))] = np.arange(n)
     kids = np.flatnonzero(valid & has_parent & regular)
     order = np.lexsort((-span_rank[kids], -lo[kids], hi[kids], par[kids]))
     sorted_kids = kids[order]
@@ -154,7 +155,7 @@ def _regular_summaries(spans: pa.Table, updated_at: int, tcode: np.ndarray, trac
 
     # Agents inherited from the nearest ancestor naming one ("" names none, as in the reference); the
     # effective agent is a code into the agent dictionary with a null appended.
-    agents = _coded(spans.column("agent_name").chunk(0))
+    agents = _coded(col["agent_name"])
     unnamed = len(agents.dictionary)
     agent = agents.codes.copy()
     agent[~_named(agents.dictionary)[agent]] = unnamed
@@ -163,7 +164,7 @@ def _regular_summaries(spans: pa.Table, updated_at: int, tcode: np.ndarray, trac
         agent[inherit] = agent[par[inherit]]
     effective_agent = _Coded(agent, pa.concat_arrays([agents.dictionary, pa.nulls(1, pa.string())]))
 
-    response, request = spans.column("response_model").chunk(0), spans.column("request_model").chunk(0)
+    response, request = col["response_model"], col["request_model"]
     model = _coded(pc.if_else(_named(response), response, request))
 
     out_traces = np.flatnonzero(~bad)
@@ -172,24 +173,24 @@ def _regular_summaries(spans: pa.Table, updated_at: int, tcode: np.ndarray, trac
     position[out_traces] = np.arange(traces)
     row = position[tcode]
 
+    category = col["category"]
     crit = np.flatnonzero(on_path & (own > 0))
     critical = _grouped_lists(
-        crit, row, {"category": _coded(spans.column("category").chunk(0)),
-                    "tool_name": _coded(spans.column("tool_name").chunk(0)), "model": model,
-                    "agent_name": effective_agent, "span_name": _coded(spans.column("name").chunk(0)),
-                    "service_name": _coded(spans.column("service_name").chunk(0))},
+        crit, row, {"category": _coded(category),
+                    "tool_name": _coded(col["tool_name"]), "model": model,
+                    "agent_name": effective_agent, "span_name": _coded(col["name"]),
+                    "service_name": _coded(col["service_name"])},
         {"critical_ns": own}, {}, traces, CRITICAL_BREAKDOWN)
 
-    category = spans.column("category").chunk(0)
     calls = _innermost(_equal(category, _LLM) & regular, par)
-    tokens = {name: spans.column(name).chunk(0) for name in
+    tokens = {name: col[name] for name in
               ("input_tokens", "output_tokens", "cached_input_tokens", "reasoning_tokens")}
     tokened = _innermost((np.asarray(tokens["input_tokens"].is_valid())
                           | np.asarray(tokens["output_tokens"].is_valid())) & regular, par)
-    error = _equal(spans.column("status_code").chunk(0), _ERROR)
+    error = _equal(col["status_code"], _ERROR)
     counted = {name: np.where(tokened, np.asarray(values.fill_null(0), np.int64), 0)
                for name, values in tokens.items()}
-    cost_column = spans.column("cost_usd").chunk(0)
+    cost_column = col["cost_usd"]
     priced = tokened & np.asarray(cost_column.is_valid())
     cost = np.where(priced, np.asarray(cost_column.fill_null(0.0), np.float64), 0.0)
     usage = _grouped_lists(
@@ -217,11 +218,11 @@ def _regular_summaries(spans: pa.Table, updated_at: int, tcode: np.ndarray, trac
     earliest = earliest[np.lexsort((span_rank[earliest], start[earliest], tcode[earliest]))]
 
     columns = {
-        "project": spans.column("project").chunk(0).take(root),
+        "project": col["project"].take(root),
         "trace_id": trace_ids.take(out_traces),
-        "root_span_id": spans.column("span_id").chunk(0).take(root),
-        "root_name": spans.column("name").chunk(0).take(root),
-        **{name: _first_named(spans.column(name).chunk(0), root, tcode, earliest, out_traces)
+        "root_span_id": col["span_id"].take(root),
+        "root_name": col["name"].take(root),
+        **{name: _first_named(col[name], root, tcode, earliest, out_traces)
            for name in ("service_name", "agent_name", "session_id", "user_id")},
         "start_time_unix_nano": trace_start,
         "end_time_unix_nano": trace_end,
@@ -232,7 +233,7 @@ def _regular_summaries(spans: pa.Table, updated_at: int, tcode: np.ndarray, trac
         "tool_calls": per_trace(_equal(category, _TOOL)),
         **{name: per_trace(values) for name, values in counted.items()},
         "cost_usd": pa.array(spent, mask=~has_cost),
-        "guardrail_hits": per_trace(np.asarray(spans.column("guardrail_hits").chunk(0).fill_null(0), np.int64)),
+        "guardrail_hits": per_trace(np.asarray(col["guardrail_hits"].fill_null(0), np.int64)),
         "complete": np.ones(traces, np.bool_),
         "updated_at_unix_nano": np.full(traces, updated_at, np.int64),
         "critical_breakdown": critical,
