@@ -44,9 +44,7 @@ from trajscope.collector.span_parts import (
     scope_part,
     span_problem,
 )
-from trajscope.storage.batch_summary import summarise_table
 from trajscope.storage.schema import SPAN_SCHEMA
-from trajscope.storage.trace_summary import summarise_facts
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +60,7 @@ _STATUS_MESSAGE, _STATUS_CODE = 2, 3
 _HEX = np.array([f"{i:02x}".encode() for i in range(256)]).view(np.uint16)
 
 
-def decode_request(payload: bytes, default_project: str = "default", *, summaries: bool = False,
-                   strict: bool = False) -> DecodedBatch | None:
+def decode_request(payload: bytes, default_project: str = "default", *, strict: bool = False) -> DecodedBatch | None:
     """The decoded request, or None when the reference walker has to decode it (see the module doc).
 
     An unexpected error here (a bug) is logged and the reference walker decodes the request, so no export
@@ -71,7 +68,7 @@ def decode_request(payload: bytes, default_project: str = "default", *, summarie
     request = RawSpansRequest()
     try:
         request.ParseFromString(payload)
-        return _decode(request, default_project, summaries)
+        return _decode(request, default_project)
     except (DecodeError, wire.Irregular):
         return None
     except Exception:
@@ -138,7 +135,7 @@ class _Fields:
         return self.blob[start:start + int(self.fields.value[idx])]
 
 
-def _decode(request: Any, default_project: str, summaries: bool) -> DecodedBatch:
+def _decode(request: Any, default_project: str) -> DecodedBatch:
     ingested_at = time.time_ns()
     raw: list[bytes] = []
     groups: list[tuple[Any, Any, int, int, int]] = []  # resource, scope, their indices, first span
@@ -149,7 +146,7 @@ def _decode(request: Any, default_project: str, summaries: bool) -> DecodedBatch
             raw.extend(scope_spans.spans)
     total = len(raw)
     if total == 0:
-        return DecodedBatch(SPAN_SCHEMA.empty_table(), 0, "", summarise_facts([], ingested_at) if summaries else None)
+        return DecodedBatch(SPAN_SCHEMA.empty_table(), 0, "")
 
     blob = b"".join(raw) + bytes(wire.PAD)
     buf = np.frombuffer(blob, np.uint8)
@@ -175,8 +172,7 @@ def _decode(request: Any, default_project: str, summaries: bool) -> DecodedBatch
     message = rejection_message(rejected, messages)
     n = keep.size
     if n == 0:
-        return DecodedBatch(SPAN_SCHEMA.empty_table(), rejected, message,
-                            summarise_facts([], ingested_at) if summaries else None)
+        return DecodedBatch(SPAN_SCHEMA.empty_table(), rejected, message)
     index_of = np.full(total, -1, np.int64)
     index_of[keep] = np.arange(n)
 
@@ -286,9 +282,7 @@ def _decode(request: Any, default_project: str, summaries: bool) -> DecodedBatch
         columns[name] = per_group.take(group_index)
     table_out = pa.Table.from_arrays([_column(columns[field.name], field.type) for field in SPAN_SCHEMA],
                                      schema=SPAN_SCHEMA)
-
-    summary = summarise_table(table_out, ingested_at) if summaries else None
-    return DecodedBatch(table_out, rejected, message, summary)
+    return DecodedBatch(table_out, rejected, message)
 
 
 def _json_or_null(items: dict[int, list[dict[str, Any]]], n: int) -> Any:

@@ -42,7 +42,6 @@ from trajscope.collector.span_parts import (
     span_problem,
 )
 from trajscope.storage.schema import SPAN_COLUMNS, SPAN_SCHEMA
-from trajscope.storage.trace_summary import summarise_span_rows
 
 __all__ = ["DecodedBatch", "InvalidRequest", "decode_message", "decode_request", "parse_request", "use_decoder"]
 
@@ -67,25 +66,22 @@ def use_decoder(name: str) -> None:
     _columnar = name == "columnar"
 
 
-def decode_request(payload: bytes, default_project: str = "default", *, summaries: bool = False) -> DecodedBatch:
+def decode_request(payload: bytes, default_project: str = "default") -> DecodedBatch:
     """Decode serialized protobuf bytes (the gRPC and HTTP/protobuf body)."""
     if _columnar:
-        batch = columnar_decode.decode_request(payload, default_project, summaries=summaries)
+        batch = columnar_decode.decode_request(payload, default_project)
         if batch is not None:
             return batch
-    return reference_decode_request(payload, default_project, summaries=summaries)
+    return reference_decode_request(payload, default_project)
 
 
-def reference_decode_request(payload: bytes, default_project: str = "default", *,
-                             summaries: bool = False) -> DecodedBatch:
+def reference_decode_request(payload: bytes, default_project: str = "default") -> DecodedBatch:
     """Decode with the reference walker only (what ``columnar_decode`` is tested against)."""
-    return decode_message(parse_request(payload), default_project, summaries=summaries)
+    return decode_message(parse_request(payload), default_project)
 
 
-def decode_message(request: ExportTraceServiceRequest, default_project: str = "default", *,
-                   summaries: bool = False) -> DecodedBatch:
-    """Walk resource → scope → span once, producing one row per valid span (and, with ``summaries``,
-    the per-trace summaries of those rows)."""
+def decode_message(request: ExportTraceServiceRequest, default_project: str = "default") -> DecodedBatch:
+    """Walk resource → scope → span once, producing one row per valid span."""
     rows: list[tuple[Any, ...]] = []
     rejected = 0
     messages: list[str] = []
@@ -143,8 +139,7 @@ def decode_message(request: ExportTraceServiceRequest, default_project: str = "d
                     *scope,
                     ingested_at,
                 ))
-    return DecodedBatch(rows_to_table(rows), rejected, rejection_message(rejected, messages),
-                        summarise_span_rows(rows, ingested_at) if summaries else None)
+    return DecodedBatch(rows_to_table(rows), rejected, rejection_message(rejected, messages))
 
 
 def rows_to_table(rows: list[tuple[Any, ...]]) -> pa.Table:

@@ -43,7 +43,7 @@ def _hex_ids_to_base64(obj: dict[str, Any], keys: tuple[str, ...]) -> str | None
     return None
 
 
-def decode_json_request(body: bytes, default_project: str = "default", *, summaries: bool = False) -> DecodedBatch:
+def decode_json_request(body: bytes, default_project: str = "default") -> DecodedBatch:
     """Decode an OTLP/JSON body. Spans with non-hex ids are rejected one by one (partial success)."""
     try:
         doc = orjson.loads(body) if body.strip() else {}
@@ -79,10 +79,10 @@ def decode_json_request(body: bytes, default_project: str = "default", *, summar
         json_format.ParseDict(doc, request, ignore_unknown_fields=True)
     except (json_format.ParseError, ValueError, TypeError) as exc:
         raise InvalidRequest(f"body is not a valid OTLP/JSON ExportTraceServiceRequest: {exc}") from exc
-    batch = decode_message(request, default_project, summaries=summaries)
+    batch = decode_message(request, default_project)
     if not rejected:
         return batch
     message = f"{rejected} span(s) with malformed ids rejected: " + "; ".join(messages)
     if batch.error_message:
         message += "; " + batch.error_message
-    return DecodedBatch(batch.table, batch.rejected + rejected, message, batch.summaries)
+    return DecodedBatch(batch.table, batch.rejected + rejected, message)

@@ -14,7 +14,6 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Literal
 
-import pyarrow as pa
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from trajscope.collector.decode_batches import DecodeBatcher
@@ -70,17 +69,15 @@ class _Decoded:
     accepted: int
     rejected: int
     error_message: str
-    # The traces' summaries from these spans alone (the loader's fast path for traces new to the store),
-    # also as an Arrow IPC stream: pickling a pa.Table cost ~8× as much (0.93 vs 0.12 µs/span).
-    summaries: bytes | None
 
 
 def _decode(body: bytes, encoding: Encoding, project: str) -> _Decoded:
-    batch: DecodedBatch = (decode_json_request(body, project, summaries=True) if encoding == "json"
-                           else decode_request(body, project, summaries=True))
+    # Trace summaries are left to the loader: over a 32k-span load they cost ~1.7 µs/span, over one
+    # 512-span export ~4.5 (a vectorised pass has a fixed cost of ~2 ms; bench/README.md).
+    batch: DecodedBatch = (decode_json_request(body, project) if encoding == "json"
+                           else decode_request(body, project))
     payload = ipc_bytes(batch.table) if batch.accepted else b""
-    summaries = ipc_bytes(batch.summaries) if batch.accepted and batch.summaries is not None else None
-    return _Decoded(payload, batch.accepted, batch.rejected, batch.error_message, summaries)
+    return _Decoded(payload, batch.accepted, batch.rejected, batch.error_message)
 
 
 def _warm_up_request() -> bytes:
@@ -152,5 +149,4 @@ class IngestPipeline:
         return ExportOutcome(accepted, batch.rejected, batch.error_message)
 
     def _stage(self, batch: _Decoded) -> asyncio.Future:
-        summaries = pa.ipc.open_stream(batch.summaries).read_all() if batch.summaries else None
-        return asyncio.wrap_future(self._writer.submit(batch.payload, batch.accepted, summaries))
+        return asyncio.wrap_future(self._writer.submit(batch.payload, batch.accepted))

@@ -34,8 +34,6 @@ class DecodedBatch:
     table: pa.Table
     rejected: int = 0
     error_message: str = ""
-    # Per-trace summaries of just these spans (``trace_summary.summarise_span_rows``), when asked for.
-    summaries: pa.Table | None = None
 
     @property
     def accepted(self) -> int:

@@ -125,9 +125,9 @@ class DuckDBStore:
                 con.execute("ROLLBACK")
                 raise
 
-    def write(self, spans: pa.Table, summaries: pa.Table | None = None) -> int:
-        """See ``SpanStore.write``. ``summaries`` may carry ready-made summary rows for traces that these
-        spans hold whole; they are used for traces the store has not seen before."""
+    def write(self, spans: pa.Table) -> int:
+        """See ``SpanStore.write``. Every touched trace is summarised from all its spans, those stored
+        before (``_stored_facts``) and the new ones, in one vectorised pass over the load."""
         if spans.num_rows == 0:
             return 0
         with self._transaction() as con:
@@ -142,32 +142,11 @@ class DuckDBStore:
                 con.register("incoming_spans", fresh.combine_chunks())
                 con.execute(f"INSERT INTO spans ({_SPAN_COLS}) SELECT {_SPAN_COLS} FROM incoming_spans")
                 con.unregister("incoming_spans")
+                if stored.num_rows:  # only traces with new spans: a repeat alone changes no summary
+                    stored = stored.filter(pc.is_in(stored.column("trace_id"), value_set=fresh.column("trace_id")))
                 known = pc.unique(stored.column("trace_id"))
-                ready = self._ready_summaries(summaries, known)
-                if ready is not None:
-                    self._insert_summaries(con, ready, replace=False)
-                rest = self._to_summarise(fresh, ready)
-                if rest.num_rows:
-                    # Each touched trace from all its spans: those stored before and these.
-                    touched = pc.unique(rest.column("trace_id"))
-                    before = stored.filter(pc.is_in(stored.column("trace_id"), value_set=touched))
-                    self._write_summaries(con, pa.concat_tables([before, rest.select(list(FACT_COLUMNS))]), known)
+                self._write_summaries(con, pa.concat_tables([stored, fresh.select(list(FACT_COLUMNS))]), known)
         return fresh.num_rows
-
-    @staticmethod
-    def _ready_summaries(summaries: pa.Table | None, known: pa.Array) -> pa.Table | None:
-        if summaries is None or summaries.num_rows == 0:
-            return None
-        if len(known):
-            summaries = summaries.filter(pc.invert(pc.is_in(summaries.column("trace_id"), value_set=known)))
-        return summaries if summaries.num_rows else None
-
-    @staticmethod
-    def _to_summarise(fresh: pa.Table, ready: pa.Table | None) -> pa.Table:
-        """The new spans of traces that still need a summary computed here."""
-        if ready is None:
-            return fresh
-        return fresh.filter(pc.invert(pc.is_in(fresh.column("trace_id"), value_set=ready.column("trace_id"))))
 
     def refresh_traces(self, trace_ids: list[str]) -> None:
         """Recompute the summary rows of these traces from their stored spans."""
@@ -209,10 +188,15 @@ class DuckDBStore:
 
         Only the writer thread inserts, so what ``_stored_facts`` read is still true at insert time; that
         is why no unique index is needed (one ART index fewer on the hot path)."""
-        if stored.num_rows == 0:
-            keys = pc.binary_join_element_wise(spans.column("trace_id"), spans.column("span_id"), "")
-            if pc.count_distinct(keys).as_py() == spans.num_rows:
-                return spans  # the usual case, decided without a Python object per span
+        keys = pc.binary_join_element_wise(spans.column("trace_id"), spans.column("span_id"), "")
+        if pc.count_distinct(keys).as_py() == spans.num_rows:
+            # No repeats within the batch (the usual case), decided without a Python object per span; a
+            # load that meets traces already stored (cut by an earlier load) drops the stored spans in Arrow.
+            if stored.num_rows == 0:
+                return spans
+            stored_keys = pc.binary_join_element_wise(stored.column("trace_id"), stored.column("span_id"), "")
+            repeat = pc.is_in(keys, value_set=stored_keys)
+            return spans.filter(pc.invert(repeat)) if pc.any(repeat).as_py() else spans
         seen = set(zip(stored.column("trace_id").to_pylist(), stored.column("span_id").to_pylist(), strict=True))
         keep = []
         for key in zip(spans.column("trace_id").to_pylist(), spans.column("span_id").to_pylist(), strict=True):

@@ -39,10 +39,8 @@ class TraceVersion(NamedTuple):
 
 
 class SpanStore(Protocol):
-    def write(self, spans: pa.Table, summaries: pa.Table | None = None) -> int:
+    def write(self, spans: pa.Table) -> int:
         """Store spans (``schema.SPAN_SCHEMA``) and refresh the summaries of the traces they belong to.
-        ``summaries`` may hold ready-made summary rows (``schema.TRACE_SCHEMA``) of traces these spans hold
-        whole; a store may use them for traces it has not seen before instead of computing them.
 
         Idempotent on (trace_id, span_id): a span already stored is left as it is. Returns only once the
         spans are durably persisted — a crash after the return loses none of them. Returns the number of

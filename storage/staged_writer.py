@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Protocol
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from trajscope.storage.schema import ROW_GROUP_ROWS, SPAN_SCHEMA
 from trajscope.storage.staging_log import StagingLog
@@ -53,7 +52,7 @@ class WriterClosed(RuntimeError):
 
 
 class _Store(Protocol):
-    def write(self, spans: pa.Table, summaries: pa.Table | None = None) -> int: ...
+    def write(self, spans: pa.Table) -> int: ...
     def checkpoint(self) -> None: ...
 
 
@@ -77,8 +76,6 @@ class _Batch:
 
     payload: bytes
     rows: int
-    # Kept in memory only: after a crash the replayed spans' summaries are recomputed by the store.
-    summaries: pa.Table | None
     future: Future[int] = field(default_factory=Future)
     segment: int = -1  # the staging-log segment holding it, once acknowledged
     # A load cut inside this export: the spans themselves (``payload`` unused), and whether loading them
@@ -109,24 +106,6 @@ def conform(table: pa.Table) -> pa.Table:
     arrays = [table.column(f.name).cast(f.type) if f.name in table.column_names
               else pa.nulls(table.num_rows, f.type) for f in SPAN_SCHEMA]
     return pa.Table.from_arrays(arrays, schema=SPAN_SCHEMA)
-
-
-def whole_trace_summaries(taken: list[_Batch], tables: list[pa.Table]) -> pa.Table | None:
-    """The precomputed summaries that describe a whole trace of this load: those of traces whose spans
-    in the load all came from one export. A trace spread over several exports is summarised by the store
-    from all its spans instead."""
-    parts = [item.summaries for item in taken if item.summaries is not None]
-    if not parts:
-        return None
-    summaries = pa.concat_tables(parts)
-    counts = pc.value_counts(summaries.column("trace_id"))
-    exclude = [counts.field("values").filter(pc.greater(counts.field("counts"), 1))]
-    exclude += [pc.unique(table.column("trace_id"))
-                for item, table in zip(taken, tables, strict=True) if item.summaries is None]
-    excluded = pa.concat_arrays(exclude)
-    if len(excluded) == 0:
-        return summaries
-    return summaries.filter(pc.invert(pc.is_in(summaries.column("trace_id"), value_set=excluded)))
 
 
 class StagedWriter:
@@ -190,10 +169,9 @@ class StagedWriter:
         """Spans submitted but not yet loaded: the backlog a receiver checks before accepting more."""
         return self._pending_rows
 
-    def submit(self, payload: bytes, rows: int, summaries: pa.Table | None = None) -> Future[int]:
-        """Stage one decoded batch (``ipc_bytes``) and, optionally, its traces' summaries computed from it
-        alone (``trace_summary.summarise_span_rows``); the future resolves once the batch is durable."""
-        item = _Batch(payload, rows, summaries)
+    def submit(self, payload: bytes, rows: int) -> Future[int]:
+        """Stage one decoded batch (``ipc_bytes``); the future resolves once the batch is durable."""
+        item = _Batch(payload, rows)
         with self._lock:
             if self._closed:
                 raise WriterClosed("the server is shutting down")
@@ -303,9 +281,8 @@ class StagedWriter:
             loaded += tables[i].num_rows
             i += 1
         item, inside = taken[i], cut - loaded
-        # Both parts lose the worker's summaries: neither holds all of its traces' spans from that export.
-        head = _Batch(b"", inside, None, item.future, item.segment, tables[i].slice(0, inside), completes=False)
-        tail = _Batch(b"", item.rows - inside, None, item.future, item.segment, tables[i].slice(inside),
+        head = _Batch(b"", inside, item.future, item.segment, tables[i].slice(0, inside), completes=False)
+        tail = _Batch(b"", item.rows - inside, item.future, item.segment, tables[i].slice(inside),
                       completes=item.completes)
         rest = [tail, *taken[i + 1:]]
         with self._cond:
@@ -319,7 +296,7 @@ class StagedWriter:
         started = time.perf_counter()
         while True:
             try:
-                written = self._store.write(pa.concat_tables(tables), whole_trace_summaries(taken, tables))
+                written = self._store.write(pa.concat_tables(tables))
                 break
             except Exception:
                 # The spans are safe in the log; keep trying (and keep refusing new ones once the

@@ -6,7 +6,7 @@ import pytest
 from tests.otlp_builders import make_request, make_span
 from tests.storage.test_staged_writer import FakeStore
 from trajscope.collector.pipeline import IngestPipeline, InvalidRequest, Overloaded, Unavailable
-from trajscope.storage.staged_writer import StagedWriter
+from trajscope.storage.staged_writer import StagedWriter, read_ipc
 
 
 def _run(coro):
@@ -56,23 +56,23 @@ def test_pipeline_after_shutdown_is_unavailable(tmp_path):
         _run(pipeline.export(make_request([make_span()]).SerializeToString(), "protobuf", "p"))
 
 
-def test_pipeline_hands_the_workers_trace_summaries_to_the_writer(tmp_path, monkeypatch):
+def test_pipeline_stages_the_decoded_spans_as_one_arrow_stream(tmp_path, monkeypatch):
     writer = StagedWriter(FakeStore(), tmp_path)
     submitted = []
     real_submit = writer.submit
 
-    def spy(payload, accepted, summaries=None):
-        submitted.append(summaries)
-        return real_submit(payload, accepted, summaries)
+    def spy(payload, accepted):
+        submitted.append((read_ipc(payload), accepted))
+        return real_submit(payload, accepted)
 
     monkeypatch.setattr(writer, "submit", spy)
     pipeline = IngestPipeline(writer, ThreadPoolExecutor(1))
     root = make_span("root")
     child = make_span("child", trace_id=root.trace_id, parent=root)
     _run(pipeline.export(make_request([root, child]).SerializeToString(), "protobuf", "p"))
-    (summaries,) = submitted
-    assert summaries.to_pylist()[0]["trace_id"] == root.trace_id.hex()
-    assert summaries.to_pylist()[0]["span_count"] == 2
+    ((table, accepted),) = submitted
+    assert accepted == 2 and table.column("name").to_pylist() == ["root", "child"]
+    assert set(table.column("trace_id").to_pylist()) == {root.trace_id.hex()}
     writer.close()
 
 
@@ -88,8 +88,8 @@ def test_exports_queued_behind_a_busy_worker_are_decoded_and_staged_together(tmp
     writer = StagedWriter(store, tmp_path, linger_s=0.01)
     staged = []
     real_submit = writer.submit
-    monkeypatch.setattr(writer, "submit", lambda payload, accepted, summaries=None: (
-        staged.append(accepted), real_submit(payload, accepted, summaries))[1])
+    monkeypatch.setattr(writer, "submit", lambda payload, accepted: (
+        staged.append(accepted), real_submit(payload, accepted))[1])
     pipeline = IngestPipeline(writer, ThreadPoolExecutor(1), decode_slots=1)
     requests = [[make_span(f"r{i}-{j}") for j in range(i + 1)] for i in range(5)]
     outcomes = _concurrently(pipeline, [make_request(spans).SerializeToString() for spans in requests])

@@ -1,6 +1,6 @@
 import pytest
 
-from tests.storage.test_ready_summaries import _requests
+from tests.storage.test_load_splits import _requests
 from trajscope.collector.otlp_decode import decode_request
 from trajscope.storage.compaction import CompactionError, compact
 from trajscope.storage.duckdb_store import DuckDBStore

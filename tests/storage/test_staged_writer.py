@@ -26,7 +26,7 @@ class FakeStore:
         self.fail = fail
         self.checkpoints = 0
 
-    def write(self, table: pa.Table, summaries: pa.Table | None = None) -> int:
+    def write(self, table: pa.Table) -> int:
         if self.gate is not None:
             self.gate.wait(10)
         if self.fail:
@@ -193,7 +193,7 @@ def test_a_draining_load_takes_everything_and_a_busy_one_only_whole_row_groups(t
     items = []
     for rows in (3, 3, 3):
         payload, n = _batch(rows)
-        items.append(staged_writer._Batch(payload, n, None))
+        items.append(staged_writer._Batch(payload, n))
     load, tables = writer._whole_row_groups(items, drain=True)
     assert [t.num_rows for t in tables] == [3, 3, 3] and load == items
     load, tables = writer._whole_row_groups(items, drain=False)

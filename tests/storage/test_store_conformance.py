@@ -30,6 +30,16 @@ def test_store_write_is_idempotent_on_trace_and_span_id(store):
     assert len(summary) == 1 and summary[0]["span_count"] == 4
 
 
+def test_store_keeps_only_the_new_spans_of_a_batch_mixing_stored_and_new_ones(store):
+    tid, spans = _agent_trace(n_children=5)
+    other_tid, others = _agent_trace()
+    assert store.write(table_of(spans[:3])) == 3
+    assert store.write(table_of(spans[1:] + others)) == 3 + 4
+    assert sorted(store.get_trace(tid).column("span_id").to_pylist()) == sorted(s.span_id.hex() for s in spans)
+    counts = {t["trace_id"]: t["span_count"] for t in store.list_traces(TraceFilter()).to_pylist()}
+    assert counts == {tid: 6, other_tid: 4}
+
+
 def test_store_duplicates_inside_one_batch_are_stored_once(store):
     tid, spans = _agent_trace()
     assert store.write(table_of(spans + spans)) == 4
