@@ -20,7 +20,13 @@ import pyarrow.compute as pc
 from trajscope.storage.batch_summary import summarise_table
 from trajscope.storage.interface import TraceFilter, TraceVersion
 from trajscope.storage.migrations import migrate
-from trajscope.storage.schema import ROW_GROUP_ROWS, SPAN_COLUMN_NAMES, SPAN_SCHEMA, TRACE_COLUMN_NAMES
+from trajscope.storage.schema import (
+    JSON_COLUMNS,
+    ROW_GROUP_ROWS,
+    SPAN_COLUMN_NAMES,
+    SPAN_SCHEMA,
+    TRACE_COLUMN_NAMES,
+)
 from trajscope.storage.sql import Where
 from trajscope.storage.trace_summary import FACT_COLUMNS
 from trajscope.storage.views import install_views
@@ -36,6 +42,7 @@ _TRACE_COLS = ", ".join(TRACE_COLUMN_NAMES)
 _FACT_COLS = ", ".join(FACT_COLUMNS)
 _FACTS_SCHEMA = pa.schema([SPAN_SCHEMA.field(c) for c in FACT_COLUMNS])
 _HEX = frozenset("0123456789abcdef")
+_JSON = pa.json_()
 
 
 _SPAN_ORDER = ("start_time_unix_nano", "end_time_unix_nano", "span_id")
@@ -46,6 +53,19 @@ def _in_span_order(table: pa.Table, drop: tuple[str, ...] = ()) -> pa.Table:
     materialises every column again (1.5 ms of an 8 ms lookup, 10 ms of a 10k-span trace's fetch)."""
     table = table.sort_by([(key, "ascending") for key in _SPAN_ORDER])
     return table.drop_columns(list(drop)) if drop else table
+
+
+def _json_typed(spans: pa.Table) -> pa.Table:
+    """The JSON columns as Arrow's JSON extension type (zero-copy), which DuckDB stores as JSON as they are;
+    plain strings are parsed once more to be validated (~8 % of a load's insert: bench/README.md). Both
+    decoders write these columns with orjson, so they are valid JSON by construction (the decoder tests
+    parse every one)."""
+    columns = []
+    for name, column in zip(spans.column_names, spans.columns, strict=True):
+        if name in JSON_COLUMNS:
+            column = pa.chunked_array([pa.ExtensionArray.from_storage(_JSON, c) for c in column.chunks], _JSON)
+        columns.append(column)
+    return pa.Table.from_arrays(columns, names=spans.column_names)
 
 
 def _is_hex_id(value: str) -> bool:
@@ -139,7 +159,7 @@ class DuckDBStore:
                 # threads, each writing partial row groups that the next checkpoint merges and rewrites. A
                 # 122,880-row load cost ~20 µs/span of CPU plus ~10 at the checkpoint that way, ~7 in all as
                 # one batch (bench/README.md).
-                con.register("incoming_spans", fresh.combine_chunks())
+                con.register("incoming_spans", _json_typed(fresh.combine_chunks()))
                 con.execute(f"INSERT INTO spans ({_SPAN_COLS}) SELECT {_SPAN_COLS} FROM incoming_spans")
                 con.unregister("incoming_spans")
                 if stored.num_rows:  # only traces with new spans: a repeat alone changes no summary

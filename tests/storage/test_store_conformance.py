@@ -132,3 +132,16 @@ def test_a_file_store_spills_beside_its_database_file(tmp_path):
     temp = store._con.execute("SELECT current_setting('temp_directory')").fetchone()[0]
     assert temp == str(tmp_path / "data" / "trajscope.duckdb.tmp")
     store.close()
+
+
+def test_store_keeps_the_json_columns_typed_and_valid(store):
+    # The insert hands DuckDB the JSON columns as Arrow's JSON extension type (not re-validated): the
+    # column type must stay JSON and every stored value must parse, also with escapes and events.
+    tid = os.urandom(16)
+    span = make_span("tool", trace_id=tid, attrs={"q": 'a "quoted"\n\\ text \x01', "n": 2.5, "l": [1, "x"]})
+    event = span.events.add()
+    event.name, event.time_unix_nano = "exception", 5
+    store.write(table_of([span]))
+    row = store.query("SELECT typeof(attributes) AS t, typeof(events) AS e, json_valid(attributes) AS ok, "
+                      "json_valid(events) AS ok_events, attributes->>'$.q' AS q FROM spans").to_pylist()
+    assert row == [{"t": "JSON", "e": "JSON", "ok": True, "ok_events": True, "q": 'a "quoted"\n\\ text \x01'}]
