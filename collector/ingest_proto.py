@@ -1,10 +1,11 @@
 """A private, wire-compatible copy of the OTLP trace request in which ``ScopeSpans.spans`` is
-``repeated bytes``.
+``repeated bytes``, and ``ResourceSpans.resource`` and ``ScopeSpans.scope`` are ``bytes``.
 
 Parsing with it leaves each span as the raw bytes of its ``Span`` message: one C call hands over a scope's
 spans, and ``columnar_decode`` reads the fields of all spans of a request at once with NumPy (``wire``)
-instead of through ~20 upb accessors per span (~0.3 µs each). Resources and scopes — a few per request —
-are the official messages.
+instead of through ~20 upb accessors per span (~0.3 µs each). Resources and scopes stay raw too: the same
+few repeat in every request of a service (an agent workload sends one resource per ~9 spans), so their
+decoded parts are cached by their bytes (``span_parts.resource_part_of``).
 
 Built at import time from the installed ``opentelemetry-proto`` descriptors, so it follows their version;
 no generated code is committed.
@@ -18,7 +19,7 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
-PACKAGE = "trajscope.ingest.v1"
+PACKAGE = "trajscope.ingest.v2"
 _OTLP_PACKAGE = ".opentelemetry.proto.trace.v1."
 _FIELD = descriptor_pb2.FieldDescriptorProto
 
@@ -37,7 +38,7 @@ def _file() -> descriptor_pb2.FileDescriptorProto:
     service = descriptor_pb2.FileDescriptorProto()
     trace_service_pb2.DESCRIPTOR.CopyToProto(service)
 
-    out = descriptor_pb2.FileDescriptorProto(name="trajscope/ingest/v1/trace.proto", package=PACKAGE,
+    out = descriptor_pb2.FileDescriptorProto(name="trajscope/ingest/v2/trace.proto", package=PACKAGE,
                                              syntax=trace.syntax or "proto3")
     # KeyValue, Resource and InstrumentationScope stay the official messages.
     out.dependency.extend(trace.dependency)
@@ -45,10 +46,12 @@ def _file() -> descriptor_pb2.FileDescriptorProto:
     out.message_type.extend(m for m in service.message_type if m.name == "ExportTraceServiceRequest")
     for message in out.message_type:
         _retarget(message)
+    resource_spans = next(m for m in out.message_type if m.name == "ResourceSpans")
     scope_spans = next(m for m in out.message_type if m.name == "ScopeSpans")
-    spans = next(f for f in scope_spans.field if f.name == "spans")
-    spans.type = _FIELD.TYPE_BYTES
-    spans.ClearField("type_name")
+    for message, name in ((scope_spans, "spans"), (scope_spans, "scope"), (resource_spans, "resource")):
+        raw = next(f for f in message.field if f.name == name)
+        raw.type = _FIELD.TYPE_BYTES
+        raw.ClearField("type_name")
     return out
 
 

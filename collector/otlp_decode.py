@@ -88,9 +88,9 @@ def decode_message(request: ExportTraceServiceRequest, default_project: str = "d
     ingested_at = time.time_ns()
     table = prices()
     for r_index, resource_spans in enumerate(request.resource_spans):
-        res = resource_part(resource_spans, default_project)
+        res = resource_part(resource_spans.resource, resource_spans.schema_url, default_project)
         for s_index, scope_spans in enumerate(resource_spans.scope_spans):
-            scope = scope_part(scope_spans)
+            scope = scope_part(scope_spans.scope, scope_spans.schema_url)
             for p_index, span in enumerate(scope_spans.spans):
                 problem = span_problem(span)
                 if problem:

@@ -12,6 +12,8 @@ from typing import Any, NamedTuple
 
 import orjson
 import pyarrow as pa
+from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
 from trajscope.collector.anyvalue import key_values
 from trajscope.collector.dialects import PROJECT_RESOURCE_KEYS
@@ -107,8 +109,7 @@ class ResourcePart(NamedTuple):
     schema_url: str | None
 
 
-def resource_part(resource_spans: Any, default_project: str) -> ResourcePart:
-    resource = resource_spans.resource
+def resource_part(resource: Any, schema_url: str, default_project: str) -> ResourcePart:
     attrs = key_values(resource.attributes)
     service = attrs.get("service.name")
     project = default_project
@@ -118,7 +119,7 @@ def resource_part(resource_spans: Any, default_project: str) -> ResourcePart:
             project = value
             break
     return ResourcePart(project, service if isinstance(service, str) else None, dumps(attrs),
-                        resource.dropped_attributes_count, resource_spans.schema_url or None)
+                        resource.dropped_attributes_count, schema_url or None)
 
 
 class ScopePart(NamedTuple):
@@ -129,11 +130,37 @@ class ScopePart(NamedTuple):
     schema_url: str | None
 
 
-def scope_part(scope_spans: Any) -> ScopePart:
-    scope = scope_spans.scope
+def scope_part(scope: Any, schema_url: str) -> ScopePart:
     return ScopePart(scope.name or None, scope.version or None,
                      dumps(key_values(scope.attributes)) if scope.attributes else None,
-                     scope.dropped_attributes_count, scope_spans.schema_url or None)
+                     scope.dropped_attributes_count, schema_url or None)
+
+
+# Decoded resources and scopes by their raw bytes (with the schema URL and default project): parts are
+# immutable, and a workload repeats the same few in every request.
+_PART_CACHE: dict[tuple[str, bytes, str, str], Any] = {}
+_PART_CACHE_MAX = 4096
+
+
+def _cached(key: tuple[str, bytes, str, str], make: Any) -> Any:
+    part = _PART_CACHE.get(key)
+    if part is None:
+        part = make()
+        if len(_PART_CACHE) >= _PART_CACHE_MAX:
+            _PART_CACHE.clear()
+        _PART_CACHE[key] = part
+    return part
+
+
+def resource_part_of(raw: bytes, schema_url: str, default_project: str) -> ResourcePart:
+    """``resource_part`` of a serialized ``Resource`` (raises ``DecodeError`` on malformed bytes)."""
+    return _cached(("r", raw, schema_url, default_project),
+                   lambda: resource_part(Resource.FromString(raw), schema_url, default_project))
+
+
+def scope_part_of(raw: bytes, schema_url: str) -> ScopePart:
+    """``scope_part`` of a serialized ``InstrumentationScope``."""
+    return _cached(("s", raw, schema_url, ""), lambda: scope_part(InstrumentationScope.FromString(raw), schema_url))
 
 
 def rejection_message(rejected: int, messages: list[str]) -> str:

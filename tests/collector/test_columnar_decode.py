@@ -209,4 +209,31 @@ def test_guardrail_styles_decode_identically():
     ]
     ev = spans[0].events.add(name="guardrail", time_unix_nano=7)
     ev.attributes.extend(kvs({"guardrail.name": "topic", "guardrail.triggered": "false"}))
+    # A check recorded only as an event of an ordinary span, and a span whose events are not checks.
+    plain = make_span("chat", attrs={"gen_ai.operation.name": "chat"})
+    plain.events.add(name="exception", time_unix_nano=8)
+    ev = plain.events.add(name="guardrail", time_unix_nano=9)
+    ev.attributes.extend(kvs({"guardrail.name": "pii", "guardrail.action": "block"}))
+    other = make_span("tool", attrs={"gen_ai.operation.name": "execute_tool"})
+    other.events.add(name="exception", time_unix_nano=10)
+    spans += [plain, other]
     assert_same(make_request(spans).SerializeToString())
+    decoded = columnar_decode.decode_request(make_request(spans).SerializeToString(), strict=True)
+    assert decoded.table.column("guardrail_hits").to_pylist()[-2:] == [1, None]
+
+
+def test_resources_and_scopes_decoded_once_are_reused_only_for_the_same_bytes_and_project():
+    request = make_request([make_span("a")], resource={"service.name": "svc"})
+    for project in ("p1", "p2", "p1"):
+        assert_same(request.SerializeToString(), project=project)
+        table = columnar_decode.decode_request(request.SerializeToString(), project, strict=True).table
+        assert table.column("project").to_pylist() == [project]
+    request.resource_spans[0].resource.attributes.extend(kvs({"trajscope.project": "own"}))
+    request.resource_spans[0].scope_spans[0].scope.version = "2"
+    assert_same(request.SerializeToString(), project="p1")
+    # A resource with invalid UTF-8 is left to the reference, which refuses the request.
+    good = make_request([make_span("a")], resource={"k": "v"}).SerializeToString()
+    bad = good.replace(b"\x0a\x01v", b"\x0a\x01\xff", 1)
+    assert bad != good and columnar_decode.decode_request(bad) is None
+    with pytest.raises(InvalidRequest):
+        decode_request(bad)
