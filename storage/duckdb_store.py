@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 
 from trajscope.storage.batch_summary import summarise_table
 from trajscope.storage.interface import TraceFilter, TraceVersion
+from trajscope.storage.known_traces import KnownTraces
 from trajscope.storage.migrations import migrate
 from trajscope.storage.schema import (
     JSON_COLUMNS,
@@ -128,8 +129,10 @@ class DuckDBStore:
         self._con.execute("SET lock_configuration = true")
         self._write_lock = threading.Lock()
         self._closed = False
+        self._known: KnownTraces | None = None
         if not read_only:
             self._backfill_summaries()
+            self._known = self._known_traces()
 
     # -- writing ------------------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -152,7 +155,7 @@ class DuckDBStore:
             return 0
         with self._transaction() as con:
             trace_ids = pc.unique(spans.column("trace_id"))
-            stored = self._stored_facts(con, sorted(trace_ids.to_pylist()))
+            stored = self._stored_facts(con, sorted(self._maybe_stored(trace_ids).to_pylist()))
             fresh = self._only_new(spans, stored)
             if fresh.num_rows:
                 # One record batch, so one thread inserts it: DuckDB spreads a many-batch Arrow table over its
@@ -162,6 +165,7 @@ class DuckDBStore:
                 con.register("incoming_spans", _json_typed(fresh.combine_chunks()))
                 con.execute(f"INSERT INTO spans ({_SPAN_COLS}) SELECT {_SPAN_COLS} FROM incoming_spans")
                 con.unregister("incoming_spans")
+                self._remember(trace_ids)
                 if stored.num_rows:  # only traces with new spans: a repeat alone changes no summary
                     stored = stored.filter(pc.is_in(stored.column("trace_id"), value_set=fresh.column("trace_id")))
                 known = pc.unique(stored.column("trace_id"))
@@ -201,6 +205,29 @@ class DuckDBStore:
         for i in range(0, len(stale), chunk):
             self.refresh_traces(stale[i:i + chunk])
             log.warning("  %d / %d trace summaries recomputed", min(i + chunk, len(stale)), len(stale))
+
+    def _known_traces(self, at_least: int = 0) -> KnownTraces:
+        """The filter of stored trace ids, from the ``traces`` table (every stored span's trace has its row,
+        written in the same transaction), sized for twice what is stored."""
+        ids = self._con.execute("SELECT trace_id FROM traces").to_arrow_table().column("trace_id")
+        known = KnownTraces(max(2 * len(ids), at_least))
+        for chunk in ids.chunks:
+            known.add(chunk)
+        return known
+
+    def _maybe_stored(self, trace_ids: pa.Array) -> pa.Array:
+        if self._known is None:
+            return trace_ids
+        return trace_ids.filter(pa.array(self._known.might_contain(trace_ids)))
+
+    def _remember(self, trace_ids: pa.Array) -> None:
+        # Before the commit: a rolled-back load leaves only false positives, which cost a lookup each.
+        if self._known is None:
+            return
+        if self._known.count + len(trace_ids) > self._known.capacity:
+            # Rebuilt from the table before this load's ids are added: its new traces have no row yet.
+            self._known = self._known_traces(at_least=2 * (self._known.count + len(trace_ids)))
+        self._known.add(trace_ids)
 
     @staticmethod
     def _only_new(spans: pa.Table, stored: pa.Table) -> pa.Table:
