@@ -71,50 +71,65 @@ class Fields:
 
 def scan(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> Fields:
     """All fields of the messages ``buf[starts[i]:ends[i]]`` (``buf`` followed by ``PAD`` zero bytes)."""
-    messages, numbers, wires, values, value_starts = [], [], [], [], []
+    # A request's spans take ~25 steps (one per field position), so each step is kept to a dozen NumPy
+    # calls: the common shapes (one-byte tags, every remaining field a LEN field — the attributes) take
+    # the short paths, and the checks that cannot change the loop's course wait until it is done.
+    messages, tags, values, value_starts = [], [], [], []
     active = np.flatnonzero(ends > starts)
     pos = starts.astype(np.int64).copy()
     while active.size:
         at = pos[active]
-        tag, used = varints(buf, at, 5)
-        at = at + used
-        wire = (tag & 7).astype(np.int64)
-        value = np.zeros(active.size, np.uint64)
-        nxt = at.copy()
-        is_varint = wire == VARINT
-        if is_varint.any():
-            v, n = varints(buf, at[is_varint])
-            value[is_varint] = v
-            nxt[is_varint] += n
-        is_len = wire == LEN
-        if is_len.any():
-            v, n = varints(buf, at[is_len], 5)
-            value[is_len] = v
-            at[is_len] += n
-            nxt[is_len] = at[is_len] + v.astype(np.int64)
-        for wt, width in ((I64, 8), (I32, 4)):
-            is_fixed = wire == wt
-            if is_fixed.any():
-                value[is_fixed] = fixed(buf, at[is_fixed], width)
-                nxt[is_fixed] += width
-        if not (is_varint | is_len | (wire == I64) | (wire == I32)).all():
+        first = buf[at]
+        if (first < 0x80).all():
+            tag = first.astype(np.uint64)
+            at += 1
+        else:
+            tag, used = varints(buf, at, 5)
+            at += used
+        wire = (tag & np.uint64(7)).astype(np.int64)
+        counts = np.bincount(wire, minlength=8)
+        if counts[3] or counts[4] or counts[6] or counts[7]:
             raise Irregular("group or unknown wire type")
-        if (nxt > ends[active]).any():
-            raise Irregular("field runs past the end of its message")
+        if counts[LEN] == active.size:
+            value, n = varints(buf, at, 5)
+            at += n
+            nxt = at + value.astype(np.int64)
+        else:
+            value = np.zeros(active.size, np.uint64)
+            nxt = at.copy()
+            if counts[VARINT]:
+                is_varint = wire == VARINT
+                v, n = varints(buf, at[is_varint])
+                value[is_varint] = v
+                nxt[is_varint] += n
+            if counts[LEN]:
+                is_len = wire == LEN
+                v, n = varints(buf, at[is_len], 5)
+                value[is_len] = v
+                at[is_len] += n
+                nxt[is_len] = at[is_len] + v.astype(np.int64)
+            for wt, width in ((I64, 8), (I32, 4)):
+                if counts[wt]:
+                    is_fixed = wire == wt
+                    value[is_fixed] = fixed(buf, at[is_fixed], width)
+                    nxt[is_fixed] += width
         messages.append(active)
-        numbers.append((tag >> 3).astype(np.int64))
-        wires.append(wire)
+        tags.append(tag)
         values.append(value)
         value_starts.append(at)
         pos[active] = nxt
         active = active[nxt < ends[active]]
+    # Every message stopped at its end or past it; past it means a field ran over.
+    if (pos > np.maximum(ends, starts)).any():
+        raise Irregular("field runs past the end of its message")
     if not messages:
         empty = np.zeros(0, np.int64)
         return Fields(empty, empty, empty, np.zeros(0, np.uint64), empty)
     message = np.concatenate(messages)
     # Steps append field positions in order, so a stable sort by message keeps each message's order.
     order = np.argsort(message, kind="stable")
-    return Fields(message[order], np.concatenate(numbers)[order], np.concatenate(wires)[order],
+    tag = np.concatenate(tags)[order]
+    return Fields(message[order], (tag >> np.uint64(3)).astype(np.int64), (tag & np.uint64(7)).astype(np.int64),
                   np.concatenate(values)[order], np.concatenate(value_starts)[order])
 
 
