@@ -1,6 +1,7 @@
 """CPU per span of the decode worker's stages on the realistic workload, in this process (no server).
 
     python bench/decode.py [--spans 60000] [--runs 7]
+    python bench/decode.py --fixed-cost --spans 20000 --runs 5
 
 Prints µs/span (median of ``--runs``) for: protobuf parse only; the reference span-by-span walker and the
 columnar decoder (the hot path), each to an Arrow table; the whole worker job (decode + Arrow IPC bytes
@@ -48,7 +49,13 @@ def main() -> None:
     ap.add_argument("--spans", type=int, default=60_000)
     ap.add_argument("--batch", type=int, default=512)
     ap.add_argument("--runs", type=int, default=7)
+    ap.add_argument("--fixed-cost", action="store_true",
+                    help="instead: the worker job's time per request at 64, 512 and 2,048 spans per request, "
+                         "split into a fixed cost per request and a cost per span")
     args = ap.parse_args()
+    if args.fixed_cost:
+        fixed_cost(args.spans, args.runs)
+        return
 
     payloads = build_payloads(args.spans, args.batch)
     spans = _spans(payloads)
@@ -82,6 +89,32 @@ def main() -> None:
           f"median of {args.runs} ({env_note()})")
     for name, values in times.items():
         print(f"  {name:28s} {median(values):6.1f} µs/span   (min {min(values):.1f}, max {max(values):.1f})")
+
+
+def fixed_cost(total: int, runs: int) -> None:
+    """ms per request of the worker job at three request sizes (alternating), and the straight line through
+    the two larger ones: the fixed cost per request and the cost per span."""
+    keep_freed_memory()
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 100)
+    sizes = (64, 512, 2048)
+    sets = {size: build_payloads(total, size) for size in sizes}
+    per_request: dict[int, list[float]] = {size: [] for size in sizes}
+    for payloads in sets.values():
+        for p in payloads:
+            _decode(p, "protobuf", "default")
+    for _ in range(runs):
+        for size, payloads in sets.items():
+            start = time.process_time()
+            for p in payloads:
+                _decode(p, "protobuf", "default")
+            per_request[size].append((time.process_time() - start) / len(payloads) * 1e3)
+    print(f"worker job per request, median of {runs} ({env_note()})")
+    ms = {size: median(values) for size, values in per_request.items()}
+    for size in sizes:
+        print(f"  {size:5d} spans: {ms[size]:6.2f} ms per request, {ms[size] / size * 1e3:5.1f} µs/span")
+    per_span = (ms[2048] - ms[512]) / (2048 - 512)
+    print(f"  fit: {ms[512] - 512 * per_span:.2f} ms per request + {per_span * 1e3:.1f} µs per span")
 
 
 if __name__ == "__main__":
