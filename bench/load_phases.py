@@ -44,8 +44,8 @@ def _stepwise(store: duckdb_store.DuckDBStore, spans: pa.Table, took: Counter) -
     con = store._con
     con.execute("BEGIN TRANSACTION")
     trace_ids = pc.unique(spans.column("trace_id"))
-    stored = step("stored-span lookup", lambda: store._stored_facts(
-        con, sorted(store._maybe_stored(trace_ids).to_pylist())))
+    maybe = step("stored-span lookup", lambda: store._might_be_stored(trace_ids))
+    stored = step("stored-span lookup", lambda: store._stored_facts(con, sorted(trace_ids.filter(maybe).to_pylist())))
     fresh = step("dedup", lambda: store._only_new(spans, stored))
 
     def insert() -> None:
@@ -55,7 +55,7 @@ def _stepwise(store: duckdb_store.DuckDBStore, spans: pa.Table, took: Counter) -
         con.unregister("incoming_spans")
 
     step("span insert", insert)
-    step("remember trace ids", lambda: store._remember(trace_ids))
+    step("remember trace ids", lambda: store._remember(trace_ids.filter(pc.invert(maybe))))
     if stored.num_rows:
         stored = stored.filter(pc.is_in(stored.column("trace_id"), value_set=fresh.column("trace_id")))
     known = pc.unique(stored.column("trace_id"))
@@ -117,7 +117,7 @@ def main() -> None:
     con = store.cursor()
     for label, lookup in (("without the filter", lambda: store._stored_facts(con, new_ids.to_pylist())),
                           ("with the filter", lambda: store._stored_facts(
-                              con, sorted(store._maybe_stored(new_ids).to_pylist())))):
+                              con, sorted(new_ids.filter(store._might_be_stored(new_ids)).to_pylist())))):
         times = []
         for _ in range(5):
             start = time.process_time()

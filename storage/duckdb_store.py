@@ -155,7 +155,8 @@ class DuckDBStore:
             return 0
         with self._transaction() as con:
             trace_ids = pc.unique(spans.column("trace_id"))
-            stored = self._stored_facts(con, sorted(self._maybe_stored(trace_ids).to_pylist()))
+            maybe = self._might_be_stored(trace_ids)
+            stored = self._stored_facts(con, sorted(trace_ids.filter(maybe).to_pylist()))
             fresh = self._only_new(spans, stored)
             if fresh.num_rows:
                 # One record batch, so one thread inserts it: DuckDB spreads a many-batch Arrow table over its
@@ -165,7 +166,7 @@ class DuckDBStore:
                 con.register("incoming_spans", _json_typed(fresh.combine_chunks()))
                 con.execute(f"INSERT INTO spans ({_SPAN_COLS}) SELECT {_SPAN_COLS} FROM incoming_spans")
                 con.unregister("incoming_spans")
-                self._remember(trace_ids)
+                self._remember(trace_ids.filter(pc.invert(maybe)))  # the others are in the filter already
                 if stored.num_rows:  # only traces with new spans: a repeat alone changes no summary
                     stored = stored.filter(pc.is_in(stored.column("trace_id"), value_set=fresh.column("trace_id")))
                 known = pc.unique(stored.column("trace_id"))
@@ -217,10 +218,11 @@ class DuckDBStore:
             known.add(batch.column(0))
         return known
 
-    def _maybe_stored(self, trace_ids: pa.Array) -> pa.Array:
+    def _might_be_stored(self, trace_ids: pa.Array) -> pa.BooleanArray:
+        """Per trace id, False where the filter rules out that any of its spans is stored."""
         if self._known is None:
-            return trace_ids
-        return trace_ids.filter(pa.array(self._known.might_contain(trace_ids)))
+            return pa.array([True] * len(trace_ids), pa.bool_())
+        return pa.array(self._known.might_contain(trace_ids))
 
     def _remember(self, trace_ids: pa.Array) -> None:
         # Before the commit: a rolled-back load leaves only false positives, which cost a lookup each.
