@@ -2,7 +2,7 @@
 
 Every load asks the store for the stored spans of its traces (dedup, and summaries of traces that arrive
 over several loads). Most traces of a load are new, and the question is costly even when the answer is
-"none": DuckDB binds an ``IN`` list of ~3,600 literals in ~20 ms and probes the ART index for each (82 ms
+"none": DuckDB binds an ``IN`` list of ~3,600 literals in ~20 ms and probes the ART index for each (42–82 ms
 of CPU per 32k-span load at 10M stored spans). The filter answers "certainly new" for almost all of them
 (no false negatives; ~0.2 % false positives at 16 bits per trace), so only the others are looked up.
 
