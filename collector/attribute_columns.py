@@ -18,6 +18,7 @@ input that is actually malformed.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -93,19 +94,10 @@ def strings_from(offsets: np.ndarray, data: np.ndarray, valid: np.ndarray | None
 
 
 # Repeated nested values (finish reasons, tags) decode once: raw AnyValue bytes → (value, JSON text).
-_OTHER_CACHE: dict[bytes, tuple[Any, bytes]] = {}
-_OTHER_CACHE_MAX = 4096
-
-
+@functools.lru_cache(maxsize=4096)
 def _other(raw: bytes) -> tuple[Any, bytes]:
-    hit = _OTHER_CACHE.get(raw)
-    if hit is None:
-        value = any_value(AnyValue.FromString(raw))
-        hit = (value, orjson.dumps(value))
-        if len(_OTHER_CACHE) >= _OTHER_CACHE_MAX:
-            _OTHER_CACHE.clear()
-        _OTHER_CACHE[raw] = hit
-    return hit
+    value = any_value(AnyValue.FromString(raw))
+    return value, orjson.dumps(value)
 
 
 def _number_texts(values: np.ndarray) -> list[bytes]:

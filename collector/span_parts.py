@@ -7,6 +7,7 @@ are not span attributes (resources, scopes, events, links), decoded with the off
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -136,31 +137,18 @@ def scope_part(scope: Any, schema_url: str) -> ScopePart:
                      scope.dropped_attributes_count, schema_url or None)
 
 
-# Decoded resources and scopes by their raw bytes (with the schema URL and default project): parts are
-# immutable, and a workload repeats the same few in every request.
-_PART_CACHE: dict[tuple[str, bytes, str, str], Any] = {}
-_PART_CACHE_MAX = 4096
-
-
-def _cached(key: tuple[str, bytes, str, str], make: Any) -> Any:
-    part = _PART_CACHE.get(key)
-    if part is None:
-        part = make()
-        if len(_PART_CACHE) >= _PART_CACHE_MAX:
-            _PART_CACHE.clear()
-        _PART_CACHE[key] = part
-    return part
-
-
+# Cached by their raw bytes (with the schema URL and default project): parts are immutable, and a workload
+# repeats the same few resources and scopes in every request.
+@functools.lru_cache(maxsize=4096)
 def resource_part_of(raw: bytes, schema_url: str, default_project: str) -> ResourcePart:
     """``resource_part`` of a serialized ``Resource`` (raises ``DecodeError`` on malformed bytes)."""
-    return _cached(("r", raw, schema_url, default_project),
-                   lambda: resource_part(Resource.FromString(raw), schema_url, default_project))
+    return resource_part(Resource.FromString(raw), schema_url, default_project)
 
 
+@functools.lru_cache(maxsize=4096)
 def scope_part_of(raw: bytes, schema_url: str) -> ScopePart:
     """``scope_part`` of a serialized ``InstrumentationScope``."""
-    return _cached(("s", raw, schema_url, ""), lambda: scope_part(InstrumentationScope.FromString(raw), schema_url))
+    return scope_part(InstrumentationScope.FromString(raw), schema_url)
 
 
 def rejection_message(rejected: int, messages: list[str]) -> str:

@@ -34,11 +34,7 @@ def _mix(z: np.ndarray) -> np.ndarray:
 
 def _hashes(ids: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """Two 64-bit hashes of each 32-character id, and which ids had that form (others are not hashed)."""
-    if isinstance(ids, pa.ChunkedArray):
-        ids = ids.combine_chunks()
-    elif not isinstance(ids, pa.Array):
-        ids = pa.array(ids, pa.string())
-    ids = ids.cast(pa.string())
+    ids = ids.cast(pa.string())  # the offsets below are int32
     # Bytes, not characters: the 32 bytes of each id are read as one row below.
     regular = pc.binary_length(ids).fill_null(0).to_numpy(zero_copy_only=False) == 32
     if not regular.any():

@@ -6,14 +6,13 @@ the trace had arrived whole.
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
 import pyarrow as pa
 
 from trajscope.analysis.latency import SpanLabels, breakdowns
-from trajscope.storage.schema import SPAN_COLUMN_NAMES, TRACE_SCHEMA
+from trajscope.storage.schema import TRACE_SCHEMA
 
 
 class SpanFacts(NamedTuple):
@@ -44,7 +43,6 @@ class SpanFacts(NamedTuple):
 
 
 FACT_COLUMNS: tuple[str, ...] = SpanFacts._fields
-_FACTS_OF_ROW = operator.itemgetter(*(SPAN_COLUMN_NAMES.index(name) for name in FACT_COLUMNS))
 
 
 def pick_root(spans: Sequence[SpanFacts]) -> tuple[SpanFacts, bool]:
@@ -149,19 +147,13 @@ def summary_table(rows: list[tuple]) -> pa.Table:
 
 
 def summarise_facts(facts: Iterable[SpanFacts], updated_at: int) -> pa.Table:
-    """Summaries of the traces in one batch of spans, as if the batch were all that is stored of them. A
-    decode worker computes these while it has the spans' facts anyway; the store uses them for traces it
-    has not seen before, and recomputes the rest from stored spans. A repeated span id keeps its first
-    occurrence, as the store's dedup does."""
+    """Summaries of the traces in one batch of spans, one trace at a time in Python: the reference that
+    ``batch_summary`` is tested against, and what it uses for the traces it does not vectorise. A repeated
+    span id keeps its first occurrence, as the store's dedup does."""
     by_trace: dict[str, dict[str, SpanFacts]] = {}
     for span in facts:
         by_trace.setdefault(span.trace_id, {}).setdefault(span.span_id, span)
     return summary_table([summarise_trace(list(spans.values()), updated_at) for spans in by_trace.values()])
-
-
-def summarise_span_rows(rows: Iterable[tuple[Any, ...]], updated_at: int) -> pa.Table:
-    """``summarise_facts`` of span rows (``SPAN_COLUMNS`` order)."""
-    return summarise_facts((SpanFacts(*_FACTS_OF_ROW(row)) for row in rows), updated_at)
 
 
 def summarise_span_columns(columns: dict[str, list[Any]], updated_at: int) -> pa.Table:
