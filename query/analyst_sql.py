@@ -4,12 +4,15 @@ The engine enforces the rules; the checks here only turn violations into clear m
 - the store's DuckDB instance runs with external access disabled (no files, no network, no ATTACH,
   no INSTALL) and its configuration locked (no SET / PRAGMA changes) — see ``DuckDBStore``;
 - DuckDB's own parser must find exactly one statement, of type SELECT (which covers WITH, FROM-first,
-  DESCRIBE, SHOW and SUMMARIZE) or EXPLAIN: no writes, DDL, COPY, ATTACH, SET, EXPORT, CALL...;
-- the query runs on its own cursor, interrupted at the deadline.
+  DESCRIBE, SHOW and SUMMARIZE) or an EXPLAIN of one: no writes, DDL, COPY, ATTACH, SET, EXPORT, CALL...
+  (``EXPLAIN ANALYZE`` runs the statement it explains, so what it wraps is checked the same way);
+- the query runs on its own cursor inside a transaction that is always rolled back, so a write that got
+  past the check would still never be committed; it is interrupted at the deadline.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 import time
@@ -27,6 +30,9 @@ _ALLOWED = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
 # name too (the locked configuration would refuse the changes anyway).
 _REFUSED_KEYWORDS = re.compile(r"^\s*(pragma|set|reset|call|attach|detach|copy|install|load|export|import|use)\b",
                                re.IGNORECASE)
+# What an EXPLAIN statement wraps starts after this (comments may come first; options in parentheses).
+_EXPLAIN_PREFIX = re.compile(r"^(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*explain\b(?:\s+analy[sz]e\b)?\s*(?:\([^)]*\))?",
+                             re.IGNORECASE | re.DOTALL)
 
 
 class SqlErrorCode(StrEnum):
@@ -65,7 +71,20 @@ def check_statement(con: duckdb.DuckDBPyConnection, sql: str) -> None:
         raise classify(exc) from None
     if len(statements) != 1:
         raise SqlError(SqlErrorCode.FORBIDDEN, f"exactly one statement is allowed, got {len(statements)}")
-    if statements[0].type not in _ALLOWED:
+    if statements[0].type == duckdb.StatementType.EXPLAIN:
+        # EXPLAIN ANALYZE executes what it explains: `EXPLAIN ANALYZE DELETE FROM traces` deletes. Only an
+        # EXPLAIN of a read passes; one whose wrapped statement cannot be isolated is refused.
+        prefix = _EXPLAIN_PREFIX.match(sql)
+        inner = sql[prefix.end():] if prefix else ""
+        if not inner.strip() or _REFUSED_KEYWORDS.match(inner):
+            raise refused
+        try:
+            wrapped = con.extract_statements(inner)
+        except duckdb.Error:
+            raise refused from None
+        if len(wrapped) != 1 or wrapped[0].type != duckdb.StatementType.SELECT:
+            raise refused
+    elif statements[0].type not in _ALLOWED:
         raise refused
 
 
@@ -96,6 +115,7 @@ def run_sql(cursor: duckdb.DuckDBPyConnection, sql: str, *, limit: int = DEFAULT
     batches: list[pa.RecordBatch] = []
     rows, truncated = 0, False
     try:
+        cursor.execute("BEGIN TRANSACTION")
         cursor.execute(sql)
         reader = cursor.to_arrow_reader(min(limit + 1, 65_536))
         for batch in reader:
@@ -110,5 +130,7 @@ def run_sql(cursor: duckdb.DuckDBPyConnection, sql: str, *, limit: int = DEFAULT
         raise classify(exc) from None
     finally:
         timer.cancel()
+        with contextlib.suppress(duckdb.Error):  # no transaction left open (the query failed, or ended it)
+            cursor.execute("ROLLBACK")
     table = pa.Table.from_batches(batches, schema=schema)
     return SqlResult(table, truncated, (time.perf_counter() - started) * 1000)

@@ -1,5 +1,7 @@
 """Analysts' SQL: every escape attempt is refused — by the engine, not just by the text check."""
 
+import contextlib
+
 import pytest
 
 from tests.otlp_builders import make_request, make_span
@@ -73,6 +75,15 @@ ESCAPES = [
     ("SELECT * FROM '/etc/passwd'", "invalid_sql"),  # a path is not a table: no file is opened
     ("SELECT * FROM 'https://example.com/x.csv'", "forbidden"),
     ("EXPLAIN SELECT * FROM read_csv('/etc/passwd')", "forbidden"),
+    # EXPLAIN ANALYZE runs the statement it explains
+    ("EXPLAIN ANALYZE DELETE FROM spans", "forbidden"),
+    ("EXPLAIN ANALYZE DELETE FROM traces", "forbidden"),
+    ("explain analyse INSERT INTO spans SELECT * FROM spans", "forbidden"),
+    ("EXPLAIN ANALYZE CREATE TABLE evil AS SELECT 1 AS x", "forbidden"),
+    ("/* hi */ -- there\n EXPLAIN ANALYZE UPDATE traces SET span_count = 0", "forbidden"),
+    ("EXPLAIN ANALYZE SET threads = 1", "forbidden"),
+    ("EXPLAIN ANALYZE CHECKPOINT", "forbidden"),
+    ("EXPLAIN DROP TABLE traces", "forbidden"),
     # not SQL at all
     ("SELEC 1", "invalid_sql"),
     ("", "invalid_sql"),
@@ -104,8 +115,40 @@ def test_the_engine_refuses_file_access_even_past_the_statement_check(store, mon
     assert store.query("SELECT current_setting('enable_external_access') AS v").column("v")[0].as_py() is False
 
 
+def _tables_and_counts(store):
+    tables = store.query("SELECT table_name FROM duckdb_tables() ORDER BY 1").column("table_name").to_pylist()
+    counts = store.query("SELECT (SELECT count(*) FROM spans) AS s, (SELECT count(*) FROM traces) AS t").to_pylist()
+    return tables, counts
+
+
+@pytest.mark.parametrize("sql", ["EXPLAIN ANALYZE DELETE FROM traces", "EXPLAIN ANALYZE CREATE TABLE evil AS SELECT 1",
+                                 "EXPLAIN ANALYZE UPDATE spans SET name = 'x'"])
+def test_explain_analyze_of_a_write_changes_nothing(store, sql):
+    before = _tables_and_counts(store)
+    with pytest.raises(SqlError) as err:
+        _run(store, sql)
+    assert err.value.code == SqlErrorCode.FORBIDDEN
+    assert _tables_and_counts(store) == before
+    assert store.query("SELECT count(*) AS n FROM spans WHERE name = 'x'").column("n")[0].as_py() == 0
+
+
+def test_a_write_past_the_statement_check_is_rolled_back(store, monkeypatch):
+    # The engine-side guard for writes: every analyst query runs in a transaction that is rolled back.
+    monkeypatch.setattr(analyst_sql, "check_statement", lambda con, sql: None)
+    before = _tables_and_counts(store)
+    for sql in ("DELETE FROM traces", "EXPLAIN ANALYZE DELETE FROM spans", "CREATE TABLE evil AS SELECT 1 AS x",
+                "UPDATE spans SET name = 'x'", "DROP VIEW llm_calls"):
+        with contextlib.suppress(SqlError):  # refused by the engine is as good
+            _run(store, sql)
+        assert _tables_and_counts(store) == before, sql
+    assert _run(store, "SELECT count(*) AS n FROM llm_calls").table.num_rows == 1
+    assert store.query("SELECT count(*) AS n FROM spans WHERE name = 'x'").column("n")[0].as_py() == 0
+
+
 READS = [
     "SELECT name, category FROM spans ORDER BY name",
+    "EXPLAIN ANALYZE SELECT count(*) FROM spans",
+    "-- a comment first\nEXPLAIN SELECT 1",
     "WITH x AS (SELECT * FROM traces) SELECT count(*) FROM x",
     "EXPLAIN SELECT * FROM llm_calls",
     "DESCRIBE llm_calls",
