@@ -7,7 +7,9 @@ Two threads, so an acknowledgement never waits on DuckDB:
 * the **load thread** collects acknowledged batches and writes them to the store (``SpanStore.write``:
   dedup, insert, trace summaries, one transaction) once ``load_rows`` have gathered — whole row groups,
   the rest waiting for the next load —, when input pauses for ``linger_s``, or at once when a reader calls
-  ``sync`` (then everything). Loaded segments of the log are deleted.
+  ``sync`` (then everything). Loaded segments of the log are deleted. While loads keep coming the store is
+  in ingest mode (``set_ingest_mode``: fewer DuckDB threads); after ``idle_after_s`` without input it is
+  switched back and checkpointed.
 
 Readers call ``sync()`` first, so a query sees every span acknowledged before it began. After a crash the
 log is replayed into the store on start (writes are idempotent, so a batch loaded just before the crash
@@ -120,6 +122,8 @@ class StagedWriter:
         self._checkpoint_rows = checkpoint_rows
         self._rows_since_checkpoint = 0
         self.stats = WriterStats()
+        self._set_ingest_mode: Callable[[bool], None] | None = getattr(store, "set_ingest_mode", None)
+        self._ingesting = False
         self._log = StagingLog(directory)
         self._recover(progress)
 
@@ -158,6 +162,7 @@ class StagedWriter:
 
     def _replay_batch(self, batch: list[pa.Table], progress: Callable[[str], None] | None) -> None:
         table = pa.concat_tables(batch)
+        self._ingest_mode(True)
         self._store.write(table)
         self.stats.spans_replayed += table.num_rows
         if progress:
@@ -291,9 +296,19 @@ class StagedWriter:
         load = taken[:i] + ([head] if inside else [])
         return load, tables[:i] + ([head.table] if inside else [])
 
+    def _ingest_mode(self, loading: bool) -> None:
+        if self._set_ingest_mode is None or self._ingesting == loading:
+            return
+        try:
+            self._set_ingest_mode(loading)
+        except Exception:  # only speed depends on it: never fail or stall a load over it
+            log.exception("switching the store's ingest mode failed")
+        self._ingesting = loading
+
     def _load(self, taken: list[_Batch], tables: list[pa.Table]) -> None:
         rows = sum(t.num_rows for t in tables)
         started = time.perf_counter()
+        self._ingest_mode(True)
         while True:
             try:
                 written = self._store.write(pa.concat_tables(tables))
@@ -332,6 +347,7 @@ class StagedWriter:
 
     def _idle(self) -> None:
         """Housekeeping while nobody waits; a failure here must not kill the loader."""
+        self._ingest_mode(False)
         if self._rows_since_checkpoint:
             self._checkpoint()
 
@@ -358,6 +374,8 @@ class StagedWriter:
             self._submissions.put(None)
         self._ack_thread.join(timeout)
         self._load_thread.join(timeout)
+        if not self._load_thread.is_alive():
+            self._ingest_mode(False)
         with self._cond:
             all_loaded = not self._load_thread.is_alive() and self._loaded == self._acked
         self._log.close(all_loaded=all_loaded)

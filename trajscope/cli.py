@@ -37,6 +37,9 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
                    help="TOML file of alert rules (cost, error rate, tool latency, guardrail blocks)")
     p.add_argument("--memory-limit", default=env("memory_limit", None),
                    help="DuckDB memory cap, e.g. 4GB (default: DuckDB's, 80%% of RAM)")
+    p.add_argument("--ingest-db-threads", type=int, default=env_int("ingest_db_threads", d.ingest_db_threads),
+                   help="DuckDB threads while spans are loading: 0 = cores minus decode workers (default), "
+                        "-1 = never switch (keeps DuckDB's configuration locked)")
 
 
 def _demo_parser(sub: argparse._SubParsersAction) -> None:
@@ -100,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
             api_port=args.api_port, api_key=args.api_key or None, decode_workers=args.decode_workers,
             decoder=args.decoder,
             max_pending_spans=args.max_pending_spans, sql_timeout_s=args.sql_timeout,
-            memory_limit=args.memory_limit or None, prices=Path(args.prices) if args.prices else None,
+            memory_limit=args.memory_limit or None, ingest_db_threads=args.ingest_db_threads,
+            prices=Path(args.prices) if args.prices else None,
             alerts=Path(args.alerts) if args.alerts else None,
         ))
     if args.command == "demo":

@@ -36,7 +36,20 @@ class ServerSettings:
     sql_timeout_s: float = 30.0
     # DuckDB's memory cap for the whole store (ingest and analyst queries); None = DuckDB's default (80 %).
     memory_limit: str | None = None
+    # DuckDB's threads while spans are being loaded: 0 = the cores the decode workers leave (at least 1),
+    # -1 = DuckDB's own count throughout (and its configuration locked); see DuckDBStore.set_ingest_mode.
+    ingest_db_threads: int = 0
     # A TOML price file adding to / overriding the built-in table (analysis/prices.toml).
     prices: Path | None = None
     # A TOML file of alert rules (query.alerting); none = no alerting.
     alerts: Path | None = None
+
+
+def ingest_threads(settings: ServerSettings, cores: int | None = None) -> int | None:
+    """DuckDB's thread count during loads for these settings (None: never switched)."""
+    if settings.ingest_db_threads < 0:
+        return None
+    if settings.ingest_db_threads > 0:
+        return settings.ingest_db_threads
+    cores = cores or os.cpu_count() or 1
+    return max(1, cores - max(0, settings.decode_workers))

@@ -25,7 +25,7 @@ from trajscope.collector.decode_pool import make_decoder
 from trajscope.collector.grpc_receiver import build_grpc_server
 from trajscope.collector.http_receiver import build_http_app
 from trajscope.collector.pipeline import IngestPipeline
-from trajscope.config import ServerSettings
+from trajscope.config import ServerSettings, ingest_threads
 from trajscope.query.alerting import AlertConfig, AlertConfigError, AlertMonitor, load_rules
 from trajscope.query.api import AppState, create_app
 from trajscope.storage.duckdb_store import DuckDBStore
@@ -66,7 +66,8 @@ def check_ports_free(settings: ServerSettings) -> None:
 
 def open_store(settings: ServerSettings) -> DuckDBStore:
     try:
-        return DuckDBStore(settings.data, memory_limit=settings.memory_limit)
+        return DuckDBStore(settings.data, memory_limit=settings.memory_limit,
+                           ingest_threads=ingest_threads(settings))
     except duckdb.IOException as exc:
         if "lock" in str(exc).lower():
             raise StartupError(f"data directory {settings.data} is in use by another process (is another "

@@ -1,0 +1,141 @@
+"""DuckDB's thread count during loads (``DuckDBStore.set_ingest_mode``), who switches it (the staged
+writer: on at a load, off when input pauses), and what the server picks (``config.ingest_threads``)."""
+
+import time
+
+import duckdb
+import pytest
+
+from tests.otlp_builders import make_request, make_span
+from trajscope.collector.otlp_decode import decode_request
+from trajscope.config import ServerSettings, ingest_threads
+from trajscope.query.analyst_sql import SqlError, SqlErrorCode, run_sql
+from trajscope.storage.duckdb_store import DuckDBStore
+from trajscope.storage.staged_writer import StagedWriter, ipc_bytes
+
+
+def _threads(store: DuckDBStore) -> int:
+    return int(store.query("SELECT current_setting('threads') AS t").column("t")[0].as_py())
+
+
+def _default_threads(tmp_path) -> int:
+    store = DuckDBStore(tmp_path / "probe")
+    try:
+        return _threads(store)
+    finally:
+        store.close()
+
+
+@pytest.fixture
+def switching(tmp_path):
+    # One more than DuckDB's own count, so the switch is visible on any machine.
+    ingest = _default_threads(tmp_path) + 1
+    store = DuckDBStore(tmp_path / "data", ingest_threads=ingest)
+    yield store, ingest
+    store.close()
+
+
+def test_the_store_switches_threads_for_loads_and_back(switching):
+    store, ingest = switching
+    own = _threads(store)
+    assert own != ingest and store.threads == own
+    store.set_ingest_mode(True)
+    assert _threads(store) == ingest == store.threads
+    store.set_ingest_mode(True)  # idempotent
+    assert _threads(store) == ingest
+    store.set_ingest_mode(False)
+    assert _threads(store) == own == store.threads
+
+
+def test_a_store_without_ingest_threads_never_switches_and_stays_locked(tmp_path):
+    store = DuckDBStore(tmp_path / "data")
+    own = _threads(store)
+    store.set_ingest_mode(True)
+    assert _threads(store) == own
+    with pytest.raises(duckdb.Error, match="locked"):
+        store._con.execute("SET threads = 1")
+    store.close()
+
+
+@pytest.mark.parametrize("sql", ["SET memory_limit = '100GB'", "RESET threads", "PRAGMA threads = 1",
+                                 "EXPLAIN ANALYZE SET threads = 1", "  set threads to 1"])
+def test_analysts_still_cannot_change_settings_on_a_switching_store(switching, sql):
+    store, _ = switching
+    before = store.query("SELECT current_setting('memory_limit') AS m, current_setting('threads') AS t").to_pylist()
+    with store.cursor() as cur, pytest.raises(SqlError) as err:
+        run_sql(cur, sql)
+    assert err.value.code == SqlErrorCode.FORBIDDEN
+    after = store.query("SELECT current_setting('memory_limit') AS m, current_setting('threads') AS t").to_pylist()
+    assert after == before
+
+
+class _Recording:
+    """The store, noting DuckDB's thread count during each load."""
+
+    def __init__(self, store: DuckDBStore) -> None:
+        self.store = store
+        self.seen: list[int] = []
+
+    def write(self, table):
+        self.seen.append(_threads(self.store))
+        return self.store.write(table)
+
+    def checkpoint(self) -> None:
+        self.store.checkpoint()
+
+    def set_ingest_mode(self, loading: bool) -> None:
+        self.store.set_ingest_mode(loading)
+
+
+def _batch(n: int) -> tuple[bytes, int]:
+    table = decode_request(make_request([make_span(f"s{i}") for i in range(n)]).SerializeToString()).table
+    return ipc_bytes(table), table.num_rows
+
+
+def test_the_writer_loads_in_ingest_mode_and_switches_back_when_idle(switching, tmp_path):
+    store, ingest = switching
+    own = store.threads
+    recording = _Recording(store)
+    writer = StagedWriter(recording, tmp_path / "staging", linger_s=0.01, idle_after_s=0.2)
+    for _ in range(3):
+        writer.submit(*_batch(4)).result(5)
+        assert writer.sync(timeout=5)
+    assert recording.seen and set(recording.seen) == {ingest}
+    deadline = time.monotonic() + 5
+    while store.threads != own and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert _threads(store) == own
+    writer.submit(*_batch(2)).result(5)  # a new burst switches again
+    assert writer.sync(timeout=5)
+    assert recording.seen[-1] == ingest
+    writer.close()
+    assert _threads(store) == own  # closing leaves DuckDB as it found it
+    assert store.query("SELECT count(*) AS n FROM spans").column("n")[0].as_py() == 14
+
+
+def test_a_failing_switch_does_not_stop_loading(switching, tmp_path):
+    store, _ = switching
+    recording = _Recording(store)
+
+    def broken(loading: bool) -> None:
+        raise duckdb.InvalidInputException("no")
+
+    recording.set_ingest_mode = broken
+    writer = StagedWriter(recording, tmp_path / "staging", linger_s=0.01)
+    writer.submit(*_batch(3)).result(5)
+    assert writer.sync(timeout=5)
+    writer.close()
+    assert store.query("SELECT count(*) AS n FROM spans").column("n")[0].as_py() == 3
+
+
+@pytest.mark.parametrize(("configured", "workers", "cores", "expected"), [
+    (0, 2, 2, 1),  # this kind of machine: the decode workers take both cores
+    (0, 2, 8, 6),
+    (0, 0, 1, 1),
+    (0, 4, 2, 1),
+    (3, 2, 2, 3),  # asked for
+    (-1, 2, 8, None),  # never switch
+])
+def test_the_server_picks_the_cores_the_decode_workers_leave(configured, workers, cores, expected):
+    settings = ServerSettings(decode_workers=workers, ingest_db_threads=configured)
+    assert ingest_threads(settings, cores=cores) == expected
