@@ -1,6 +1,7 @@
 """DuckDB's thread count during loads (``DuckDBStore.set_ingest_mode``), who switches it (the staged
 writer: on at a load, off when input pauses), and what the server picks (``config.ingest_threads``)."""
 
+import threading
 import time
 
 import duckdb
@@ -139,3 +140,37 @@ def test_a_failing_switch_does_not_stop_loading(switching, tmp_path):
 def test_the_server_picks_the_cores_the_decode_workers_leave(configured, workers, cores, expected):
     settings = ServerSettings(decode_workers=workers, ingest_db_threads=configured)
     assert ingest_threads(settings, cores=cores) == expected
+
+
+def test_switching_while_queries_run_fails_none_and_changes_no_answer(switching):
+    store, _ = switching
+    sql = "SELECT i % 7 AS k, count(*) AS n, sum(i) AS s FROM range(2000000) t(i) GROUP BY 1 ORDER BY 1"
+    with store.cursor() as cur:
+        expected = run_sql(cur, sql).table
+    errors: list[str] = []
+    answers: list[bool] = []
+    done = threading.Event()
+
+    def reader() -> None:
+        while not done.is_set():
+            try:
+                with store.cursor() as cur:
+                    answers.append(run_sql(cur, sql).table.equals(expected))
+            except Exception as exc:  # any failure is the finding
+                errors.append(repr(exc))
+
+    readers = [threading.Thread(target=reader) for _ in range(2)]
+    for t in readers:
+        t.start()
+    flips = 0
+    deadline = time.monotonic() + 1.5
+    while time.monotonic() < deadline:
+        store.set_ingest_mode(flips % 2 == 0)
+        flips += 1
+        time.sleep(0.005)
+    done.set()
+    for t in readers:
+        t.join(30)
+    assert not errors
+    assert answers and all(answers)
+    assert flips > 50
