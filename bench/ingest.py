@@ -29,6 +29,9 @@ def one_run(args: argparse.Namespace, payload_file: Path, total_spans: int, run:
     server = ServerProcess(OUT / f"ingest-{run}", *args.server_args)
     proc = psutil.Process(server.proc.pid)
     cpu_before = proc.cpu_times()
+    # The decode workers are started (and warmed up) before the server reports ready: only what they use
+    # from here on is load.
+    workers_before = {c.pid: c.cpu_times() for c in proc.children(recursive=True)}
     peak_rss = [proc.memory_info().rss]
     sampling = threading.Event()
 
@@ -52,9 +55,11 @@ def one_run(args: argparse.Namespace, payload_file: Path, total_spans: int, run:
         time.sleep(0.01)
     queryable_at = time.time()
     cpu_after = proc.cpu_times()
-    # Decode runs in worker processes: count them too (they are spawned at the first export).
-    workers = [c.cpu_times() for c in proc.children(recursive=True)]
-    worker_cpu = sum(c.user + c.system for c in workers)
+    # Decode runs in worker processes: count them too.
+    worker_cpu = 0.0
+    for child in proc.children(recursive=True):
+        now, then = child.cpu_times(), workers_before.get(child.pid)
+        worker_cpu += (now.user + now.system) - ((then.user + then.system) if then else 0.0)
     sampling.set()
     sampler.join()
     server.stop()
@@ -68,7 +73,10 @@ def one_run(args: argparse.Namespace, payload_file: Path, total_spans: int, run:
     return {
         "acked_sps": total_spans / elapsed_ack,
         "e2e_sps": total_spans / (queryable_at - result["first_send"]),
-        "cpu_cores": cpu / elapsed_ack,
+        # From the first send until every span is queryable (loading included); µs of CPU per span is the
+        # figure that moves least with the machine's speed swings.
+        "cpu_cores": cpu / (queryable_at - result["first_send"]),
+        "cpu_us_per_span": cpu / total_spans * 1e6,
         "peak_rss_mb": peak_rss[0] / 2**20,
         "stored_bytes_per_span": stored / total_spans,
         "compacted_bytes_per_span": compacted / total_spans,
@@ -105,15 +113,18 @@ def main() -> None:
         r = one_run(args, payload_file, total_spans, run)
         runs.append(r)
         print(f"  run {run + 1}: acked {r['acked_sps']:,.0f} spans/s, end-to-end {r['e2e_sps']:,.0f} spans/s, "
-              f"server CPU {r['cpu_cores']:.2f} cores (incl. decode workers), peak RSS {r['peak_rss_mb']:.0f} MiB, "
+              f"server CPU {r['cpu_cores']:.2f} cores / {r['cpu_us_per_span']:.1f} µs per span (incl. decode "
+              f"workers), peak RSS {r['peak_rss_mb']:.0f} MiB, "
               f"{r['stored_bytes_per_span']:.0f} B/span stored ({r['compacted_bytes_per_span']:.0f} compacted), "
               f"ack p50 {r['p50_ms']:.0f} ms p99 {r['p99_ms']:.0f} ms, failures {r['failures']}", flush=True)
-    keys = ("acked_sps", "e2e_sps", "cpu_cores", "peak_rss_mb", "stored_bytes_per_span", "compacted_bytes_per_span",
+    keys = ("acked_sps", "e2e_sps", "cpu_cores", "cpu_us_per_span", "peak_rss_mb", "stored_bytes_per_span",
+            "compacted_bytes_per_span",
             "p50_ms", "p99_ms")
     med = {k: median([r[k] for r in runs]) for k in keys}
     wire_per_span = wire / total_spans
     print(f"median: acked {med['acked_sps']:,.0f} spans/s | end-to-end {med['e2e_sps']:,.0f} spans/s | "
-          f"server CPU {med['cpu_cores']:.2f} cores | peak RSS {med['peak_rss_mb']:.0f} MiB | "
+          f"server CPU {med['cpu_cores']:.2f} cores, {med['cpu_us_per_span']:.1f} µs/span | "
+          f"peak RSS {med['peak_rss_mb']:.0f} MiB | "
           f"stored {med['stored_bytes_per_span']:.0f} B/span ({med['stored_bytes_per_span'] / wire_per_span:.2f}"
           f"× wire; after `trajscope compact` {med['compacted_bytes_per_span']:.0f} B/span, "
           f"{med['compacted_bytes_per_span'] / wire_per_span:.2f}× wire) | "
