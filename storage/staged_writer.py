@@ -7,9 +7,9 @@ Two threads, so an acknowledgement never waits on DuckDB:
 * the **load thread** collects acknowledged batches and writes them to the store (``SpanStore.write``:
   dedup, insert, trace summaries, one transaction) once ``load_rows`` have gathered — whole row groups,
   the rest waiting for the next load —, when input pauses for ``linger_s``, or at once when a reader calls
-  ``sync`` (then everything). Loaded segments of the log are deleted. While loads keep coming the store is
-  in ingest mode (``set_ingest_mode``: fewer DuckDB threads); after ``idle_after_s`` without input it is
-  switched back and checkpointed.
+  ``sync`` (then everything). Loaded segments of the log are deleted. While input outruns the loader (a
+  full load gathers) the store is in ingest mode (``set_ingest_mode``: fewer DuckDB threads); when input
+  pauses (a load after ``linger_s``) or stops (``idle_after_s``) it is switched back.
 
 Readers call ``sync()`` first, so a query sees every span acknowledged before it began. After a crash the
 log is replayed into the store on start (writes are idempotent, so a batch loaded just before the crash
@@ -239,15 +239,19 @@ class StagedWriter:
             self._staged_rows >= self._load_rows or self._sync_waiters > 0 or self._ack_done
             or now - self._last_arrival >= self._linger_s)
 
-    def _take(self) -> tuple[list[_Batch], bool] | None:
-        """Wait for a batch worth loading; None once closed and drained. Runs idle housekeeping. The flag
-        says whether everything taken must load now (a reader waits, input paused, closing) or the load
-        may stop at a row-group boundary."""
+    def _take(self) -> tuple[list[_Batch], bool, bool | None] | None:
+        """Wait for a batch worth loading; None once closed and drained. Runs idle housekeeping. The first
+        flag says whether everything taken must load now (a reader waits, input paused, closing) or the load
+        may stop at a row-group boundary; the second whether input is outrunning the loader (a full load
+        gathered: True), has paused (False), or neither is known (a reader or shutdown asked: None)."""
         with self._cond:
             while True:
                 now = time.monotonic()
                 if self._due(now):
                     drain = self._staged_rows < self._load_rows or self._sync_waiters > 0 or self._ack_done
+                    busy: bool | None = True
+                    if self._staged_rows < self._load_rows:
+                        busy = None if self._sync_waiters > 0 or self._ack_done else False
                     taken: list[_Batch] = []
                     rows = 0
                     while self._staged and rows < MAX_LOAD_ROWS:
@@ -255,7 +259,7 @@ class StagedWriter:
                         taken.append(item)
                         rows += item.rows
                     self._staged_rows -= rows
-                    return taken, drain
+                    return taken, drain, busy
                 if self._ack_done and not self._staged:
                     return None
                 if self._staged:
@@ -264,12 +268,16 @@ class StagedWriter:
                 if not self._cond.wait(self._idle_after_s):
                     break
         self._idle()
-        return [], True
+        return [], True, None
 
     def _load_loop(self) -> None:
         while (took := self._take()) is not None:
-            taken, drain = took
+            taken, drain, busy = took
             if taken:
+                # Ingest mode only while input outruns the loader: a trickle of exports (each loaded after
+                # ``linger_s``) leaves the cores to queries.
+                if busy is not None:
+                    self._ingest_mode(busy)
                 self._load(*self._whole_row_groups(taken, drain))
 
     def _whole_row_groups(self, taken: list[_Batch], drain: bool) -> tuple[list[_Batch], list[pa.Table]]:
@@ -308,7 +316,6 @@ class StagedWriter:
     def _load(self, taken: list[_Batch], tables: list[pa.Table]) -> None:
         rows = sum(t.num_rows for t in tables)
         started = time.perf_counter()
-        self._ingest_mode(True)
         while True:
             try:
                 written = self._store.write(pa.concat_tables(tables))

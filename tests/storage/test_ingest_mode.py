@@ -93,25 +93,66 @@ def _batch(n: int) -> tuple[bytes, int]:
     return ipc_bytes(table), table.num_rows
 
 
-def test_the_writer_loads_in_ingest_mode_and_switches_back_when_idle(switching, tmp_path):
+def _wait_for(predicate, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return predicate()
+
+
+def test_full_loads_run_in_ingest_mode_and_a_pause_switches_back(switching, tmp_path):
     store, ingest = switching
     own = store.threads
     recording = _Recording(store)
-    writer = StagedWriter(recording, tmp_path / "staging", linger_s=0.01, idle_after_s=0.2)
-    for _ in range(3):
-        writer.submit(*_batch(4)).result(5)
-        assert writer.sync(timeout=5)
-    assert recording.seen and set(recording.seen) == {ingest}
-    deadline = time.monotonic() + 5
-    while store.threads != own and time.monotonic() < deadline:
-        time.sleep(0.02)
+    # A full load is 8 spans here (one row group): submitting 12 at once is input outrunning the loader.
+    writer = StagedWriter(recording, tmp_path / "staging", load_rows=8, row_group_rows=8, linger_s=0.3,
+                          idle_after_s=5.0)
+    for future in [writer.submit(*_batch(4)) for _ in range(3)]:
+        future.result(5)
+    # The full load (cut to whole row groups), then the rest once input has paused for linger_s: DuckDB
+    # has its threads back for that one.
+    assert _wait_for(lambda: writer.pending_rows == 0)
+    assert recording.seen == [ingest, own]
     assert _threads(store) == own
-    writer.submit(*_batch(2)).result(5)  # a new burst switches again
-    assert writer.sync(timeout=5)
-    assert recording.seen[-1] == ingest
+    writer.submit(*_batch(4)).result(5)  # a trickle: loaded after the pause, never in ingest mode
+    assert _wait_for(lambda: writer.pending_rows == 0)
+    assert recording.seen == [ingest, own, own]
+    for future in [writer.submit(*_batch(4)) for _ in range(3)]:  # a new burst switches again
+        future.result(5)
+    assert _wait_for(lambda: writer.pending_rows == 0)
+    assert recording.seen[3:] == [ingest, own]
     writer.close()
     assert _threads(store) == own  # closing leaves DuckDB as it found it
-    assert store.query("SELECT count(*) AS n FROM spans").column("n")[0].as_py() == 14
+    assert store.query("SELECT count(*) AS n FROM spans").column("n")[0].as_py() == 28
+
+
+def test_a_trickle_never_switches(switching, tmp_path):
+    store, _ = switching
+    own = store.threads
+    recording = _Recording(store)
+    writer = StagedWriter(recording, tmp_path / "staging", load_rows=64, linger_s=0.02, idle_after_s=5.0)
+    for _ in range(4):
+        writer.submit(*_batch(2)).result(5)
+        assert _wait_for(lambda: writer.pending_rows == 0)
+    assert writer.sync(timeout=5)
+    assert recording.seen == [own] * len(recording.seen) and len(recording.seen) >= 4
+    writer.close()
+
+
+def test_an_idle_writer_switches_back(switching, tmp_path):
+    store, ingest = switching
+    own = store.threads
+    recording = _Recording(store)
+    # No load waits for a pause here (linger 5 s): a full load, the rest because a reader asks, then idle.
+    writer = StagedWriter(recording, tmp_path / "staging", load_rows=8, row_group_rows=4, linger_s=5.0,
+                          idle_after_s=0.3)
+    for future in [writer.submit(*_batch(4)) for _ in range(3)]:
+        future.result(5)
+    assert writer.sync(timeout=5)
+    assert recording.seen and recording.seen[0] == ingest and store.threads == ingest
+    assert _wait_for(lambda: store.threads == own)
+    assert _threads(store) == own
+    writer.close()
 
 
 def test_a_failing_switch_does_not_stop_loading(switching, tmp_path):
