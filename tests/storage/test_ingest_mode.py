@@ -100,15 +100,19 @@ def _wait_for(predicate, timeout: float = 5.0) -> bool:
     return predicate()
 
 
+def _burst(store: DuckDBStore, directory, **options) -> tuple[_Recording, StagedWriter]:
+    """A writer with full loads of 8 spans, handed 12 spans at once: input outrunning the loader."""
+    recording = _Recording(store)
+    writer = StagedWriter(recording, directory, load_rows=8, **options)
+    for future in [writer.submit(*_batch(4)) for _ in range(3)]:
+        future.result(5)
+    return recording, writer
+
+
 def test_full_loads_run_in_ingest_mode_and_a_pause_switches_back(switching, tmp_path):
     store, ingest = switching
     own = store.threads
-    recording = _Recording(store)
-    # A full load is 8 spans here (one row group): submitting 12 at once is input outrunning the loader.
-    writer = StagedWriter(recording, tmp_path / "staging", load_rows=8, row_group_rows=8, linger_s=0.3,
-                          idle_after_s=5.0)
-    for future in [writer.submit(*_batch(4)) for _ in range(3)]:
-        future.result(5)
+    recording, writer = _burst(store, tmp_path / "staging", row_group_rows=8, linger_s=0.3, idle_after_s=5.0)
     # The full load (cut to whole row groups), then the rest once input has paused for linger_s: DuckDB
     # has its threads back for that one.
     assert _wait_for(lambda: writer.pending_rows == 0)
@@ -142,12 +146,8 @@ def test_a_trickle_never_switches(switching, tmp_path):
 def test_an_idle_writer_switches_back(switching, tmp_path):
     store, ingest = switching
     own = store.threads
-    recording = _Recording(store)
     # No load waits for a pause here (linger 5 s): a full load, the rest because a reader asks, then idle.
-    writer = StagedWriter(recording, tmp_path / "staging", load_rows=8, row_group_rows=4, linger_s=5.0,
-                          idle_after_s=0.3)
-    for future in [writer.submit(*_batch(4)) for _ in range(3)]:
-        future.result(5)
+    recording, writer = _burst(store, tmp_path / "staging", row_group_rows=4, linger_s=5.0, idle_after_s=0.3)
     assert writer.sync(timeout=5)
     assert recording.seen and recording.seen[0] == ingest and store.threads == ingest
     assert _wait_for(lambda: store.threads == own)
