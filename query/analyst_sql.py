@@ -1,8 +1,9 @@
 """Analysts' own SQL, safely: one read statement, a deadline, a row limit.
 
-The engine enforces the rules; the checks here only turn violations into clear messages early:
+The engine enforces files, network and writes; the statement check enforces settings:
 - the store's DuckDB instance runs with external access disabled (no files, no network, no ATTACH,
-  no INSTALL) and its configuration locked (no SET / PRAGMA changes) — see ``DuckDBStore``;
+  no INSTALL) — see ``DuckDBStore``; its configuration is locked too unless the store switches its thread
+  count for loads (``DuckDBStore.set_ingest_mode``, the server's default);
 - DuckDB's own parser must find exactly one statement, of type SELECT (which covers WITH, FROM-first,
   DESCRIBE, SHOW and SUMMARIZE) or an EXPLAIN of one: no writes, DDL, COPY, ATTACH, SET, EXPORT, CALL...
   (``EXPLAIN ANALYZE`` runs the statement it explains, so what it wraps is checked the same way);
@@ -27,7 +28,7 @@ DEFAULT_LIMIT = 10_000
 MAX_LIMIT = 1_000_000
 _ALLOWED = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
 # DuckDB parses these as SELECTs over table functions; they change or reveal settings, so refuse them by
-# name too (the locked configuration would refuse the changes anyway).
+# name too, before parsing.
 _REFUSED_KEYWORDS = re.compile(r"^\s*(pragma|set|reset|call|attach|detach|copy|install|load|export|import|use)\b",
                                re.IGNORECASE)
 # What an EXPLAIN statement wraps starts after this (comments may come first; options in parentheses).
