@@ -406,8 +406,8 @@ class DuckDBStore:
         thread count after.
 
         A load is one Arrow batch inserted on the loader's thread, yet with a second DuckDB thread the
-        server spent 12 % more CPU per span (alternating A/B, 6 rounds: 70.7 → 61.9 µs/span, end-to-end
-        29.7k → 33.9k spans/s; bench/README.md): DuckDB's own thread picks up parts of each load and the
+        server spent ~13 % more CPU per span (alternating A/B, 6 rounds: 70.6 → 62.5 µs/span with one,
+        end-to-end 27.9k → 34.2k spans/s; bench/README.md): DuckDB's own thread picks up parts of each load and the
         loader waits for it in a loop, on a machine whose cores the decode workers already keep busy. Queries
         want the threads (stats over 1M spans 145–189 ms with two, 235–396 ms with one), so they get them
         back once loading pauses."""
