@@ -152,7 +152,7 @@ def decode(blob: bytes, starts: np.ndarray, ends: np.ndarray, span_starts: np.nd
         raise Irregular("unknown AnyValue field")
 
     is_str = vtype == STR
-    str_at = np.flatnonzero(is_str)
+    str_at = is_str.nonzero()[0]
     s_len, used = varints(buf, value_start[str_at] + 1, 5)
     pay_start = value_start[str_at] + 1 + used
     pay_end = value_end[str_at]
@@ -170,7 +170,7 @@ def decode(blob: bytes, starts: np.ndarray, ends: np.ndarray, span_starts: np.nd
     strings = strings_from(*gather(buf, hot_start, hot_end), hot_valid)
 
     ints = np.zeros(n, np.int64)
-    int_at = np.flatnonzero(vtype == INT)
+    int_at = (vtype == INT).nonzero()[0]
     if int_at.size:
         values, used = varints(buf, value_start[int_at] + 1, 10)
         if (value_start[int_at] + 1 + used != value_end[int_at]).any():
@@ -178,7 +178,7 @@ def decode(blob: bytes, starts: np.ndarray, ends: np.ndarray, span_starts: np.nd
         ints[int_at] = values.view(np.int64)
 
     doubles = np.zeros(n, np.float64)
-    double_at = np.flatnonzero(vtype == DOUBLE)
+    double_at = (vtype == DOUBLE).nonzero()[0]
     if double_at.size:
         d_at = value_start[double_at]
         if (value_end[double_at] - d_at != 9).any():
@@ -186,7 +186,7 @@ def decode(blob: bytes, starts: np.ndarray, ends: np.ndarray, span_starts: np.nd
         doubles[double_at] = buf[d_at[:, None] + np.arange(1, 9)].copy().view("<f8").ravel()
 
     bools = np.zeros(n, np.bool_)
-    bool_at = np.flatnonzero(vtype == BOOL)
+    bool_at = (vtype == BOOL).nonzero()[0]
     if bool_at.size:
         b_at = value_start[bool_at]
         if (value_end[bool_at] - b_at != 2).any() or (buf[b_at + 1] > 1).any():
@@ -195,7 +195,7 @@ def decode(blob: bytes, starts: np.ndarray, ends: np.ndarray, span_starts: np.nd
 
     others: dict[int, Any] = {}
     other_text: dict[int, bytes] = {}
-    for i in np.flatnonzero(vtype == OTHER).tolist():
+    for i in (vtype == OTHER).nonzero()[0].tolist():
         others[i], other_text[i] = _other(blob[value_start[i]:value_end[i]])
 
     objects = _objects(blob, buf, span_starts, span_of, key_index, distinct, vtype, str_at, pay_start, pay_end,
@@ -218,7 +218,7 @@ def _objects(blob: bytes, buf: np.ndarray, span_starts: np.ndarray, span_of: np.
     """Each span's attributes as one JSON object, in the order they were sent, in one gather."""
     n, spans = len(vtype), len(span_starts) - 1
     # Strings with a quote, a backslash or a control character need escaping: orjson does those few.
-    special = np.flatnonzero((buf < 0x20) | (buf == 0x22) | (buf == 0x5C))
+    special = ((buf < 0x20) | (buf == 0x22) | (buf == 0x5C)).nonzero()[0]
     escaped = np.searchsorted(special, pay_end) > np.searchsorted(special, pay_start)
 
     texts: list[bytes] = [_CONSTANTS]
@@ -248,7 +248,7 @@ def _objects(blob: bytes, buf: np.ndarray, span_starts: np.ndarray, span_of: np.
         text_of[where] = side_len + np.concatenate(([0], np.cumsum(lengths)[:-1]))
         side_len += int(lengths.sum())
         texts.extend(items)
-    for where, const in ((bool_at, None), (np.flatnonzero(vtype == NULL), _NULL)):
+    for where, const in ((bool_at, None), ((vtype == NULL).nonzero()[0], _NULL)):
         if where.size:
             if const is None:
                 text_of[where] = np.where(bools[where], _TRUE[0], _FALSE[0])

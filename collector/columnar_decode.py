@@ -81,14 +81,14 @@ def decode_request(payload: bytes, default_project: str = "default", *, strict: 
 def _hex(buf: np.ndarray, starts: np.ndarray, width: int, valid: np.ndarray | None = None) -> pa.StringArray:
     """Ids of ``width`` bytes at ``starts`` as lowercase hex (null where not ``valid``)."""
     n = len(starts)
-    text = _HEX[np.lib.stride_tricks.sliding_window_view(buf, width)[starts]].tobytes()
+    text = _HEX[wire.windows(buf, starts, width)].tobytes()
     offsets = np.arange(0, 2 * width * n + 1, 2 * width, dtype=np.int32)
     mask = None if valid is None else pa.py_buffer(np.packbits(valid, bitorder="little"))
     return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(text), mask)
 
 
 def _all_zero(buf: np.ndarray, starts: np.ndarray, width: int) -> np.ndarray:
-    return ~np.lib.stride_tricks.sliding_window_view(buf, width)[starts].any(axis=1)
+    return ~wire.windows(buf, starts, width).any(axis=1)
 
 
 class _Fields:
@@ -162,12 +162,12 @@ def _decode(request: Any, default_project: str) -> DecodedBatch:
     ok = ((trace_len == 16) & (span_len == 8) & ((parent_len == 0) | (parent_len == 8))
           & (start_ns <= _INT64_MAX) & (end_ns <= _INT64_MAX))
     ok[ok] &= ~_all_zero(buf, f.start(trace_at)[ok], 16) & ~_all_zero(buf, f.start(span_at)[ok], 8)
-    keep = np.flatnonzero(ok)
+    keep = ok.nonzero()[0]
     rejected = total - keep.size
     messages: list[str] = []
     if rejected:
         firsts = [g[4] for g in groups]
-        for i in np.flatnonzero(~ok)[:MAX_MESSAGES].tolist():
+        for i in (~ok).nonzero()[0][:MAX_MESSAGES].tolist():
             g = groups[int(np.searchsorted(firsts, i, side="right")) - 1]
             messages.append(problem_message(g[2], g[3], i - g[4], span_problem(Span.FromString(raw[i])) or ""))
     message = rejection_message(rejected, messages)
@@ -187,7 +187,7 @@ def _decode(request: Any, default_project: str) -> DecodedBatch:
     status_code = np.zeros(n, np.int64)
     status_message: pa.Array = pa.nulls(n, pa.string())
     status_at = f.at(_STATUS, wire.LEN)[keep]
-    with_status = np.flatnonzero(status_at >= 0)
+    with_status = (status_at >= 0).nonzero()[0]
     if with_status.size:
         s_start = f.start(status_at[with_status])
         sf = _Fields(blob, buf, wire.scan(buf, s_start, s_start + f.value(status_at[with_status]).astype(np.int64)),

@@ -73,7 +73,7 @@ def _winners(ranks: np.ndarray, starts: np.ndarray, spans: int) -> np.ndarray:
     """Per span and rank column, the attribute with the lowest rank below ``_NONE`` (or -1)."""
     out = np.full((spans, ranks.shape[1]), -1, np.int64)
     counts = np.diff(starts)
-    has = np.flatnonzero(counts > 0)
+    has = (counts > 0).nonzero()[0]
     if has.size == 0:
         return out
     code = (ranks.astype(np.int64) << 32) | np.arange(len(ranks), dtype=np.int64)[:, None]
@@ -118,7 +118,7 @@ def normalise_columns(cols: AttributeColumns, names: list[str],
 
     # Strings where a number is expected: converted as the reference does, one by one (rare).
     parsed: dict[int, tuple[int | None, float | None]] = {}
-    numeric = np.flatnonzero((vtype == STR) & (ranks[:, _INT_COLS.start:_COST + 1] < _NONE).any(axis=1))
+    numeric = ((vtype == STR) & (ranks[:, _INT_COLS.start:_COST + 1] < _NONE).any(axis=1)).nonzero()[0]
     if numeric.size:
         for i, text in zip(numeric.tolist(), cols.strings.take(pa.array(numeric)).to_pylist(), strict=True):
             as_i = _as_int(text)
@@ -129,7 +129,7 @@ def normalise_columns(cols: AttributeColumns, names: list[str],
     # Category: a kind attribute counts only when its (lower-cased) value maps to a category.
     category_of = np.full(n, -1, np.int64)
     kind_rank = ranks[:, _CATEGORY]
-    kinds = np.flatnonzero(kind_rank < _PRESENCE_BASE)
+    kinds = (kind_rank < _PRESENCE_BASE).nonzero()[0]
     if kinds.size:
         # Mapped once per distinct (key, value): kind attributes repeat a handful of values.
         encoded = cols.strings.take(pa.array(kinds)).dictionary_encode()
@@ -163,7 +163,7 @@ def normalise_columns(cols: AttributeColumns, names: list[str],
         values = taken[k * spans:(k + 1) * spans]
         w = sw[:, k]
         # Numbers and booleans where a string is expected read as Python's str() of the value.
-        for s in np.flatnonzero((w >= 0) & (vtype[np.maximum(w, 0)] != STR)).tolist():
+        for s in ((w >= 0) & (vtype[np.maximum(w, 0)] != STR)).nonzero()[0].tolist():
             values[s] = str(cols.value(int(w[s])))
         out[field] = values
 
@@ -205,7 +205,7 @@ def _kind_code(key: str, value: str | None) -> int:
 def _numbers(w: np.ndarray, values: np.ndarray, parsed: dict[int, tuple[Any, Any]], which: int) -> list[Any]:
     """The winning attribute's number per span (None where none): from the typed column, or as parsed."""
     out: list[Any] = [None] * len(w)
-    found = np.flatnonzero(w >= 0)
+    found = (w >= 0).nonzero()[0]
     if found.size:
         chosen = w[found]
         for s, i, v in zip(found.tolist(), chosen.tolist(), values[chosen].tolist(), strict=True):
@@ -218,7 +218,7 @@ def _entity_names(cols: AttributeColumns, out: dict[str, list[Any]]) -> None:
     if "traceloop.span.kind" not in cols.keys:
         return
     kid = cols.keys.index("traceloop.span.kind")
-    for i in np.flatnonzero(cols.key_index == kid).tolist():
+    for i in (cols.key_index == kid).nonzero()[0].tolist():
         field = dialects.ENTITY_NAME_BY_KIND.get(str(cols.value(i)).lower())
         s = int(cols.span_of[i])
         if field and out[field][s] is None:
@@ -245,11 +245,11 @@ def _whole_totals(out: dict[str, list[Any]], win: np.ndarray) -> None:
     outp, reasoning = out["output_tokens"], out["reasoning_tokens"]
     sub = {field: col for col, field in zip(_INT_COLS, _INT_FIELDS, strict=True)}
     with_input_sub = (win[:, sub["cached_input_tokens"]] >= 0) | (win[:, sub["cache_creation_input_tokens"]] >= 0)
-    for s in np.flatnonzero(with_input_sub).tolist():
+    for s in with_input_sub.nonzero()[0].tolist():
         total = inp[s]
         if total is not None and (cached[s] or 0) + (created[s] or 0) > total:
             inp[s] = total + (cached[s] or 0) + (created[s] or 0)
-    for s in np.flatnonzero(win[:, sub["reasoning_tokens"]] >= 0).tolist():
+    for s in (win[:, sub["reasoning_tokens"]] >= 0).nonzero()[0].tolist():
         total = outp[s]
         if total is not None and reasoning[s] is not None and reasoning[s] > total:
             outp[s] = total + reasoning[s]
