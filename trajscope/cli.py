@@ -38,7 +38,7 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--memory-limit", default=env("memory_limit", None),
                    help="DuckDB memory cap, e.g. 4GB (default: DuckDB's, 80%% of RAM)")
     p.add_argument("--ingest-db-threads", type=int, default=env_int("ingest_db_threads", d.ingest_db_threads),
-                   help="DuckDB threads while spans are loading: 0 = cores minus decode workers (default), "
+                   help="DuckDB threads while input outruns the loader: 0 = cores minus decode workers (default), "
                         "-1 = never switch (keeps DuckDB's configuration locked)")
 
 

@@ -36,7 +36,7 @@ class ServerSettings:
     sql_timeout_s: float = 30.0
     # DuckDB's memory cap for the whole store (ingest and analyst queries); None = DuckDB's default (80 %).
     memory_limit: str | None = None
-    # DuckDB's threads while spans are being loaded: 0 = the cores the decode workers leave (at least 1),
+    # DuckDB's threads while input outruns the loader: 0 = the cores the decode workers leave (at least 1),
     # -1 = DuckDB's own count throughout (and its configuration locked); see DuckDBStore.set_ingest_mode.
     ingest_db_threads: int = 0
     # A TOML price file adding to / overriding the built-in table (analysis/prices.toml).
