@@ -30,7 +30,7 @@ import pyarrow as pa
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from trajscope.collector.anyvalue import any_value
-from trajscope.collector.wire import Irregular, gather, varints
+from trajscope.collector.wire import Irregular, fixed, gather, varints
 
 # Value types, from the AnyValue field present.
 NULL, STR, BOOL, INT, DOUBLE, OTHER = 0, 1, 2, 3, 4, 5
@@ -183,7 +183,7 @@ def decode(blob: bytes, starts: np.ndarray, ends: np.ndarray, span_starts: np.nd
         d_at = value_start[double_at]
         if (value_end[double_at] - d_at != 9).any():
             raise Irregular("double value length does not match")
-        doubles[double_at] = buf[d_at[:, None] + np.arange(1, 9)].copy().view("<f8").ravel()
+        doubles[double_at] = fixed(buf, d_at + 1, 8).view("<f8")
 
     bools = np.zeros(n, np.bool_)
     bool_at = (vtype == BOOL).nonzero()[0]

@@ -26,7 +26,6 @@ import pyarrow as pa
 DEFAULT_TIMEOUT_S = 30.0
 DEFAULT_LIMIT = 10_000
 MAX_LIMIT = 1_000_000
-_ALLOWED = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
 # DuckDB parses these as SELECTs over table functions; they change or reveal settings, so refuse them by
 # name too, before parsing.
 _REFUSED_KEYWORDS = re.compile(r"^\s*(pragma|set|reset|call|attach|detach|copy|install|load|export|import|use)\b",
@@ -72,21 +71,26 @@ def check_statement(con: duckdb.DuckDBPyConnection, sql: str) -> None:
         raise classify(exc) from None
     if len(statements) != 1:
         raise SqlError(SqlErrorCode.FORBIDDEN, f"exactly one statement is allowed, got {len(statements)}")
-    if statements[0].type == duckdb.StatementType.EXPLAIN:
-        # EXPLAIN ANALYZE executes what it explains: `EXPLAIN ANALYZE DELETE FROM traces` deletes. Only an
-        # EXPLAIN of a read passes; one whose wrapped statement cannot be isolated is refused.
-        prefix = _EXPLAIN_PREFIX.match(sql)
-        inner = sql[prefix.end():] if prefix else ""
-        if not inner.strip() or _REFUSED_KEYWORDS.match(inner):
-            raise refused
-        try:
-            wrapped = con.extract_statements(inner)
-        except duckdb.Error:
-            raise refused from None
-        if len(wrapped) != 1 or wrapped[0].type != duckdb.StatementType.SELECT:
-            raise refused
-    elif statements[0].type not in _ALLOWED:
+    kind = statements[0].type
+    if kind == duckdb.StatementType.EXPLAIN:
+        # EXPLAIN ANALYZE executes what it explains: `EXPLAIN ANALYZE DELETE FROM traces` deletes. So what
+        # counts is the wrapped statement's kind.
+        kind = _explained_kind(con, sql)
+    if kind != duckdb.StatementType.SELECT:
         raise refused
+
+
+def _explained_kind(con: duckdb.DuckDBPyConnection, sql: str) -> duckdb.StatementType | None:
+    """The kind of the one statement an EXPLAIN wraps; None when it cannot be isolated (then refused)."""
+    prefix = _EXPLAIN_PREFIX.match(sql)
+    inner = sql[prefix.end():] if prefix else ""
+    if not inner.strip() or _REFUSED_KEYWORDS.match(inner):
+        return None
+    try:
+        wrapped = con.extract_statements(inner)
+    except duckdb.Error:
+        return None
+    return wrapped[0].type if len(wrapped) == 1 else None
 
 
 def _clean(exc: BaseException) -> str:

@@ -23,6 +23,7 @@ for _i, _c in enumerate(b"0123456789abcdef"):
     _HEX_VALUE[_c] = _i
 _M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_PROBE_STEPS = np.arange(PROBES, dtype=np.uint64)
 
 
 def _mix(z: np.ndarray) -> np.ndarray:
@@ -63,8 +64,7 @@ class KnownTraces:
         self._bits = np.zeros(bits // 8, np.uint8)
 
     def _positions(self, hashes: np.ndarray) -> np.ndarray:
-        probes = np.arange(PROBES, dtype=np.uint64)
-        return (hashes[:, :1] + probes * hashes[:, 1:]) & self._mask
+        return (hashes[:, :1] + _PROBE_STEPS * hashes[:, 1:]) & self._mask
 
     def add(self, ids: pa.Array) -> None:
         hashes, _ = _hashes(ids)

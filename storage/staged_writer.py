@@ -248,10 +248,10 @@ class StagedWriter:
             while True:
                 now = time.monotonic()
                 if self._due(now):
-                    drain = self._staged_rows < self._load_rows or self._sync_waiters > 0 or self._ack_done
-                    busy: bool | None = True
-                    if self._staged_rows < self._load_rows:
-                        busy = None if self._sync_waiters > 0 or self._ack_done else False
+                    full = self._staged_rows >= self._load_rows
+                    asked = self._sync_waiters > 0 or self._ack_done
+                    drain = not full or asked
+                    busy = True if full else (None if asked else False)
                     taken: list[_Batch] = []
                     rows = 0
                     while self._staged and rows < MAX_LOAD_ROWS:
