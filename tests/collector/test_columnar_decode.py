@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import os
 
+import numpy as np
 import orjson
 import pyarrow as pa
 import pytest
@@ -16,6 +17,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from tests.otlp_builders import any_value, kvs, make_request, make_span
 from trajscope.collector import columnar_decode
+from trajscope.collector.attribute_columns import _needs_escaping
 from trajscope.collector.ingest_proto import RawSpansRequest
 from trajscope.collector.otlp_decode import InvalidRequest, decode_request, reference_decode_request
 from trajscope.workload import Workload, to_requests
@@ -222,6 +224,34 @@ def test_guardrail_styles_decode_identically():
     assert decoded.table.column("guardrail_hits").to_pylist()[-2:] == [1, None]
 
 
+def test_guardrail_category_alone_makes_a_check():
+    # No guardrail key and no event: the span's category alone says it records a check.
+    spans = [
+        make_span("moderation", attrs={"openinference.span.kind": "GUARDRAIL", "triggered": True}),
+        make_span("input-filter", attrs={"openinference.span.kind": "guardrail", "other": 1}),
+        make_span("chat", attrs={"openinference.span.kind": "LLM", "triggered": True}),
+    ]
+    assert_same(make_request(spans).SerializeToString())
+    decoded = columnar_decode.decode_request(make_request(spans).SerializeToString(), strict=True)
+    assert decoded.table.column("guardrail_hits").to_pylist() == [1, 0, None]
+    assert [c and c[0]["name"] for c in decoded.table.column("guardrails").to_pylist()] == [
+        "moderation", "input-filter", None]
+
+
+def test_traceloop_entity_names_with_repeated_and_unmapped_kinds():
+    spans = [
+        make_span("t", attrs={"traceloop.span.kind": "tool", "traceloop.entity.name": "search"}),
+        make_span("a", attrs={"traceloop.entity.name": "planner", "traceloop.span.kind": "AGENT"}),
+        make_span("w", attrs={"traceloop.span.kind": "workflow", "traceloop.entity.name": "flow"}),
+        make_span("n", attrs={"traceloop.span.kind": "tool", "traceloop.entity.name": 7}),
+        make_span("x", attrs={"traceloop.span.kind": "tool"}),
+    ]
+    assert_same(make_request(spans).SerializeToString())
+    decoded = columnar_decode.decode_request(make_request(spans).SerializeToString(), strict=True)
+    assert decoded.table.column("tool_name").to_pylist() == ["search", None, None, "7", None]
+    assert decoded.table.column("agent_name").to_pylist()[1] == "planner"
+
+
 def test_resources_and_scopes_decoded_once_are_reused_only_for_the_same_bytes_and_project():
     request = make_request([make_span("a")], resource={"service.name": "svc"})
     for project in ("p1", "p2", "p1"):
@@ -237,3 +267,20 @@ def test_resources_and_scopes_decoded_once_are_reused_only_for_the_same_bytes_an
     assert bad != good and columnar_decode.decode_request(bad) is None
     with pytest.raises(InvalidRequest):
         decode_request(bad)
+
+
+@pytest.mark.parametrize("texts", [
+    ["plain", "", 'with "quote"', "tab\there", "back\\slash", "", "end"],
+    ["", ""],
+    ["\n"],
+    ["x" * 40, "ctrl\x01", "ünïcödé", "\x1f"],
+])
+def test_strings_needing_escapes_among_plain_and_empty_ones(texts):
+    # Which string values JSON escapes is decided per byte range; neighbours and empty values must not leak.
+    span = make_span("s", attrs={f"k{i}": t for i, t in enumerate(texts)})
+    assert_same(make_request([span, make_span("t", attrs={"last": texts[-1]})]).SerializeToString())
+
+
+def test_needs_escaping_at_the_very_end_of_the_buffer():
+    buf = np.frombuffer(b'ab"', np.uint8)
+    assert _needs_escaping(buf, np.array([0, 2, 2, 3]), np.array([2, 3, 2, 3])).tolist() == [False, True, False, False]

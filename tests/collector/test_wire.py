@@ -74,3 +74,41 @@ def test_scan_reads_back_every_field(shapes):
 def test_scan_refuses_malformed_messages(message):
     with pytest.raises(wire.Irregular):
         _scan([_field(1, wire.VARINT, 5), message, _field(1, wire.LEN, b"ok")])
+
+
+def _gathered(data: bytes, ranges: list[tuple[int, int]]) -> tuple[list[int], bytes]:
+    buf = np.frombuffer(data + bytes(wire.PAD), np.uint8)
+    starts = np.array([a for a, _ in ranges], np.int64)
+    ends = np.array([b for _, b in ranges], np.int64)
+    offsets, out = wire.gather(buf, starts, ends)
+    assert offsets.dtype == np.int32
+    return offsets.tolist(), out.tobytes()
+
+
+def _expected(data: bytes, ranges: list[tuple[int, int]]) -> tuple[list[int], bytes]:
+    pieces = [data[a:b] for a, b in ranges]
+    return [sum(len(p) for p in pieces[:i]) for i in range(len(pieces) + 1)], b"".join(pieces)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(min_size=1, max_size=60), st.lists(st.tuples(st.integers(0, 60), st.integers(0, 8)), max_size=12),
+       st.booleans())
+def test_gather_lays_ranges_end_to_end(data, spans, in_order):
+    # In order (the Arrow path), or as given: out of order and overlapping (the per-byte path).
+    ranges = [(min(a, len(data)), min(a + n, len(data))) for a, n in spans]
+    if in_order:
+        ranges.sort()
+        kept, end = [], 0
+        for a, b in ranges:
+            kept.append((max(a, end), max(b, end)) if a < end else (a, b))
+            end = max(end, kept[-1][1])
+        ranges = kept
+    assert _gathered(data, ranges) == _expected(data, ranges)
+
+
+def test_gather_skips_empty_ranges_anywhere_and_reaches_the_end():
+    data = b"0123456789"
+    ranges = [(0, 0), (2, 4), (0, 0), (4, 4), (4, 10), (9, 9)]
+    assert _gathered(data, ranges) == _expected(data, ranges)
+    assert _gathered(data, [(5, 7), (1, 3)]) == _expected(data, [(5, 7), (1, 3)])
+    assert _gathered(data, [(0, 0)]) == ([0, 0], b"")
