@@ -40,6 +40,10 @@ _STYLES: tuple[tuple[str, ...], ...] = (
 )
 
 
+# Per style, the keys whose presence means the style is used.
+_STYLE_SIGNALS = tuple(frozenset(style[:4]) for style in _STYLES)
+
+
 def _bool(value: Any) -> bool | None:
     if isinstance(value, bool):
         return value
@@ -64,8 +68,9 @@ def _action(value: Any) -> str | None:
 
 
 def _from_attrs(attrs: dict[str, Any], default_name: str, source: str) -> Check | None:
-    for name_key, trig_key, pass_key, action_key, reason_key, score_key in _STYLES:
-        if not any(k in attrs for k in (name_key, trig_key, pass_key, action_key)):
+    for (name_key, trig_key, pass_key, action_key, reason_key, score_key), signal in zip(_STYLES, _STYLE_SIGNALS,
+                                                                                        strict=True):
+        if signal.isdisjoint(attrs):
             continue
         triggered = _bool(attrs.get(trig_key))
         if triggered is None and (passed := _bool(attrs.get(pass_key))) is not None:

@@ -225,13 +225,15 @@ def _decode(request: Any, default_project: str) -> DecodedBatch:
     # Cost: reported wins, else tokens × price; only spans with either have one.
     cost_usd: list[float | None] = [None] * n
     cost_source: list[str | None] = [None] * n
-    reported, inp, out_tokens = norm["cost_usd"], norm["input_tokens"], norm["output_tokens"]
+    response_model, request_model = norm["response_model"], norm["request_model"]
+    cached, cache_write = norm["cached_input_tokens"], norm["cache_creation_input_tokens"]
+    start_list = starts.tolist()
     table = prices()
-    for s in range(n):
-        if reported[s] is not None or inp[s] is not None or out_tokens[s] is not None:
-            cost_usd[s], cost_source[s] = span_cost(
-                table, reported[s], norm["response_model"][s] or norm["request_model"][s], int(starts[s]), inp[s],
-                out_tokens[s], norm["cached_input_tokens"][s], norm["cache_creation_input_tokens"][s])
+    for s, (reported, inp, out_tokens) in enumerate(zip(norm["cost_usd"], norm["input_tokens"],
+                                                        norm["output_tokens"], strict=True)):
+        if reported is not None or inp is not None or out_tokens is not None:
+            cost_usd[s], cost_source[s] = span_cost(table, reported, response_model[s] or request_model[s],
+                                                    start_list[s], inp, out_tokens, cached[s], cache_write[s])
 
     checks: list[list[dict[str, Any]] | None] = [None] * n
     hits: list[int | None] = [None] * n

@@ -58,24 +58,46 @@ class StagingLog:
             os.close(dir_fd)
         return fd
 
-    def append(self, payloads: list[bytes]) -> int:
+    def append(self, payloads: list[bytes | bytearray]) -> int:
         """Write the records and fsync once; returns the segment they are in. Durable on return."""
         if self._size >= self._segment_bytes:
             os.close(self._fd)
             self.segment += 1
             self._fd = self._open(self.segment)
             self._size = 0
-        parts: list[bytes] = []
-        for payload in payloads:
-            parts.append(_HEADER.pack(len(payload), zlib.crc32(payload)))
-            parts.append(payload)
-        data = memoryview(b"".join(parts))
-        written = 0
-        while written < len(data):  # os.write may write less than asked
-            written += os.write(self._fd, data[written:])
-        os.fdatasync(self._fd)
-        self._size += len(data)
+        start = self._size
+        try:
+            for payload in payloads:
+                # Header and payload written as they are: joining them first copied every payload once more.
+                self._write(_HEADER.pack(len(payload), zlib.crc32(payload)))
+                self._write(payload)
+                self._size += _HEADER.size + len(payload)
+            os.fdatasync(self._fd)
+        except BaseException:
+            self._forget_since(start)
+            raise
         return self.segment
+
+    def _forget_since(self, start: int) -> None:
+        """After a failed append (disk full, say): none of it was acknowledged, and a torn record left in
+        the segment would end its replay there, losing every record acknowledged after it. Cut the segment
+        back, or if even that fails, continue in a new one."""
+        try:
+            os.ftruncate(self._fd, start)
+            self._size = start
+        except OSError:
+            log.exception("staging log %s: could not cut a failed append; continuing in a new segment",
+                          self._path(self.segment).name)
+            os.close(self._fd)
+            self.segment += 1
+            self._fd = self._open(self.segment)
+            self._size = 0
+
+    def _write(self, data: bytes | bytearray) -> None:
+        view = memoryview(data)
+        written = 0
+        while written < len(view):  # os.write may write less than asked
+            written += os.write(self._fd, view[written:])
 
     def replay(self) -> Iterator[tuple[int, bytes]]:
         """Every whole record of the segments before the current one, oldest first."""

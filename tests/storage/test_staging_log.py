@@ -1,5 +1,7 @@
 import logging
 
+import pytest
+
 from trajscope.storage.staging_log import StagingLog
 
 
@@ -48,3 +50,50 @@ def test_segments_rotate_and_loaded_ones_are_deleted(tmp_path):
     # The segment being written is never deleted, whatever is asked.
     log.discard_before(second + 5)
     assert log.segments() == [second]
+
+
+def _failing_after(monkeypatch, calls: int, error: OSError) -> None:
+    """os.write fails from call ``calls`` on (counted from now), after writing half of what it was given."""
+    import os
+
+    real_write = os.write
+    count = {"n": 0}
+
+    def write(fd, data):
+        count["n"] += 1
+        if count["n"] >= calls:
+            real_write(fd, bytes(data[:max(1, len(data) // 2)]))
+            raise error
+        return real_write(fd, data)
+
+    monkeypatch.setattr("trajscope.storage.staging_log.os.write", write)
+
+
+def test_a_failed_append_leaves_nothing_behind_and_later_records_replay(tmp_path, monkeypatch):
+    log = StagingLog(tmp_path)
+    log.append([b"before"])
+    with monkeypatch.context() as m:
+        _failing_after(m, 2, OSError(28, "No space left on device"))  # the payload of the 1st record fails
+        with pytest.raises(OSError):
+            log.append([b"lost-1", b"lost-2"])
+    log.append([b"after"])
+    log.close()
+    assert [p for _, p in StagingLog(tmp_path).replay()] == [b"before", b"after"]
+
+
+def test_a_failed_append_that_cannot_be_cut_continues_in_a_new_segment(tmp_path, monkeypatch):
+    log = StagingLog(tmp_path)
+    log.append([b"before"])
+    first = log.segment
+
+    def no_truncate(fd, length):
+        raise OSError(5, "I/O error")
+
+    with monkeypatch.context() as m:
+        _failing_after(m, 1, OSError(28, "No space left on device"))
+        m.setattr("trajscope.storage.staging_log.os.ftruncate", no_truncate)
+        with pytest.raises(OSError):
+            log.append([b"lost"])
+    assert log.append([b"after"]) == first + 1
+    log.close()
+    assert [p for _, p in StagingLog(tmp_path).replay()] == [b"before", b"after"]
