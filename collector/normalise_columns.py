@@ -10,6 +10,7 @@ prefixes, exception events, token totals made whole) run in Python on just those
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -238,18 +239,18 @@ def _entity_names(cols: AttributeColumns, out: dict[str, list[Any]]) -> None:
 
 
 _ENTITY_NAME = frozenset({"traceloop.entity.name"})
+_PREFIX_PATTERN = "^(?:" + "|".join(re.escape(prefix) for prefix, _ in dialects.NAME_PREFIX_FIELDS) + ")"
 
 
 def _name_prefixes(names: pa.StringArray, out: dict[str, list[Any]]) -> None:
-    # Found by Arrow over the request, then only the matching names in Python (a startswith per span
-    # was ~1 µs a span).
-    for prefix, field in dialects.NAME_PREFIX_FIELDS:
-        found = pc.indices_nonzero(pc.starts_with(names, prefix))
-        if len(found):
-            values = out[field]
-            for s, name in zip(found.to_pylist(), names.take(found).to_pylist(), strict=True):
-                if values[s] is None:
-                    values[s] = name[len(prefix):].strip() or None
+    # Found by one Arrow regex over the request, then only the matching names in Python (a startswith per
+    # span was ~1 µs a span).
+    found = pc.indices_nonzero(pc.match_substring_regex(names, _PREFIX_PATTERN))
+    if len(found):
+        for s, name in zip(found.to_pylist(), names.take(found).to_pylist(), strict=True):
+            for prefix, field in dialects.NAME_PREFIX_FIELDS:
+                if name.startswith(prefix) and out[field][s] is None:
+                    out[field][s] = name[len(prefix):].strip() or None
 
 
 def _whole_totals(out: dict[str, list[Any]], win: np.ndarray) -> None:

@@ -158,6 +158,10 @@ def single(fields: Fields, number: int, wire: int, count: int) -> np.ndarray:
     return at
 
 
+# Below this many bytes the per-byte index is cheaper than building an Arrow array and calling ``take``.
+_TAKE_FROM_BYTES = 16384
+
+
 def gather(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The byte ranges [starts, ends) of ``buf`` laid end to end: (int32 Arrow offsets, data)."""
     lengths = ends - starts
@@ -168,7 +172,7 @@ def gather(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> tuple[np.nd
         return offsets.astype(np.int32), np.zeros(0, np.uint8)
     nonempty = lengths > 0
     s, e = starts[nonempty], ends[nonempty]
-    if s.size == 1 or (s[1:] >= e[:-1]).all():
+    if total >= _TAKE_FROM_BYTES and (s.size == 1 or (s[1:] >= e[:-1]).all()):
         # Ranges in order (the usual case: fields in request order): ``buf`` cut at their bounds is a binary
         # array whose every other element is one of them, and Arrow's ``take`` copies them whole — ~5× faster
         # than the per-byte index below.
