@@ -10,7 +10,6 @@ prefixes, exception events, token totals made whole) run in Python on just those
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import numpy as np
@@ -72,6 +71,9 @@ def _roles_of(keys: list[str]) -> np.ndarray:
     return np.stack(rows) if rows else np.zeros((0, _WIDTH), np.uint8)
 
 
+_NARROW_CODES_BELOW = 1 << 24  # attributes per request for a rank (8 bits) and an index to share 32 bits
+
+
 def _winners(ranks: np.ndarray, starts: np.ndarray, spans: int) -> np.ndarray:
     """Per span and rank column, the attribute with the lowest rank below ``_NONE`` (or -1)."""
     out = np.full((spans, ranks.shape[1]), -1, np.int64)
@@ -79,10 +81,14 @@ def _winners(ranks: np.ndarray, starts: np.ndarray, spans: int) -> np.ndarray:
     has = (counts > 0).nonzero()[0]
     if has.size == 0:
         return out
-    code = (ranks.astype(np.int64) << 32) | np.arange(len(ranks), dtype=np.int64)[:, None]
+    # Rank above the attribute's index in one integer, so one minimum finds both; 32 bits hold both up to
+    # 16M attributes and halve the memory the reduction streams through (1.0 → ~0.5 ms per 2,048 spans).
+    shift = max(1, len(ranks).bit_length())
+    dtype = np.uint32 if len(ranks) < _NARROW_CODES_BELOW else np.uint64
+    code = (ranks.astype(dtype) << dtype(shift)) | np.arange(len(ranks), dtype=dtype)[:, None]
     best = np.minimum.reduceat(code, starts[has], axis=0)
-    found = (best >> 32) < _NONE
-    out[has] = np.where(found, best & 0xFFFFFFFF, -1)
+    found = (best >> dtype(shift)) < _NONE
+    out[has] = np.where(found, (best & dtype((1 << shift) - 1)).astype(np.int64), -1)
     return out
 
 
@@ -239,18 +245,18 @@ def _entity_names(cols: AttributeColumns, out: dict[str, list[Any]]) -> None:
 
 
 _ENTITY_NAME = frozenset({"traceloop.entity.name"})
-_PREFIX_PATTERN = "^(?:" + "|".join(re.escape(prefix) for prefix, _ in dialects.NAME_PREFIX_FIELDS) + ")"
 
 
 def _name_prefixes(names: pa.StringArray, out: dict[str, list[Any]]) -> None:
-    # Found by one Arrow regex over the request, then only the matching names in Python (a startswith per
-    # span was ~1 µs a span).
-    found = pc.indices_nonzero(pc.match_substring_regex(names, _PREFIX_PATTERN))
-    if len(found):
-        for s, name in zip(found.to_pylist(), names.take(found).to_pylist(), strict=True):
-            for prefix, field in dialects.NAME_PREFIX_FIELDS:
-                if name.startswith(prefix) and out[field][s] is None:
-                    out[field][s] = name[len(prefix):].strip() or None
+    # Found by Arrow over the request, then only the matching names in Python (a startswith per span was
+    # ~0.55 ms per 2,048 spans, this ~0.25; one regex for all prefixes then a prefix loop per match ~0.9).
+    for prefix, field in dialects.NAME_PREFIX_FIELDS:
+        found = pc.indices_nonzero(pc.starts_with(names, prefix))
+        if len(found):
+            values = out[field]
+            for s, name in zip(found.to_pylist(), names.take(found).to_pylist(), strict=True):
+                if values[s] is None:
+                    values[s] = name[len(prefix):].strip() or None
 
 
 def _whole_totals(out: dict[str, list[Any]], win: np.ndarray) -> None:

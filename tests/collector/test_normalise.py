@@ -1,4 +1,7 @@
+import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from trajscope.collector.normalise import NORMALISED_FIELDS, category_of, normalise
 from trajscope.storage.schema import SPAN_COLUMN_NAMES
@@ -127,3 +130,23 @@ def test_normalise_ignores_unusable_values():
     n = normalise("x", {"gen_ai.usage.input_tokens": "many", "gen_ai.request.model": ["a", "b"],
                         "gen_ai.usage.output_tokens": True})
     assert (n.input_tokens, n.request_model, n.output_tokens) == (None, None, None)
+
+
+@pytest.mark.parametrize("narrow_below", [1 << 24, 0])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.lists(st.sampled_from([0, 1, 2, 7, 100, 254, 255]), min_size=3, max_size=3), max_size=30),
+       st.lists(st.integers(0, 4), min_size=1, max_size=8))
+def test_winners_pick_the_lowest_rank_then_the_first_attribute(monkeypatch, narrow_below, rows, per_span):
+    # 32-bit codes (the usual case) and 64-bit ones (requests of 16M+ attributes) must agree with a plain loop.
+    from trajscope.collector import normalise_columns
+    monkeypatch.setattr(normalise_columns, "_NARROW_CODES_BELOW", narrow_below)
+    total = sum(per_span)
+    rows = (rows * (total // max(len(rows), 1) + 1))[:total] if rows else [[255, 255, 255]] * total
+    ranks = np.array(rows, np.uint8).reshape(total, 3)
+    starts = np.concatenate(([0], np.cumsum(per_span))).astype(np.int64)
+    got = normalise_columns._winners(ranks, starts, len(per_span))
+    for span in range(len(per_span)):
+        for col in range(3):
+            candidates = [(int(ranks[i, col]), i) for i in range(starts[span], starts[span + 1])
+                          if ranks[i, col] < normalise_columns._NONE]
+            assert got[span, col] == (min(candidates)[1] if candidates else -1)
