@@ -73,6 +73,16 @@ def _is_hex_id(value: str) -> bool:
     return len(value) in (16, 32) and set(value) <= _HEX
 
 
+_QUERY_BATCH_ROWS = 4096
+
+
+def _arrow_batch_rows(expected: int | None) -> int:
+    """Rows per Arrow batch for a result of about ``expected`` rows (a power of two, 64 to 1M). DuckDB sizes
+    each batch's buffers for the whole batch up front: its default of 1M rows cost an 8-span trace lookup
+    ~3.5 ms of its ~9.5 at 10M spans (64 rows: ~5.8 ms in all)."""
+    return 1 << max(6, min(20, (expected if expected is not None else 256).bit_length()))
+
+
 class DuckDBStore:
     """``SpanStore`` on a DuckDB file. ``path`` is a data directory (created) or ``:memory:``."""
 
@@ -331,6 +341,7 @@ class DuckDBStore:
         if project is not None:
             where += " AND project = ?"
             params.append(project)
+        batch = _arrow_batch_rows(window.span_count if window is not None else None)
         with self._reader() as cur:
             # Beyond what the index serves, DuckDB scans trace_id over the whole table (55 ms at 10M spans).
             # Spans are stored roughly in time order, so bounding the scan by the trace's time window (from
@@ -341,10 +352,10 @@ class DuckDBStore:
                 table = cur.execute(
                     f"SELECT {cols} FROM spans WHERE {where} AND start_time_unix_nano BETWEEN "
                     f"{int(window.start_time_unix_nano)} AND {int(window.end_time_unix_nano)}",
-                    params).to_arrow_table()
+                    params).to_arrow_table(batch)
                 if table.num_rows == window.span_count:
                     return _in_span_order(table, extra)
-            table = cur.execute(f"SELECT {cols} FROM spans WHERE {where}", params).to_arrow_table()
+            table = cur.execute(f"SELECT {cols} FROM spans WHERE {where}", params).to_arrow_table(batch)
             return _in_span_order(table, extra)
 
     def trace_version(self, trace_id: str, project: str | None = None) -> TraceVersion | None:
@@ -390,12 +401,13 @@ class DuckDBStore:
                "ORDER BY start_time_unix_nano DESC, trace_id DESC LIMIT ?")
         params = [*where.params, flt.limit]
         with self._reader() as cur:
-            return cur.execute(sql, params).to_arrow_table()
+            return cur.execute(sql, params).to_arrow_table(_arrow_batch_rows(flt.limit))
 
     def query(self, sql: str, params: list[object] | None = None) -> pa.Table:
         """Run a read query over the trace tables (``spans``, ``traces``) on a fresh reader cursor."""
         with self._reader() as cur:
-            return cur.execute(sql, params or []).to_arrow_table()
+            # Most callers read a handful of grouped rows; large results just come in more batches.
+            return cur.execute(sql, params or []).to_arrow_table(_QUERY_BATCH_ROWS)
 
     def checkpoint(self) -> None:
         with self._write_lock:
