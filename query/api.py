@@ -12,6 +12,7 @@ import pyarrow as pa
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 
 import trajscope.ui
 from trajscope.analysis.latency import COLUMNS as LATENCY_COLUMNS
@@ -55,13 +56,16 @@ class AppState:
 
     def __init__(self, store: DuckDBStore, api_key: str | None = None,
                  ingest_stats: Callable[[], dict[str, Any]] | None = None,
-                 sync: Callable[[], object] | None = None, sql_timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+                 sync: Callable[[], object] | None = None, sql_timeout_s: float = DEFAULT_TIMEOUT_S,
+                 caught_up: Callable[[], bool] | None = None) -> None:
         self.store = store
         self.sql_timeout_s = sql_timeout_s
         self.api_key = api_key
         self.ingest_stats = ingest_stats or dict
         # Waits until every acknowledged span is loaded: a read sees all spans acknowledged before it.
         self.sync = sync or (lambda: None)
+        # Whether ``sync`` would return at once (nothing acknowledged is still waiting to be loaded).
+        self.caught_up = caught_up or (lambda: sync is None)
         self.alerts: AlertMonitor | None = None
         self.analysis_cache = ResponseCache()
         self.ready = False
@@ -77,15 +81,19 @@ def create_app(state: AppState) -> FastAPI:
     )
     install_error_handlers(app)
 
-    def authorised(
+    # Both dependencies run on the event loop: a plain `def` dependency is a hop to a worker thread and
+    # back (the trace list over HTTP at 10M spans: 18.5 → 15.9 ms p50, medians of 3–4 runs; a cached
+    # trace lookup ~11.5 → ~11.2).
+    async def authorised(
         authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
         x_api_key: Annotated[str | None, Header(include_in_schema=False)] = None,
     ) -> None:
         if not is_authorised(state.api_key, key_from_headers(authorization, x_api_key)):
             raise ApiError(ErrorCode.UNAUTHORIZED, "missing or wrong API key (Authorization: Bearer <key>)")
 
-    def fresh() -> None:
-        state.sync()
+    async def fresh() -> None:
+        if not state.caught_up():  # only waiting for a load leaves the event loop
+            await run_in_threadpool(state.sync)
 
     guarded = [Depends(authorised), Depends(fresh)]
     # Routes return response objects (OrjsonResponse, or ready bytes): a plain dict would first be walked

@@ -364,6 +364,11 @@ class StagedWriter:
             self._checkpoint()
 
     # -- readers and shutdown -----------------------------------------------------------------------
+    def caught_up(self) -> bool:
+        """Whether every span acknowledged so far is loaded: ``sync`` would return at once."""
+        with self._cond:
+            return self._loaded >= self._acked
+
     def sync(self, timeout: float = 30.0) -> bool:
         """Wait until every span acknowledged before this call is loaded (queryable). False on timeout."""
         with self._cond:

@@ -115,7 +115,8 @@ async def serve(settings: ServerSettings) -> None:
     def ingest_stats() -> dict:
         return {**asdict(pipeline.stats), "pending_spans": writer.pending_rows, **asdict(writer.stats)}
 
-    state = AppState(store, settings.api_key, ingest_stats, writer.sync, settings.sql_timeout_s)
+    state = AppState(store, settings.api_key, ingest_stats, writer.sync, settings.sql_timeout_s,
+                     caught_up=writer.caught_up)
     monitor = AlertMonitor(store, alert_config) if alert_config else None
     state.alerts = monitor
     grpc_server = build_grpc_server(pipeline, settings.host, settings.grpc_port, settings.api_key)

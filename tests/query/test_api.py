@@ -93,3 +93,20 @@ def test_trace_list_search_cost_and_guardrail_filters(tmp_path):
     assert names(guardrail="hits") == ["invoke_agent pricey"]
     assert api.get("/api/v1/traces", params={"guardrail": "maybe"}).status_code == 400
     store.close()
+
+
+@pytest.mark.parametrize("caught_up", [True, False])
+def test_reads_wait_for_loads_only_when_some_are_pending(caught_up):
+    # A read first waits until every acknowledged span is loaded; when nothing is pending it does not wait
+    # (nor leave the event loop), and an API key is still checked first.
+    store = DuckDBStore(":memory:")
+    store.write(decode_request(make_request([make_span("root")]).SerializeToString()).table)
+    waited = []
+    state = AppState(store, api_key="k", sync=lambda: waited.append(True), caught_up=lambda: caught_up)
+    state.ready = True
+    api = TestClient(create_app(state))
+    assert api.get("/api/v1/traces").status_code == 401 and waited == []
+    response = api.get("/api/v1/traces", headers={"Authorization": "Bearer k"})
+    assert response.status_code == 200 and len(response.json()["traces"]) == 1
+    assert waited == ([] if caught_up else [True])
+    store.close()

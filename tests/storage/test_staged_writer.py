@@ -49,9 +49,11 @@ def test_acknowledged_before_loaded_and_sync_waits_for_the_load(tmp_path):
     future = writer.submit(*_batch(3))
     assert future.result(5) == 3  # durable in the log while the store is still blocked
     assert writer.pending_rows == 3
+    assert writer.caught_up() is False
     assert writer.sync(timeout=0.2) is False
     gate.set()
     assert writer.sync(timeout=5) is True
+    assert writer.caught_up() is True
     assert len(store.span_ids) == 3 and writer.pending_rows == 0
     writer.close()
 
