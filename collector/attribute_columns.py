@@ -30,7 +30,7 @@ import pyarrow as pa
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from trajscope.collector.anyvalue import any_value
-from trajscope.collector.wire import Irregular, fixed, gather, varints
+from trajscope.collector.wire import Irregular, cut_at, fixed, gather, lay_out, varints
 
 # Value types, from the AnyValue field present.
 NULL, STR, BOOL, INT, DOUBLE, OTHER = 0, 1, 2, 3, 4, 5
@@ -279,19 +279,13 @@ def _objects(blob: bytes, buf: np.ndarray, span_starts: np.ndarray, span_of: np.
     if bool_at.size:
         text_of[bool_at] = np.where(bools[bool_at], _TRUE, _FALSE)
 
-    # The request cut at the plain strings' bounds: plain string k is piece 2k + 1.
-    plain_start, plain_end = pay_start[~escaped], pay_end[~escaped]
-    if plain_start.size > 1 and (plain_start[1:] < plain_end[:-1]).any():
+    # The request cut at the plain strings' bounds (plain string k is piece 2k + 1), then one piece per side text.
+    cuts = cut_at(len(buf), pay_start[~escaped], pay_end[~escaped])
+    if cuts is None:
         raise Irregular("string values out of order")
-    cuts = np.empty(2 * plain_start.size + 2, np.int64)
-    cuts[0], cuts[-1] = 0, len(buf)
-    cuts[1:-1:2], cuts[2:-1:2] = plain_start, plain_end
     side_base = len(cuts) - 1
-    side = np.frombuffer(b"".join(texts), np.uint8)
     text_ends = len(buf) + np.cumsum(np.fromiter(map(len, texts), np.int64, len(texts)))
-    bounds = np.concatenate((cuts, text_ends)).astype(np.int32)
-    parts = pa.BinaryArray.from_buffers(pa.binary(), len(bounds) - 1,
-                                        [None, pa.py_buffer(bounds), pa.py_buffer(np.concatenate((buf, side)))])
+    source = np.concatenate((buf, np.frombuffer(b"".join(texts), np.uint8)))
 
     # Slot layout: attribute i of span j → slots [5i + j, 5i + j + 5); span j closes at slot 5·end(j) + j.
     total_slots = _SLOTS * n + spans
@@ -310,8 +304,7 @@ def _objects(blob: bytes, buf: np.ndarray, span_starts: np.ndarray, span_of: np.
     closes = _SLOTS * span_starts[1:] + np.arange(spans)
     slot[closes] = side_base + np.where(np.diff(span_starts) == 0, _EMPTY_OBJECT, _CLOSE)
 
-    laid = parts.take(pa.array(slot))
-    slot_offsets = np.frombuffer(laid.buffers()[1], np.int32, total_slots + 1)
+    slot_offsets, data = lay_out(source, np.concatenate((cuts, text_ends)), slot)
     span_first = _SLOTS * span_starts[:-1] + np.arange(spans)
     offsets = np.append(slot_offsets[span_first], slot_offsets[-1]).astype(np.int32)
-    return strings_from(offsets, np.frombuffer(laid.buffers()[2], np.uint8, int(offsets[-1])))
+    return strings_from(offsets, data)

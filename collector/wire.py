@@ -158,6 +158,29 @@ def single(fields: Fields, number: int, wire: int, count: int) -> np.ndarray:
     return at
 
 
+def cut_at(size: int, starts: np.ndarray, ends: np.ndarray) -> np.ndarray | None:
+    """Bounds cutting ``[0, size)`` so that range ``k`` of [starts, ends) is piece ``2k + 1`` (the pieces between
+    are whatever lies between the ranges); None unless the ranges are in order and do not overlap."""
+    if starts.size > 1 and (starts[1:] < ends[:-1]).any():
+        return None
+    bounds = np.empty(2 * starts.size + 2, np.int64)
+    bounds[0], bounds[-1] = 0, size
+    bounds[1:-1:2], bounds[2:-1:2] = starts, ends
+    return bounds
+
+
+def lay_out(data: np.ndarray, bounds: np.ndarray, pieces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The pieces ``[bounds[i], bounds[i + 1])`` of ``data`` numbered in ``pieces`` (repeats allowed), end to
+    end: (int32 Arrow offsets, data). Arrow's ``take`` over ``data`` as a binary array copies each piece whole."""
+    parts = pa.BinaryArray.from_buffers(pa.binary(), len(bounds) - 1,
+                                        [None, pa.py_buffer(bounds.astype(np.int32)), pa.py_buffer(data)])
+    laid = parts.take(pa.array(pieces))
+    offsets = np.frombuffer(laid.buffers()[1], np.int32, len(pieces) + 1)
+    laid_data = laid.buffers()[2]
+    return offsets, (np.frombuffer(laid_data, np.uint8, int(offsets[-1])) if laid_data is not None
+                     else np.zeros(0, np.uint8))
+
+
 # Below this many bytes the per-byte index is cheaper than building an Arrow array and calling ``take``.
 _TAKE_FROM_BYTES = 16384
 
@@ -172,16 +195,11 @@ def gather(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> tuple[np.nd
         return offsets.astype(np.int32), np.zeros(0, np.uint8)
     nonempty = lengths > 0
     s, e = starts[nonempty], ends[nonempty]
-    if total >= _TAKE_FROM_BYTES and (s.size == 1 or (s[1:] >= e[:-1]).all()):
-        # Ranges in order (the usual case: fields in request order): ``buf`` cut at their bounds is a binary
-        # array whose every other element is one of them, and Arrow's ``take`` copies them whole — ~5× faster
-        # than the per-byte index below.
-        cuts = np.empty(2 * s.size + 2, np.int32)
-        cuts[0], cuts[-1] = 0, len(buf)
-        cuts[1:-1:2], cuts[2:-1:2] = s, e
-        parts = pa.BinaryArray.from_buffers(pa.binary(), len(cuts) - 1, [None, pa.py_buffer(cuts), pa.py_buffer(buf)])
-        laid = parts.take(pa.array(np.arange(1, 2 * s.size, 2, dtype=np.int32)))
-        return offsets.astype(np.int32), np.frombuffer(laid.buffers()[2], np.uint8, total)
+    # Ranges in order (the usual case: fields in request order) are whole pieces of ``buf`` cut at their
+    # bounds, copied by Arrow's ``take`` — ~5× faster than the per-byte index below.
+    bounds = cut_at(len(buf), s, e) if total >= _TAKE_FROM_BYTES else None
+    if bounds is not None:
+        return offsets.astype(np.int32), lay_out(buf, bounds, np.arange(1, 2 * s.size, 2, dtype=np.int32))[1]
     # Each output byte's source index: +1 steps, jumping at the start of each range.
     step = np.ones(total, np.int64)
     step[offsets[:-1][nonempty]] = s - np.concatenate(([1], e[:-1])) + 1

@@ -61,10 +61,7 @@ class StagingLog:
     def append(self, payloads: list[bytes | bytearray]) -> int:
         """Write the records and fsync once; returns the segment they are in. Durable on return."""
         if self._size >= self._segment_bytes:
-            os.close(self._fd)
-            self.segment += 1
-            self._fd = self._open(self.segment)
-            self._size = 0
+            self._next_segment()
         start = self._size
         try:
             for payload in payloads:
@@ -88,10 +85,13 @@ class StagingLog:
         except OSError:
             log.exception("staging log %s: could not cut a failed append; continuing in a new segment",
                           self._path(self.segment).name)
-            os.close(self._fd)
-            self.segment += 1
-            self._fd = self._open(self.segment)
-            self._size = 0
+            self._next_segment()
+
+    def _next_segment(self) -> None:
+        os.close(self._fd)
+        self.segment += 1
+        self._fd = self._open(self.segment)
+        self._size = 0
 
     def _write(self, data: bytes | bytearray) -> None:
         view = memoryview(data)
