@@ -109,25 +109,39 @@ def _burst(store: DuckDBStore, directory, **options) -> tuple[_Recording, Staged
     return recording, writer
 
 
-def test_full_loads_run_in_ingest_mode_and_a_pause_switches_back(switching, tmp_path):
+def test_full_loads_run_in_ingest_mode_and_a_trickle_switches_back(switching, tmp_path):
     store, ingest = switching
     own = store.threads
     recording, writer = _burst(store, tmp_path / "staging", row_group_rows=8, linger_s=0.3, idle_after_s=5.0)
-    # The full load (cut to whole row groups), then the rest once input has paused for linger_s: DuckDB
-    # has its threads back for that one.
+    # The full load (cut to whole row groups), then the rest once input has paused for linger_s: the
+    # burst's tail, still in ingest mode.
     assert _wait_for(lambda: writer.pending_rows == 0)
-    assert recording.seen == [ingest, own]
-    assert _threads(store) == own
-    writer.submit(*_batch(4)).result(5)  # a trickle: loaded after the pause, never in ingest mode
+    assert recording.seen == [ingest, ingest]
+    assert _threads(store) == ingest
+    writer.submit(*_batch(4)).result(5)  # a second load after a pause in a row: a trickle
     assert _wait_for(lambda: writer.pending_rows == 0)
-    assert recording.seen == [ingest, own, own]
+    assert recording.seen == [ingest, ingest, own]
+    writer.submit(*_batch(4)).result(5)  # and it stays out of ingest mode
+    assert _wait_for(lambda: writer.pending_rows == 0)
+    assert recording.seen == [ingest, ingest, own, own]
     for future in [writer.submit(*_batch(4)) for _ in range(3)]:  # a new burst switches again
         future.result(5)
     assert _wait_for(lambda: writer.pending_rows == 0)
-    assert recording.seen[3:] == [ingest, own]
+    assert recording.seen[4:] == [ingest, ingest]
     writer.close()
     assert _threads(store) == own  # closing leaves DuckDB as it found it
-    assert store.query("SELECT count(*) AS n FROM spans").column("n")[0].as_py() == 28
+    assert store.query("SELECT count(*) AS n FROM spans").column("n")[0].as_py() == 32
+
+
+def test_a_burst_tail_is_switched_back_once_idle(switching, tmp_path):
+    store, ingest = switching
+    own = store.threads
+    recording, writer = _burst(store, tmp_path / "staging", row_group_rows=8, linger_s=0.05, idle_after_s=0.3)
+    assert _wait_for(lambda: writer.pending_rows == 0)
+    assert recording.seen == [ingest, ingest]
+    assert _wait_for(lambda: store.threads == own)
+    assert _threads(store) == own
+    writer.close()
 
 
 def test_a_trickle_never_switches(switching, tmp_path):
