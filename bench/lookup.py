@@ -18,10 +18,10 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
+import psutil
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import OUT, ServerProcess, build_payloads, env_note, median, pct, timed
+from common import OUT, LightClient, ServerProcess, build_payloads, env_note, median, pct, timed
 from trajectory_stats import big_trace
 
 from trajscope.collector.allocator import keep_freed_memory
@@ -81,6 +81,8 @@ def main() -> None:
     parser.add_argument("--spans", type=int, default=10_000_000)
     parser.add_argument("--repeat", type=int, default=50)
     parser.add_argument("--keep", action="store_true", help="reuse the store built by an earlier run")
+    parser.add_argument("--warm", type=int, default=2000,
+                        help="lookups of other traces the server answers before the last measurement")
     args = parser.parse_args()
     data = OUT / f"lookup-{args.spans}"
     if not args.keep and data.exists():
@@ -102,8 +104,9 @@ def main() -> None:
     size = sum(f.stat().st_size for f in data.rglob("*") if f.is_file())
     print(f"store: {count:,} spans, {size / count:.0f} bytes/span on disk")
     sample = [r[0] for r in store._con.execute(
-        f"SELECT trace_id FROM traces USING SAMPLE {2 * args.repeat} ROWS").fetchall()]
-    ids, http_ids = sample[:args.repeat], sample[args.repeat:]
+        f"SELECT trace_id FROM traces USING SAMPLE {3 * args.repeat + args.warm} ROWS").fetchall()]
+    ids, http_ids = sample[:args.repeat], sample[args.repeat:2 * args.repeat]
+    warm_ids, later_ids = sample[2 * args.repeat:2 * args.repeat + args.warm], sample[2 * args.repeat + args.warm:]
     # Plain EXPLAIN shows a sequential scan even when the index is used: the choice is made at run time.
     plan = store._con.execute(f"EXPLAIN ANALYZE SELECT * FROM spans WHERE trace_id = '{ids[0]}'").fetchall()[0][1]
     print(f"trace lookup plan uses the index: {'Index Scan' in plan}")
@@ -131,23 +134,38 @@ def main() -> None:
 
     # The API on the same store: a server process, as users run it.
     server = ServerProcess(data, keep=True)
-    client = httpx.Client(base_url=server.url(""), timeout=120)
+    client = LightClient(server.url(""))
     # Other random traces, so the server's first lookups are first touches of its own buffers.
     for label in ("first lookup", "looked up again"):
         it = iter(http_ids)
-        t = timed(lambda it=it: client.get(f"/api/v1/traces/{next(it)}").raise_for_status(), len(http_ids))
+        t = timed(lambda it=it: client.get(f"/api/v1/traces/{next(it)}"), len(http_ids))
         print(f"GET /api/v1/traces/{{id}} (HTTP), {label}: p50 {median(t):.2f} ms, p95 {pct(t, 0.95):.2f} ms")
+    # A server that has been answering for a while: DuckDB's buffers hold what earlier lookups read, and
+    # its allocator has memory that is already mapped. Traces never asked for before, after --warm others.
+    started = time.perf_counter()
+    for i, trace_id in enumerate(warm_ids, 1):
+        client.get(f"/api/v1/traces/{trace_id}")
+        if i % 250 == 0 or i == len(warm_ids):
+            print(f"  serving {i:,} / {len(warm_ids):,} other lookups ({time.perf_counter() - started:.0f} s)",
+                  end="\r", flush=True)
+    print()
+    it = iter(later_ids)
+    t = timed(lambda: client.get(f"/api/v1/traces/{next(it)}"), len(later_ids))
+    rss = psutil.Process(server.proc.pid).memory_info().rss
+    print(f"GET /api/v1/traces/{{id}} (HTTP), first lookup after {len(warm_ids):,} lookups of other traces: "
+          f"p50 {median(t):.2f} ms, p95 {pct(t, 0.95):.2f} ms (server RSS {rss / 2**20:,.0f} MiB, "
+          f"store {size / 2**20:,.0f} MiB)")
     for what in ("trajectory", "latency"):
         for layout in ("objects", "table"):
             url = f"/api/v1/traces/{big_id}/{what}?layout={layout}"
-            t = timed(lambda u=url: client.get(u, headers={"Cache-Control": "no-cache"}).raise_for_status(), 7)
+            t = timed(lambda u=url: client.get(u, headers={"Cache-Control": "no-cache"}), 7)
             print(f"{what} of a 10,000-span run (HTTP, layout={layout}, built): p50 {median(t):.0f} ms, "
                   f"max {max(t):.0f} ms")
     for endpoint, group in (("latency", "category"), ("latency", "tool"), ("latency", "model"), ("latency", "agent"),
                             ("latency", "span_name"), ("usage", "model"), ("usage", "agent"), ("usage", "user"),
                             ("usage", "session"), ("usage", "day")):
         t = timed(lambda e=endpoint, g=group: client.get(f"/api/v1/stats/{e}", params={
-            "group_by": g, "since": str(since)}).raise_for_status(), 7)
+            "group_by": g, "since": str(since)}), 7)
         print(f"stats/{endpoint}?group_by={group} over the newest {newest:,} spans (HTTP): p50 {median(t):.0f} ms, "
               f"p95 {pct(t, 0.95):.0f} ms")
     server.stop()
