@@ -1,25 +1,34 @@
 """Ingest pipeline shared by both receivers: backlog check → decode off the event loop → staging log.
 
-An export is acknowledged only when its spans are durable (in the fsynced staging log; see
-``storage.staged_writer``, which loads them into the store behind the acknowledgement). Errors are
-typed so each receiver can answer with its protocol's status: ``InvalidRequest`` (not retryable),
-``Overloaded`` and ``Unavailable`` (retryable).
+An export is acknowledged only when its spans are durable. With an ``AckLog`` (the server's setup), a
+protobuf export is validated in the server (``validate``: the verdict decoding will reach, for OTLP's
+partial success), its body appended to that fsynced log and acknowledged; decoding and staging run behind,
+at most ``decode_backlog`` exports at a time (a full backlog delays the next acknowledgement). OTLP/JSON
+exports, and every export without an ``AckLog``, are decoded first and acknowledged once their spans are
+in the staging log (see ``storage.staged_writer``, which loads them into the store behind the
+acknowledgement). Errors are typed so each receiver can answer with its protocol's status:
+``InvalidRequest`` (not retryable), ``Overloaded`` and ``Unavailable`` (retryable).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
+import time
+from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Literal
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from trajscope.collector.ack_log import AckLog
 from trajscope.collector.decode_batches import DecodeBatcher
 from trajscope.collector.decode_pool import warm_up
 from trajscope.collector.otlp_decode import DecodedBatch, InvalidRequest, decode_request
 from trajscope.collector.otlp_json import decode_json_request
+from trajscope.collector.validate import validate_request
 from trajscope.storage.staged_writer import StagedWriter, WriterClosed, ipc_bytes
 
 log = logging.getLogger(__name__)
@@ -56,6 +65,8 @@ class IngestStats:
     invalid_requests: int = 0
     overloaded: int = 0
     failed: int = 0
+    failed_after_ack: int = 0  # acknowledged exports whose decode or staging failed (set aside, logged)
+    decoding: int = 0  # acknowledged exports not yet staged
     groups: int = 0  # decode jobs that took several queued exports at once
     by_encoding: dict[str, int] = field(default_factory=dict)
 
@@ -92,21 +103,30 @@ _WARM_UP_REQUEST = _warm_up_request()
 
 class IngestPipeline:
     def __init__(self, writer: StagedWriter, decoder: Executor, *, max_pending_spans: int = 500_000,
-                 decode_slots: int = 1):
+                 decode_slots: int = 1, ack_log: AckLog | None = None, decode_backlog: int = 16):
         """``decode_slots``: decode jobs in flight at once (one per decode worker); protobuf exports that
-        arrive while all are busy are decoded together (``decode_batches``)."""
+        arrive while all are busy are decoded together (``decode_batches``). ``ack_log``: acknowledge
+        protobuf exports on it before decoding, with up to ``decode_backlog`` of them not yet staged."""
         self._writer = writer
         self._decoder = decoder
         self._max_pending = max_pending_spans
         self.stats = IngestStats()
         self._batcher = DecodeBatcher(decoder, _decode, decode_slots, self.stats)
+        self._ack_log = ack_log
+        self._backlog = asyncio.Semaphore(max(1, decode_backlog))
+        self._behind: set[asyncio.Task] = set()
+        # Exports acknowledged on the ack log, and those of them staged since (or set aside): the read
+        # barrier waits for the second to catch up with the first, from any thread.
+        self._settled = threading.Condition()
+        self._acked_early = 0
+        self._staged_early = 0
 
     async def warm_up(self, workers: int) -> None:
         """Run one real decode in every decode worker before the first export arrives."""
         await warm_up(self._decoder, workers, _decode, _WARM_UP_REQUEST, "protobuf", "default")
 
     async def export(self, body: bytes, encoding: Encoding, project: str) -> ExportOutcome:
-        """Decode and durably store one export request; see the module docstring for the errors."""
+        """Durably store one export request; see the module docstring for the errors."""
         stats = self.stats
         stats.requests += 1
         stats.by_encoding[encoding] = stats.by_encoding.get(encoding, 0) + 1
@@ -114,22 +134,36 @@ class IngestPipeline:
         if pending >= self._max_pending:
             stats.overloaded += 1
             raise Overloaded(pending, self._max_pending)
+        if self._ack_log is not None and encoding == "protobuf":
+            return await self._acknowledge_first(body, project)
         try:
-            if encoding == "protobuf":
-                got = await self._batcher.decode_protobuf(body, project)
-            else:
-                got = await self._batcher.decode_one(body, encoding, project)
+            accepted, rejected, message = await self._decode_and_stage(body, encoding, project)
         except InvalidRequest:
             stats.invalid_requests += 1
             raise
+        except (WriterClosed, Unavailable):
+            stats.failed += 1
+            raise
+        self._count(accepted, rejected, message)
+        return ExportOutcome(accepted, rejected, message)
+
+    def _count(self, accepted: int, rejected: int, message: str) -> None:
+        self.stats.spans_accepted += accepted
+        self.stats.spans_rejected += rejected
+        if rejected:
+            log.warning("partial success: %s", message)
+
+    async def _decode_and_stage(self, body: bytes, encoding: Encoding, project: str) -> tuple[int, int, str]:
+        """Decode an export and stage its spans: (accepted, rejected, partial-success message)."""
+        if encoding == "protobuf":
+            got = await self._batcher.decode_protobuf(body, project)
+        else:
+            got = await self._batcher.decode_one(body, encoding, project)
         group = None
         if isinstance(got, tuple):  # decoded with other exports: their spans are staged once, together
             batch, accepted, group = got
         else:
             batch, accepted = got, got.accepted
-            stats.spans_rejected += batch.rejected
-            if batch.rejected:
-                log.warning("partial success: %s", batch.error_message)
         if accepted:
             try:
                 if group is None:
@@ -140,13 +174,97 @@ class IngestPipeline:
                     # shielded: one export giving up (its client went away) must not cancel the others'
                     await asyncio.shield(group.staged)
             except WriterClosed as exc:
-                stats.failed += 1
                 raise Unavailable(str(exc)) from exc
             except Exception as exc:
-                stats.failed += 1
                 raise Unavailable(f"storage failed to commit the spans: {exc}") from exc
-            stats.spans_accepted += accepted
-        return ExportOutcome(accepted, batch.rejected, batch.error_message)
+        return accepted, batch.rejected, batch.error_message
 
     def _stage(self, batch: _Decoded) -> asyncio.Future:
         return asyncio.wrap_future(self._writer.submit(batch.payload, batch.accepted))
+
+    # -- acknowledged on the ack log, decoded behind --------------------------------------------------
+    async def _acknowledge_first(self, body: bytes, project: str) -> ExportOutcome:
+        assert self._ack_log is not None
+        try:
+            verdict = validate_request(body)
+        except InvalidRequest:
+            self.stats.invalid_requests += 1
+            raise
+        if verdict.accepted:
+            await self._backlog.acquire()
+            try:
+                segment = await asyncio.wrap_future(self._ack_log.append(project, body))
+            except BaseException as exc:
+                self._backlog.release()
+                self.stats.failed += 1
+                if isinstance(exc, Exception):
+                    raise Unavailable(f"storage failed to log the export: {exc}") from exc
+                raise
+            with self._settled:
+                self._acked_early += 1
+            self.stats.decoding += 1
+            task = asyncio.get_running_loop().create_task(self._decode_behind(body, project, segment, verdict.accepted))
+            self._behind.add(task)
+            task.add_done_callback(self._behind.discard)
+        self._count(verdict.accepted, verdict.rejected, verdict.error_message)
+        return ExportOutcome(verdict.accepted, verdict.rejected, verdict.error_message)
+
+    async def _decode_behind(self, body: bytes, project: str, segment: int, expected: int) -> None:
+        assert self._ack_log is not None
+        release = True
+        try:
+            accepted, _, _ = await self._decode_and_stage(body, "protobuf", project)
+            if accepted != expected:  # the validation and the decoders disagree: a bug, said loudly
+                log.error("an export validated with %d spans was decoded with %d", expected, accepted)
+        except Exception as exc:
+            self.stats.failed_after_ack += 1
+            try:
+                self._ack_log.set_aside(project, body, exc)
+            except OSError:
+                # Not even set aside: the record stays in the log and is decoded again at the next start.
+                log.exception("could not set aside an acknowledged export; it stays in the acknowledgement log")
+                release = False
+        finally:
+            if release:
+                self._ack_log.release(segment)
+            self.stats.decoding -= 1
+            self._backlog.release()
+            with self._settled:
+                self._staged_early += 1
+                self._settled.notify_all()
+
+    async def restage_earlier_run(self, ack_log: AckLog, progress: Callable[[str], None] | None = None) -> int:
+        """Decode and stage what an earlier run acknowledged on ``ack_log`` but had not staged (before the
+        receivers start). Returns the number of exports."""
+        left = ack_log.left_by_earlier_run()
+        if left and progress:
+            progress(f"decoding {len(left)} acknowledged export(s) a previous run had not staged…")
+        for project, body in left:
+            try:
+                await self._decode_and_stage(body, "protobuf", project)
+            except Exception as exc:
+                self.stats.failed_after_ack += 1
+                ack_log.set_aside(project, body, exc)
+        ack_log.earlier_run_restaged()
+        return len(left)
+
+    def caught_up(self) -> bool:
+        """Whether every acknowledged span is loaded: ``sync`` would return at once."""
+        with self._settled:
+            staged = self._staged_early >= self._acked_early
+        return staged and self._writer.caught_up()
+
+    def sync(self, timeout: float = 30.0) -> bool:
+        """Wait until every span acknowledged before this call is loaded (queryable). False on timeout.
+        From any thread but the event loop's (the exports it waits for are decoded there)."""
+        deadline = time.monotonic() + timeout
+        with self._settled:
+            target = self._acked_early
+            if not self._settled.wait_for(lambda: self._staged_early >= target, timeout):
+                return False
+        return self._writer.sync(max(0.0, deadline - time.monotonic()))
+
+    async def drain(self) -> None:
+        """Wait for every acknowledged export to be staged (at shutdown, after the receivers stop)."""
+        while self._behind:
+            await asyncio.gather(*list(self._behind), return_exceptions=True)

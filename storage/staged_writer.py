@@ -34,7 +34,7 @@ from typing import Protocol
 import pyarrow as pa
 
 from trajscope.storage.schema import ROW_GROUP_ROWS, SPAN_SCHEMA
-from trajscope.storage.staging_log import StagingLog
+from trajscope.storage.staging_log import StagingLog, queued_behind
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 # checkpoint merges by rewriting its neighbours.
 LOAD_ROWS = 2 * ROW_GROUP_ROWS
 MAX_LOAD_ROWS = 16 * ROW_GROUP_ROWS
+# The longest a load waits for spans said to be on their way (``more_coming``) once input is quiet.
+MAX_LINGER_S = 1.0
 # Past this many rows loaded since the last checkpoint, checkpoint even under load. A checkpoint rewrites
 # what was appended since the previous one (~5–8 µs per span), so it waits for idle time when it can.
 CHECKPOINT_ROWS = 1_000_000
@@ -124,6 +126,9 @@ class StagedWriter:
         self._load_rows = load_rows
         self._row_group_rows = row_group_rows
         self._linger_s = linger_s
+        # Whether spans already acknowledged elsewhere are on their way here (the ingest pipeline's decode
+        # backlog): input has not paused while they are, however long the last submission is ago.
+        self.more_coming: Callable[[], bool] = lambda: False
         self._idle_after_s = idle_after_s
         self._checkpoint_rows = checkpoint_rows
         self._rows_since_checkpoint = 0
@@ -202,16 +207,7 @@ class StagedWriter:
             first = self._submissions.get()
             if first is None:
                 break
-            group = [first]
-            while True:
-                try:
-                    item = self._submissions.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    stop = True
-                    break
-                group.append(item)
+            group, stop = queued_behind(first, self._submissions)
             self._acknowledge(group)
         with self._cond:
             self._ack_done = True
@@ -244,7 +240,11 @@ class StagedWriter:
     def _due(self, now: float) -> bool:
         return bool(self._staged) and (
             self._staged_rows >= self._load_rows or self._sync_waiters > 0 or self._ack_done
-            or now - self._last_arrival >= self._linger_s)
+            or self._paused(now))
+
+    def _paused(self, now: float) -> bool:
+        quiet = now - self._last_arrival
+        return quiet >= self._linger_s and (quiet >= MAX_LINGER_S or not self.more_coming())
 
     def _take(self) -> tuple[list[_Batch], bool, bool | None] | None:
         """Wait for a batch worth loading; None once closed and drained. Runs idle housekeeping. The first
@@ -270,7 +270,10 @@ class StagedWriter:
                 if self._ack_done and not self._staged:
                     return None
                 if self._staged:
-                    self._cond.wait(self._linger_s - (now - self._last_arrival))
+                    quiet = now - self._last_arrival
+                    # Past linger_s with more coming: look again every linger_s, up to MAX_LINGER_S.
+                    self._cond.wait(self._linger_s - quiet if quiet < self._linger_s
+                                    else min(self._linger_s, MAX_LINGER_S - quiet))
                     continue
                 if not self._cond.wait(self._idle_after_s):
                     break

@@ -14,15 +14,34 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import struct
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TypeVar
 
 log = logging.getLogger(__name__)
 
 _HEADER = struct.Struct("<II")
 SEGMENT_BYTES = 32 * 2**20
+
+
+_T = TypeVar("_T")
+
+
+def queued_behind(first: _T, waiting: queue.SimpleQueue[_T | None]) -> tuple[list[_T], bool]:
+    """``first`` and everything that queued behind it (to share one append's fsync), and whether the stop
+    marker (None) was among them."""
+    items = [first]
+    while True:
+        try:
+            item = waiting.get_nowait()
+        except queue.Empty:
+            return items, False
+        if item is None:
+            return items, True
+        items.append(item)
 
 
 def _segment_number(path: Path) -> int:

@@ -29,6 +29,9 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-pending-spans", type=int,
                    default=env_int("max_pending_spans", d.max_pending_spans),
                    help="backlog above which exports are refused as retryable (UNAVAILABLE / 503)")
+    p.add_argument("--decode-backlog", type=int, default=env_int("decode_backlog", d.decode_backlog),
+                   help="protobuf exports acknowledged on the raw log before they are decoded (default 16); "
+                        "0 = decode every export before acknowledging it")
     p.add_argument("--sql-timeout", type=float, default=float(env("sql_timeout", str(d.sql_timeout_s))),
                    help="deadline of a query on /api/v1/sql in seconds (a request may ask for less)")
     p.add_argument("--prices", type=Path, default=env("prices", None),
@@ -102,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
             data=args.data, host=args.host, grpc_port=args.grpc_port, http_port=args.http_port,
             api_port=args.api_port, api_key=args.api_key or None, decode_workers=args.decode_workers,
             decoder=args.decoder,
-            max_pending_spans=args.max_pending_spans, sql_timeout_s=args.sql_timeout,
+            max_pending_spans=args.max_pending_spans, decode_backlog=args.decode_backlog,
+            sql_timeout_s=args.sql_timeout,
             memory_limit=args.memory_limit or None, ingest_db_threads=args.ingest_db_threads,
             prices=Path(args.prices) if args.prices else None,
             alerts=Path(args.alerts) if args.alerts else None,

@@ -20,6 +20,7 @@ import uvicorn
 
 from trajscope.analysis.pricing import PriceError
 from trajscope.collector import costing
+from trajscope.collector.ack_log import AckLog
 from trajscope.collector.allocator import keep_freed_memory
 from trajscope.collector.decode_pool import make_decoder
 from trajscope.collector.grpc_receiver import build_grpc_server
@@ -109,14 +110,20 @@ async def serve(settings: ServerSettings) -> None:
     store = open_store(settings)
     writer = open_writer(settings, store)
     decoder = make_decoder(settings.decode_workers, costing.extra_file(), settings.decoder)
+    # Also with --decode-backlog 0: what an earlier run acknowledged there is decoded at start.
+    ack_log = AckLog(settings.data / "acklog")
     pipeline = IngestPipeline(writer, decoder, max_pending_spans=settings.max_pending_spans,
-                              decode_slots=max(1, settings.decode_workers))
+                              decode_slots=max(1, settings.decode_workers),
+                              ack_log=ack_log if settings.decode_backlog > 0 else None,
+                              decode_backlog=settings.decode_backlog)
+
+    writer.more_coming = lambda: pipeline.stats.decoding > 0
 
     def ingest_stats() -> dict:
         return {**asdict(pipeline.stats), "pending_spans": writer.pending_rows, **asdict(writer.stats)}
 
-    state = AppState(store, settings.api_key, ingest_stats, writer.sync, settings.sql_timeout_s,
-                     caught_up=writer.caught_up)
+    state = AppState(store, settings.api_key, ingest_stats, pipeline.sync, settings.sql_timeout_s,
+                     caught_up=pipeline.caught_up)
     monitor = AlertMonitor(store, alert_config) if alert_config else None
     state.alerts = monitor
     grpc_server = build_grpc_server(pipeline, settings.host, settings.grpc_port, settings.api_key)
@@ -129,6 +136,7 @@ async def serve(settings: ServerSettings) -> None:
         loop.add_signal_handler(sig, stop.set)
 
     await pipeline.warm_up(settings.decode_workers)
+    await pipeline.restage_earlier_run(ack_log, progress=lambda msg: print(f"trajscope: {msg}", flush=True))
     await grpc_server.start()
     tasks = [asyncio.create_task(s.serve()) for s in (otlp_http, api)]
     try:
@@ -155,7 +163,9 @@ async def serve(settings: ServerSettings) -> None:
         for server in (otlp_http, api):
             server.should_exit = True
         await asyncio.gather(*tasks, return_exceptions=True)
+        await pipeline.drain()  # acknowledged exports still being decoded
         writer.close()
+        ack_log.close()
         decoder.shutdown(wait=True)
         try:
             store.checkpoint()

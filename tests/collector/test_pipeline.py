@@ -1,10 +1,13 @@
 import asyncio
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from tests.otlp_builders import make_request, make_span
 from tests.storage.test_staged_writer import FakeStore
+from trajscope.collector import pipeline as pipeline_module
+from trajscope.collector.ack_log import AckLog, decode
 from trajscope.collector.pipeline import IngestPipeline, InvalidRequest, Overloaded, Unavailable
 from trajscope.storage.staged_writer import StagedWriter, read_ipc
 
@@ -126,3 +129,136 @@ def test_a_bad_export_in_a_group_is_answered_alone_and_the_others_are_stored(tmp
     assert {s.span_id.hex() for s in good} <= store.span_ids
     assert len(store.span_ids) == (3 if bad == "truncated" else 4)
     writer.close()
+
+
+# -- acknowledged on the ack log, decoded behind ---------------------------------------------------------
+class _HeldDecode:
+    """The pipeline's decode, held at a gate (and failing for bodies in ``fail``)."""
+
+    def __init__(self, monkeypatch) -> None:
+        self.gate = threading.Event()
+        self.fail: set[bytes] = set()
+        real = pipeline_module._decode
+
+        def held(body, encoding, project):
+            self.gate.wait(10)
+            if body in self.fail:
+                raise RuntimeError("decoder bug")
+            return real(body, encoding, project)
+
+        monkeypatch.setattr(pipeline_module, "_decode", held)
+
+
+def _ack_first(tmp_path, store, **options):
+    writer = StagedWriter(store, tmp_path / "staging", linger_s=0.01)
+    ack_log = AckLog(tmp_path / "acklog")
+    pipeline = IngestPipeline(writer, ThreadPoolExecutor(2), decode_slots=2, ack_log=ack_log, **options)
+    writer.more_coming = lambda: pipeline.stats.decoding > 0
+    return pipeline, writer, ack_log
+
+
+def test_an_export_is_acknowledged_before_it_is_decoded_and_reads_wait_for_it(tmp_path, monkeypatch):
+    held = _HeldDecode(monkeypatch)
+    store = FakeStore()
+    pipeline, writer, ack_log = _ack_first(tmp_path, store)
+    spans = [make_span("a"), make_span("bad", span_id=bytes(8)), make_span("b")]
+
+    async def scenario():
+        outcome = await pipeline.export(make_request(spans).SerializeToString(), "protobuf", "p")
+        # Answered with the decode's verdict while the decode itself is still held.
+        assert (outcome.accepted, outcome.rejected) == (2, 1) and "span_id is all zeros" in outcome.error_message
+        assert ack_log.unreleased == 1 and pipeline.stats.decoding == 1
+        assert not pipeline.caught_up()
+        assert not await asyncio.to_thread(pipeline.sync, 0.2)  # a read waits for it
+        held.gate.set()
+        assert await asyncio.to_thread(pipeline.sync, 5)
+        assert pipeline.caught_up() and ack_log.unreleased == 0
+
+    _run(scenario())
+    assert store.span_ids == {spans[0].span_id.hex(), spans[2].span_id.hex()}
+    assert (pipeline.stats.spans_accepted, pipeline.stats.spans_rejected) == (2, 1)
+    writer.close()
+    ack_log.close()
+    assert not list((tmp_path / "acklog").glob("seg-*.log"))
+
+
+def test_a_full_decode_backlog_holds_the_next_acknowledgement(tmp_path, monkeypatch):
+    held = _HeldDecode(monkeypatch)
+    pipeline, writer, ack_log = _ack_first(tmp_path, FakeStore(), decode_backlog=1)
+
+    async def scenario():
+        await pipeline.export(make_request([make_span("first")]).SerializeToString(), "protobuf", "p")
+        second = asyncio.ensure_future(
+            pipeline.export(make_request([make_span("second")]).SerializeToString(), "protobuf", "p"))
+        await asyncio.sleep(0.3)
+        assert not second.done()  # waiting for room in the backlog, not yet in the log
+        assert ack_log.unreleased == 1
+        held.gate.set()
+        assert (await asyncio.wait_for(second, 5)).accepted == 1
+        await pipeline.drain()
+
+    _run(scenario())
+    assert writer.sync(5)
+    writer.close()
+    ack_log.close()
+
+
+def test_refused_bodies_and_fully_rejected_exports_are_not_logged(tmp_path, monkeypatch):
+    _HeldDecode(monkeypatch).gate.set()
+    pipeline, writer, ack_log = _ack_first(tmp_path, FakeStore())
+
+    async def scenario():
+        with pytest.raises(InvalidRequest):
+            await pipeline.export(b"\xff\xff", "protobuf", "p")
+        outcome = await pipeline.export(make_request([make_span(span_id=bytes(8))]).SerializeToString(),
+                                        "protobuf", "p")
+        assert (outcome.accepted, outcome.rejected) == (0, 1)
+
+    _run(scenario())
+    assert pipeline.stats.invalid_requests == 1 and pipeline.stats.decoding == 0
+    ack_log.close()
+    assert AckLog(tmp_path / "acklog").left_by_earlier_run() == []
+    writer.close()
+
+
+def test_a_decode_failing_after_the_acknowledgement_is_set_aside_not_dropped(tmp_path, monkeypatch):
+    held = _HeldDecode(monkeypatch)
+    store = FakeStore()
+    pipeline, writer, ack_log = _ack_first(tmp_path, store)
+    bad = make_request([make_span("cursed")]).SerializeToString()
+    good = make_request([make_span("fine")]).SerializeToString()
+    held.fail.add(bad)
+    held.gate.set()
+
+    async def scenario():
+        assert (await pipeline.export(bad, "protobuf", "p")).accepted == 1
+        assert (await pipeline.export(good, "protobuf", "p")).accepted == 1
+        assert await asyncio.to_thread(pipeline.sync, 5)  # the failure does not hold reads forever
+
+    _run(scenario())
+    assert pipeline.stats.failed_after_ack == 1 and ack_log.unreleased == 0
+    (aside,) = (tmp_path / "acklog").glob("failed-*.otlp")
+    assert decode(aside.read_bytes()) == ("p", bad)
+    assert len(store.span_ids) == 1
+    writer.close()
+    ack_log.close()
+
+
+def test_what_an_earlier_run_acknowledged_is_decoded_at_the_next_start(tmp_path, monkeypatch):
+    earlier = AckLog(tmp_path / "acklog")
+    spans = [make_span(f"left-{i}") for i in range(3)]
+    for span in spans:
+        earlier.append("proj", make_request([span]).SerializeToString()).result(5)
+    earlier.close()  # a crash before any was decoded
+    _HeldDecode(monkeypatch).gate.set()
+    store = FakeStore()
+    pipeline, writer, ack_log = _ack_first(tmp_path, store)
+    messages = []
+    assert _run(pipeline.restage_earlier_run(ack_log, messages.append)) == 3
+    assert messages and "3 acknowledged export(s)" in messages[0]
+    assert writer.sync(5)
+    assert store.span_ids == {s.span_id.hex() for s in spans}
+    assert not [p for p in (tmp_path / "acklog").glob("seg-*.log") if p.stat().st_size]
+    writer.close()
+    ack_log.close()
+    assert AckLog(tmp_path / "acklog").left_by_earlier_run() == []

@@ -1,5 +1,6 @@
 import shutil
 import threading
+import time
 
 import pyarrow as pa
 import pytest
@@ -70,6 +71,39 @@ def test_batches_gather_until_the_load_size_or_a_reader_asks(tmp_path):
     small.submit(*_batch(4)).result(5)
     assert small.sync(timeout=5)
     small.close()
+    writer.close()
+
+
+def _eventually(predicate, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return predicate()
+
+
+def test_input_has_not_paused_while_more_spans_are_on_their_way(tmp_path, monkeypatch):
+    monkeypatch.setattr(staged_writer, "MAX_LINGER_S", 30.0)
+    store = FakeStore()
+    writer = StagedWriter(store, tmp_path, load_rows=1000, linger_s=0.02)
+    coming = [True]
+    writer.more_coming = lambda: coming[0]
+    writer.submit(*_batch(3)).result(5)
+    time.sleep(0.3)  # quiet for 15 lingers, but the pipeline still has exports decoding
+    assert store.loads == []
+    coming[0] = False
+    assert _eventually(lambda: store.loads == [3])
+    writer.close()
+
+
+def test_spans_said_to_be_coming_wait_at_most_max_linger(tmp_path, monkeypatch):
+    monkeypatch.setattr(staged_writer, "MAX_LINGER_S", 0.3)
+    store = FakeStore()
+    writer = StagedWriter(store, tmp_path, load_rows=1000, linger_s=0.02)
+    writer.more_coming = lambda: True  # a stuck decode must not hold loaded-able spans back for ever
+    started = time.monotonic()
+    writer.submit(*_batch(3)).result(5)
+    assert _eventually(lambda: store.loads == [3])
+    assert time.monotonic() - started >= 0.3
     writer.close()
 
 

@@ -1,0 +1,42 @@
+"""What decoding a protobuf export will accept, found before it is decoded.
+
+An export is acknowledged on the raw-body log (``ack_log``) and decoded behind the acknowledgement, yet
+OTLP's answer must already say which spans were refused (partial success) or that the body is not a
+request at all (INVALID_ARGUMENT / 400). Both decoders accept exactly the bodies the protobuf runtime
+parses (the columnar one hands anything it does not read to the reference walker) and refuse exactly the
+spans ``span_problem`` names, so a full parse plus that check per span gives the same verdict as the
+decode, at ~1.3 ms per 512-span request instead of ~15 (bench/README.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from trajscope.collector.otlp_decode import parse_request
+from trajscope.collector.span_parts import MAX_MESSAGES, problem_message, rejection_message, span_problem
+
+
+@dataclass(frozen=True)
+class Verdict:
+    accepted: int
+    rejected: int
+    error_message: str
+
+
+def validate_request(payload: bytes) -> Verdict:
+    """The spans decoding ``payload`` will keep and refuse (with OTLP's partial-success message); raises
+    ``InvalidRequest`` for a body that is not an ``ExportTraceServiceRequest``."""
+    request = parse_request(payload)
+    accepted = rejected = 0
+    messages: list[str] = []
+    for r_index, resource_spans in enumerate(request.resource_spans):
+        for s_index, scope_spans in enumerate(resource_spans.scope_spans):
+            for p_index, span in enumerate(scope_spans.spans):
+                problem = span_problem(span)
+                if problem is None:
+                    accepted += 1
+                    continue
+                rejected += 1
+                if len(messages) < MAX_MESSAGES:
+                    messages.append(problem_message(r_index, s_index, p_index, problem))
+    return Verdict(accepted, rejected, rejection_message(rejected, messages))

@@ -1,0 +1,135 @@
+"""The raw-body acknowledgement log: durable on append, kept until released, handed back after a crash."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from trajscope.collector.ack_log import AckLog, decode, encode
+
+
+def _segments(log: AckLog) -> list[int]:
+    return sorted(int(p.stem.split("-")[1]) for p in log.directory.glob("seg-*.log"))
+
+
+@pytest.mark.parametrize(("project", "body"), [("p", b"body"), ("", b""), ("prøject", bytes(range(256)) * 3)])
+def test_records_round_trip(project, body):
+    assert decode(encode(project, body)) == (project, body)
+
+
+def test_unreleased_records_are_handed_to_the_next_run_and_released_ones_are_not(tmp_path):
+    log = AckLog(tmp_path)
+    first = log.append("a", b"one").result(5)
+    log.append("b", b"two").result(5)
+    log.release(first)  # one of the two records of that segment: the segment stays
+    log.close()
+    again = AckLog(tmp_path)
+    assert again.left_by_earlier_run() == [("a", b"one"), ("b", b"two")]
+    again.close()
+
+
+def test_a_run_that_released_everything_leaves_nothing(tmp_path):
+    log = AckLog(tmp_path)
+    segments = [log.append("p", f"body {i}".encode()).result(5) for i in range(5)]
+    for segment in segments:
+        log.release(segment)
+    assert log.unreleased == 0
+    log.close()
+    again = AckLog(tmp_path)
+    assert again.left_by_earlier_run() == []
+    again.close()
+
+
+def test_earlier_records_are_kept_until_restaged(tmp_path):
+    log = AckLog(tmp_path)
+    log.append("p", b"left behind").result(5)
+    log.close()  # a crash: never released
+    second = AckLog(tmp_path)
+    earlier = _segments(second)[0]
+    # This run's own records are released at once; the earlier one stays until restaged.
+    for _ in range(3):
+        second.release(second.append("p", b"new").result(5))
+    assert earlier in _segments(second)
+    second.earlier_run_restaged()
+    assert earlier not in _segments(second)
+    second.close()
+    third = AckLog(tmp_path)
+    assert third.left_by_earlier_run() == []
+    third.close()
+
+
+def test_segments_go_only_when_every_record_before_them_is_released(tmp_path):
+    log = AckLog(tmp_path)
+    log._log._segment_bytes = 1  # a new segment for every append
+    first = log.append("p", b"a").result(5)
+    second = log.append("p", b"b").result(5)
+    third = log.append("p", b"c").result(5)
+    assert first < second < third
+    log.release(second)
+    log.release(third)
+    assert first in _segments(log) and second in _segments(log)  # behind the unreleased first
+    log.release(first)
+    assert _segments(log) == [third]  # the segment still being appended to
+
+    log.close()
+
+
+def test_concurrent_appends_share_fsyncs_and_all_come_back(tmp_path, monkeypatch):
+    log = AckLog(tmp_path)
+    calls = []
+    real = log._log.append
+
+    def counting(payloads):
+        calls.append(len(payloads))
+        return real(payloads)
+
+    monkeypatch.setattr(log._log, "append", counting)
+    futures = []
+    lock = threading.Lock()
+
+    def client(i: int) -> None:
+        for j in range(50):
+            future = log.append(f"p{i}", f"{i}-{j}".encode())
+            with lock:
+                futures.append(future)
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for future in futures:
+        future.result(5)
+    assert sum(calls) == 200
+    log.close()
+    again = AckLog(tmp_path)
+    assert sorted(again.left_by_earlier_run()) == sorted((f"p{i}", f"{i}-{j}".encode())
+                                                         for i in range(4) for j in range(50))
+    again.close()
+
+
+def test_a_failed_append_fails_its_futures_and_the_log_goes_on(tmp_path, monkeypatch):
+    log = AckLog(tmp_path)
+    real = log._log.append
+
+    def full(payloads):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(log._log, "append", full)
+    with pytest.raises(OSError, match="disk full"):
+        log.append("p", b"lost").result(5)
+    monkeypatch.setattr(log._log, "append", real)
+    log.append("p", b"kept").result(5)
+    log.close()
+    again = AckLog(tmp_path)
+    assert again.left_by_earlier_run() == [("p", b"kept")]
+    again.close()
+
+
+def test_set_aside_keeps_the_body(tmp_path):
+    log = AckLog(tmp_path)
+    path = log.set_aside("proj", b"\x0a\x00body", ValueError("boom"))
+    assert decode(path.read_bytes()) == ("proj", b"\x0a\x00body")
+    log.close()
+    assert path.exists()  # an operator's to look at, not the log's to delete
