@@ -13,7 +13,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from trajscope.collector.otlp_decode import parse_request
-from trajscope.collector.span_parts import MAX_MESSAGES, problem_message, rejection_message, span_problem
+from trajscope.collector.span_parts import (
+    MAX_MESSAGES,
+    ZERO_SPAN,
+    problem_message,
+    rejection_message,
+    span_problem,
+)
+
+_ZERO_TRACE = bytes(16)
+_INT64_MAX = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -32,10 +41,14 @@ def validate_request(payload: bytes) -> Verdict:
     for r_index, resource_spans in enumerate(request.resource_spans):
         for s_index, scope_spans in enumerate(resource_spans.scope_spans):
             for p_index, span in enumerate(scope_spans.spans):
-                problem = span_problem(span)
-                if problem is None:
+                # ``span_problem``'s checks, inline for the valid spans (half the time per request).
+                trace_id, span_id, parent = span.trace_id, span.span_id, span.parent_span_id
+                if (len(trace_id) == 16 and len(span_id) == 8 and trace_id != _ZERO_TRACE and span_id != ZERO_SPAN
+                        and (not parent or len(parent) == 8) and span.start_time_unix_nano <= _INT64_MAX
+                        and span.end_time_unix_nano <= _INT64_MAX):
                     accepted += 1
                     continue
+                problem = span_problem(span) or "invalid span"
                 rejected += 1
                 if len(messages) < MAX_MESSAGES:
                     messages.append(problem_message(r_index, s_index, p_index, problem))
