@@ -103,17 +103,20 @@ _WARM_UP_REQUEST = _warm_up_request()
 
 class IngestPipeline:
     def __init__(self, writer: StagedWriter, decoder: Executor, *, max_pending_spans: int = 500_000,
-                 decode_slots: int = 1, ack_log: AckLog | None = None, decode_backlog: int = 16):
+                 decode_slots: int = 1, ack_log: AckLog | None = None, decode_backlog: int = 8192):
         """``decode_slots``: decode jobs in flight at once (one per decode worker); protobuf exports that
         arrive while all are busy are decoded together (``decode_batches``). ``ack_log``: acknowledge
-        protobuf exports on it before decoding, with up to ``decode_backlog`` of them not yet staged."""
+        protobuf exports on it before decoding, with up to ``decode_backlog`` spans of them not yet staged
+        (an export bigger than that on its own when nothing else is)."""
         self._writer = writer
         self._decoder = decoder
         self._max_pending = max_pending_spans
         self.stats = IngestStats()
         self._batcher = DecodeBatcher(decoder, _decode, decode_slots, self.stats)
         self._ack_log = ack_log
-        self._backlog = asyncio.Semaphore(max(1, decode_backlog))
+        self._backlog_budget = max(1, decode_backlog)
+        self._backlog_spans = 0
+        self._backlog_room = asyncio.Condition()
         self._behind: set[asyncio.Task] = set()
         # Exports acknowledged on the ack log, and those of them staged since (or set aside): the read
         # barrier waits for the second to catch up with the first, from any thread.
@@ -191,11 +194,11 @@ class IngestPipeline:
             self.stats.invalid_requests += 1
             raise
         if verdict.accepted:
-            await self._backlog.acquire()
+            await self._reserve(verdict.accepted)
             try:
                 segment = await asyncio.wrap_future(self._ack_log.append(project, body))
             except BaseException as exc:
-                self._backlog.release()
+                await self._unreserve(verdict.accepted)
                 self.stats.failed += 1
                 if isinstance(exc, Exception):
                     raise Unavailable(f"storage failed to log the export: {exc}") from exc
@@ -208,6 +211,19 @@ class IngestPipeline:
             task.add_done_callback(self._behind.discard)
         self._count(verdict.accepted, verdict.rejected, verdict.error_message)
         return ExportOutcome(verdict.accepted, verdict.rejected, verdict.error_message)
+
+    async def _reserve(self, spans: int) -> None:
+        """Wait for room in the decode backlog. Counted in spans, not exports: 16 exports of 2,048 spans
+        left ~32k spans to decode and load after the last acknowledgement of a 100k-span burst."""
+        async with self._backlog_room:
+            await self._backlog_room.wait_for(
+                lambda: self._backlog_spans == 0 or self._backlog_spans + spans <= self._backlog_budget)
+            self._backlog_spans += spans
+
+    async def _unreserve(self, spans: int) -> None:
+        async with self._backlog_room:
+            self._backlog_spans -= spans
+            self._backlog_room.notify_all()
 
     async def _decode_behind(self, body: bytes, project: str, segment: int, expected: int) -> None:
         assert self._ack_log is not None
@@ -228,7 +244,7 @@ class IngestPipeline:
             if release:
                 self._ack_log.release(segment)
             self.stats.decoding -= 1
-            self._backlog.release()
+            await self._unreserve(expected)
             with self._settled:
                 self._staged_early += 1
                 self._settled.notify_all()

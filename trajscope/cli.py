@@ -30,8 +30,8 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
                    default=env_int("max_pending_spans", d.max_pending_spans),
                    help="backlog above which exports are refused as retryable (UNAVAILABLE / 503)")
     p.add_argument("--decode-backlog", type=int, default=env_int("decode_backlog", d.decode_backlog),
-                   help="protobuf exports acknowledged on the raw log before they are decoded (default 16); "
-                        "0 = decode every export before acknowledging it")
+                   help="spans of protobuf exports acknowledged on the raw log before they are decoded "
+                        "(default 8192); 0 = decode every export before acknowledging it")
     p.add_argument("--sql-timeout", type=float, default=float(env("sql_timeout", str(d.sql_timeout_s))),
                    help="deadline of a query on /api/v1/sql in seconds (a request may ask for less)")
     p.add_argument("--prices", type=Path, default=env("prices", None),

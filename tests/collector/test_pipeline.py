@@ -203,6 +203,30 @@ def test_a_full_decode_backlog_holds_the_next_acknowledgement(tmp_path, monkeypa
     ack_log.close()
 
 
+def test_the_backlog_is_counted_in_spans_and_a_big_export_gets_in_alone(tmp_path, monkeypatch):
+    held = _HeldDecode(monkeypatch)
+    pipeline, writer, ack_log = _ack_first(tmp_path, FakeStore(), decode_backlog=4)
+
+    async def scenario():
+        small = [make_span(f"small-{i}") for i in range(2)]
+        await asyncio.wait_for(pipeline.export(make_request(small).SerializeToString(), "protobuf", "p"), 5)
+        big = asyncio.ensure_future(pipeline.export(
+            make_request([make_span(f"big-{i}") for i in range(6)]).SerializeToString(), "protobuf", "p"))
+        more = asyncio.ensure_future(pipeline.export(
+            make_request([make_span("one"), make_span("two")]).SerializeToString(), "protobuf", "p"))
+        await asyncio.sleep(0.3)
+        # 2 + 2 spans fit the budget of 4; the 6-span export waits until the backlog is empty.
+        assert more.done() and not big.done()
+        held.gate.set()
+        assert (await asyncio.wait_for(big, 5)).accepted == 6
+        await pipeline.drain()
+
+    _run(scenario())
+    assert writer.sync(5)
+    writer.close()
+    ack_log.close()
+
+
 def test_refused_bodies_and_fully_rejected_exports_are_not_logged(tmp_path, monkeypatch):
     _HeldDecode(monkeypatch).gate.set()
     pipeline, writer, ack_log = _ack_first(tmp_path, FakeStore())
