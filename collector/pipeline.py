@@ -118,6 +118,7 @@ class IngestPipeline:
         self._backlog_spans = 0
         self._backlog_room = asyncio.Condition()
         self._behind: set[asyncio.Task] = set()
+        self._appending: set[asyncio.Future] = set()
         # Exports acknowledged on the ack log, and those of them staged since (or set aside): the read
         # barrier waits for the second to catch up with the first, from any thread.
         self._settled = threading.Condition()
@@ -195,22 +196,39 @@ class IngestPipeline:
             raise
         if verdict.accepted:
             await self._reserve(verdict.accepted)
+            append = asyncio.wrap_future(self._ack_log.append(project, body))
+            self._appending.add(append)
+            append.add_done_callback(self._appending.discard)
             try:
-                segment = await asyncio.wrap_future(self._ack_log.append(project, body))
-            except BaseException as exc:
+                segment = await asyncio.shield(append)
+            except asyncio.CancelledError:
+                # The client went away, but the record may still land in the log: decode it all the same,
+                # or its segment (and every later one) would stay until the next start.
+                append.add_done_callback(lambda done: self._logged_for_nobody(done, body, project, verdict.accepted))
+                raise
+            except Exception as exc:
                 await self._unreserve(verdict.accepted)
                 self.stats.failed += 1
-                if isinstance(exc, Exception):
-                    raise Unavailable(f"storage failed to log the export: {exc}") from exc
-                raise
-            with self._settled:
-                self._acked_early += 1
-            self.stats.decoding += 1
-            task = asyncio.get_running_loop().create_task(self._decode_behind(body, project, segment, verdict.accepted))
-            self._behind.add(task)
-            task.add_done_callback(self._behind.discard)
+                raise Unavailable(f"storage failed to log the export: {exc}") from exc
+            self._start_behind(body, project, segment, verdict.accepted)
         self._count(verdict.accepted, verdict.rejected, verdict.error_message)
         return ExportOutcome(verdict.accepted, verdict.rejected, verdict.error_message)
+
+    def _start_behind(self, body: bytes, project: str, segment: int, spans: int) -> None:
+        with self._settled:
+            self._acked_early += 1
+        self.stats.decoding += 1
+        task = asyncio.get_running_loop().create_task(self._decode_behind(body, project, segment, spans))
+        self._behind.add(task)
+        task.add_done_callback(self._behind.discard)
+
+    def _logged_for_nobody(self, append: asyncio.Future, body: bytes, project: str, spans: int) -> None:
+        if append.cancelled() or append.exception() is not None:
+            task = asyncio.get_running_loop().create_task(self._unreserve(spans))
+            self._behind.add(task)
+            task.add_done_callback(self._behind.discard)
+        else:
+            self._start_behind(body, project, append.result(), spans)
 
     async def _reserve(self, spans: int) -> None:
         """Wait for room in the decode backlog. Counted in spans, not exports: 16 exports of 2,048 spans
@@ -282,5 +300,5 @@ class IngestPipeline:
 
     async def drain(self) -> None:
         """Wait for every acknowledged export to be staged (at shutdown, after the receivers stop)."""
-        while self._behind:
-            await asyncio.gather(*list(self._behind), return_exceptions=True)
+        while self._behind or self._appending:
+            await asyncio.gather(*self._behind, *self._appending, return_exceptions=True)

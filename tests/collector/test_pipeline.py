@@ -1,5 +1,6 @@
 import asyncio
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -223,6 +224,36 @@ def test_the_backlog_is_counted_in_spans_and_a_big_export_gets_in_alone(tmp_path
 
     _run(scenario())
     assert writer.sync(5)
+    writer.close()
+    ack_log.close()
+
+
+def test_an_export_whose_client_gives_up_during_the_append_is_still_decoded(tmp_path, monkeypatch):
+    _HeldDecode(monkeypatch).gate.set()
+    store = FakeStore()
+    pipeline, writer, ack_log = _ack_first(tmp_path, store)
+    real = ack_log._log.append
+
+    def slow(payloads):
+        time.sleep(0.3)
+        return real(payloads)
+
+    monkeypatch.setattr(ack_log._log, "append", slow)
+    span = make_span("orphaned")
+
+    async def scenario():
+        export = asyncio.ensure_future(pipeline.export(make_request([span]).SerializeToString(), "protobuf", "p"))
+        await asyncio.sleep(0.1)
+        export.cancel()  # the client went away while the record was being written
+        with pytest.raises(asyncio.CancelledError):
+            await export
+        await pipeline.drain()
+
+    _run(scenario())
+    # Durable all the same: decoded, staged and released, not left to grow the log until the next start.
+    assert ack_log.unreleased == 0 and pipeline.stats.decoding == 0
+    assert writer.sync(5)
+    assert store.span_ids == {span.span_id.hex()}
     writer.close()
     ack_log.close()
 
