@@ -250,6 +250,9 @@ class IngestPipeline:
             accepted, _, _ = await self._decode_and_stage(body, "protobuf", project)
             if accepted != expected:  # the validation and the decoders disagree: a bug, said loudly
                 log.error("an export validated with %d spans was decoded with %d", expected, accepted)
+        except asyncio.CancelledError:
+            release = False  # the loop is going away mid-decode: the record waits for the next start
+            raise
         except Exception as exc:
             self.stats.failed_after_ack += 1
             try:

@@ -258,6 +258,26 @@ def test_an_export_whose_client_gives_up_during_the_append_is_still_decoded(tmp_
     ack_log.close()
 
 
+def test_a_decode_cut_short_leaves_its_record_for_the_next_start(tmp_path, monkeypatch):
+    held = _HeldDecode(monkeypatch)
+    pipeline, writer, ack_log = _ack_first(tmp_path, FakeStore())
+    body = make_request([make_span("interrupted")]).SerializeToString()
+
+    async def scenario():
+        await pipeline.export(body, "protobuf", "p")
+        await asyncio.sleep(0.1)  # the decode under way
+        for task in list(pipeline._behind):  # what asyncio.run does to tasks left when the server stops hard
+            task.cancel()
+        await asyncio.gather(*pipeline._behind, return_exceptions=True)
+
+    _run(scenario())
+    held.gate.set()
+    assert ack_log.unreleased == 1
+    ack_log.close()
+    assert AckLog(tmp_path / "acklog").left_by_earlier_run() == [("p", body)]
+    writer.close()
+
+
 def test_refused_bodies_and_fully_rejected_exports_are_not_logged(tmp_path, monkeypatch):
     _HeldDecode(monkeypatch).gate.set()
     pipeline, writer, ack_log = _ack_first(tmp_path, FakeStore())
