@@ -42,18 +42,22 @@ class GroupDecoded:
     span_counts: list[int]
 
 
-def decode_group(decode: Callable[[bytes, str, str], Any], bodies: list[bytes], project: str) -> GroupDecoded | None:
+def decode_group(decode: Callable[[bytes, str, str], Any], bodies: list[bytes], project: str,
+                 counts: list[int] | None = None) -> GroupDecoded | None:
     """In a decode worker: the bodies decoded as one request, or None when they must be decoded one by one
-    (one is malformed, or some span was rejected)."""
-    counts = []
-    request = RawSpansRequest()
-    for body in bodies:
-        try:
-            request.ParseFromString(body)
-        except DecodeError:
-            return None
-        counts.append(sum(len(scope.spans) for resource in request.resource_spans
-                          for scope in resource.scope_spans))
+    (one is malformed, or some span was rejected). ``counts``: each body's valid spans, when the bodies
+    were validated already (``validate``: parsed whole, so none can swallow the next); else each body is
+    parsed here first."""
+    if counts is None:
+        counts = []
+        request = RawSpansRequest()
+        for body in bodies:
+            try:
+                request.ParseFromString(body)
+            except DecodeError:
+                return None
+            counts.append(sum(len(scope.spans) for resource in request.resource_spans
+                              for scope in resource.scope_spans))
     try:
         decoded = decode(b"".join(bodies), "protobuf", project)
     except Exception:  # the exports decoded alone give each its own error
@@ -68,6 +72,7 @@ class _Waiting:
     body: bytes
     project: str
     future: asyncio.Future
+    spans: int | None  # valid spans, when validated before decoding
 
 
 class DecodeBatcher:
@@ -91,9 +96,11 @@ class DecodeBatcher:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self._decode, body, encoding, project)
 
-    async def decode_protobuf(self, body: bytes, project: str) -> Any:
+    async def decode_protobuf(self, body: bytes, project: str, spans: int | None = None) -> Any:
+        """``spans``: the export's valid spans when it was validated (``validate``), which spares the group
+        job parsing it again."""
         future = asyncio.get_running_loop().create_future()
-        self._waiting.append(_Waiting(body, project, future))
+        self._waiting.append(_Waiting(body, project, future, spans))
         self._dispatch()
         return await future
 
@@ -115,8 +122,9 @@ class DecodeBatcher:
         if len(group) == 1:
             job = loop.run_in_executor(self._executor, self._decode, first.body, "protobuf", first.project)
         else:
-            job = loop.run_in_executor(self._executor, decode_group, self._decode,
-                                       [item.body for item in group], first.project)
+            counts = [item.spans for item in group]
+            job = loop.run_in_executor(self._executor, decode_group, self._decode, [item.body for item in group],
+                                       first.project, None if None in counts else counts)
         job.add_done_callback(lambda done: self._finished(done, group))
 
     def _finished(self, done: asyncio.Future, group: list[_Waiting]) -> None:

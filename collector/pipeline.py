@@ -3,7 +3,7 @@
 An export is acknowledged only when its spans are durable. With an ``AckLog`` (the server's setup), a
 protobuf export is validated in the server (``validate``: the verdict decoding will reach, for OTLP's
 partial success), its body appended to that fsynced log and acknowledged; decoding and staging run behind,
-at most ``decode_backlog`` exports at a time (a full backlog delays the next acknowledgement). OTLP/JSON
+at most ``decode_backlog`` spans at a time (a full backlog delays the next acknowledgement). OTLP/JSON
 exports, and every export without an ``AckLog``, are decoded first and acknowledged once their spans are
 in the staging log (see ``storage.staged_writer``, which loads them into the store behind the
 acknowledgement). Errors are typed so each receiver can answer with its protocol's status:
@@ -157,10 +157,12 @@ class IngestPipeline:
         if rejected:
             log.warning("partial success: %s", message)
 
-    async def _decode_and_stage(self, body: bytes, encoding: Encoding, project: str) -> tuple[int, int, str]:
-        """Decode an export and stage its spans: (accepted, rejected, partial-success message)."""
+    async def _decode_and_stage(self, body: bytes, encoding: Encoding, project: str,
+                                validated: int | None = None) -> tuple[int, int, str]:
+        """Decode an export and stage its spans: (accepted, rejected, partial-success message).
+        ``validated``: its valid spans, when ``validate`` has parsed it already."""
         if encoding == "protobuf":
-            got = await self._batcher.decode_protobuf(body, project)
+            got = await self._batcher.decode_protobuf(body, project, validated)
         else:
             got = await self._batcher.decode_one(body, encoding, project)
         group = None
@@ -247,7 +249,7 @@ class IngestPipeline:
         assert self._ack_log is not None
         release = True
         try:
-            accepted, _, _ = await self._decode_and_stage(body, "protobuf", project)
+            accepted, _, _ = await self._decode_and_stage(body, "protobuf", project, expected)
             if accepted != expected:  # the validation and the decoders disagree: a bug, said loudly
                 log.error("an export validated with %d spans was decoded with %d", expected, accepted)
         except asyncio.CancelledError:

@@ -21,7 +21,7 @@ from trajscope.collector.dialects import PROJECT_RESOURCE_KEYS
 
 SPAN_KINDS = ("UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")
 STATUS_CODES = ("UNSET", "OK", "ERROR")
-_ZERO_TRACE = bytes(16)
+ZERO_TRACE = bytes(16)
 ZERO_SPAN = bytes(8)
 MAX_MESSAGES = 5
 
@@ -47,7 +47,7 @@ def dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-_INT64_MAX = 2**63 - 1
+INT64_MAX = 2**63 - 1
 
 
 def span_problem(span: Any) -> str | None:
@@ -55,7 +55,7 @@ def span_problem(span: Any) -> str | None:
     trace_id, span_id, parent = span.trace_id, span.span_id, span.parent_span_id
     if len(trace_id) != 16:
         return f"trace_id must be 16 bytes, got {len(trace_id)}"
-    if trace_id == _ZERO_TRACE:
+    if trace_id == ZERO_TRACE:
         return "trace_id is all zeros"
     if len(span_id) != 8:
         return f"span_id must be 8 bytes, got {len(span_id)}"
@@ -63,7 +63,7 @@ def span_problem(span: Any) -> str | None:
         return "span_id is all zeros"
     if parent and len(parent) != 8:
         return f"parent_span_id must be empty or 8 bytes, got {len(parent)}"
-    if span.start_time_unix_nano > _INT64_MAX or span.end_time_unix_nano > _INT64_MAX:
+    if span.start_time_unix_nano > INT64_MAX or span.end_time_unix_nano > INT64_MAX:
         return "start/end time beyond year 2262"
     return None
 

@@ -14,15 +14,14 @@ from dataclasses import dataclass
 
 from trajscope.collector.otlp_decode import parse_request
 from trajscope.collector.span_parts import (
+    INT64_MAX,
     MAX_MESSAGES,
     ZERO_SPAN,
+    ZERO_TRACE,
     problem_message,
     rejection_message,
     span_problem,
 )
-
-_ZERO_TRACE = bytes(16)
-_INT64_MAX = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -43,9 +42,9 @@ def validate_request(payload: bytes) -> Verdict:
             for p_index, span in enumerate(scope_spans.spans):
                 # ``span_problem``'s checks, inline for the valid spans (half the time per request).
                 trace_id, span_id, parent = span.trace_id, span.span_id, span.parent_span_id
-                if (len(trace_id) == 16 and len(span_id) == 8 and trace_id != _ZERO_TRACE and span_id != ZERO_SPAN
-                        and (not parent or len(parent) == 8) and span.start_time_unix_nano <= _INT64_MAX
-                        and span.end_time_unix_nano <= _INT64_MAX):
+                if (len(trace_id) == 16 and len(span_id) == 8 and trace_id != ZERO_TRACE and span_id != ZERO_SPAN
+                        and (not parent or len(parent) == 8) and span.start_time_unix_nano <= INT64_MAX
+                        and span.end_time_unix_nano <= INT64_MAX):
                     accepted += 1
                     continue
                 problem = span_problem(span) or "invalid span"

@@ -1,4 +1,5 @@
-"""The acknowledgement point: an append-only, fsynced log of decoded span batches (Arrow IPC streams).
+"""An append-only, fsynced log of records: the staging writer's decoded span batches (Arrow IPC streams),
+and the ingest pipeline's raw export bodies (``collector.ack_log``), each in its own directory.
 
 An export is acknowledged once its record is in this log and the log is fsynced; loading into DuckDB
 happens behind it in large batches (``staged_writer``). DuckDB writes an insert of a full row group or

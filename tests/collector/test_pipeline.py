@@ -9,7 +9,9 @@ from tests.otlp_builders import make_request, make_span
 from tests.storage.test_staged_writer import FakeStore
 from trajscope.collector import pipeline as pipeline_module
 from trajscope.collector.ack_log import AckLog, decode
+from trajscope.collector.decode_batches import decode_group
 from trajscope.collector.pipeline import IngestPipeline, InvalidRequest, Overloaded, Unavailable
+from trajscope.collector.validate import validate_request
 from trajscope.storage.staged_writer import StagedWriter, read_ipc
 
 
@@ -337,3 +339,18 @@ def test_what_an_earlier_run_acknowledged_is_decoded_at_the_next_start(tmp_path,
     writer.close()
     ack_log.close()
     assert AckLog(tmp_path / "acklog").left_by_earlier_run() == []
+
+
+@pytest.mark.parametrize("with_rejected", [False, True])
+def test_a_group_of_validated_exports_decodes_as_one_parsed_here(with_rejected):
+    bodies = [make_request([make_span(f"e{i}-{j}") for j in range(i + 1)]).SerializeToString() for i in range(3)]
+    if with_rejected:
+        bodies.append(make_request([make_span("ok"), make_span("bad", span_id=bytes(8))]).SerializeToString())
+    counts = [validate_request(b).accepted for b in bodies]
+    given, parsed = (decode_group(pipeline_module._decode, bodies, "p", c) for c in (counts, None))
+    if with_rejected:  # decoded one by one instead, either way
+        assert given is None and parsed is None
+    else:
+        assert given.span_counts == parsed.span_counts == [1, 2, 3]
+        assert read_ipc(given.decoded.payload).column("name").to_pylist() == (
+            read_ipc(parsed.decoded.payload).column("name").to_pylist())
