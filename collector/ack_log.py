@@ -1,15 +1,15 @@
 """The acknowledgement point of protobuf exports: their bodies, as received, in an fsynced log.
 
-A validated protobuf export (``validate``) is appended here and acknowledged; it is decoded and staged
-(``storage.staged_writer``) behind the acknowledgement. Clients then send their next export while earlier
-ones are still being decoded, so exports queue and the decode workers take several at a time: with one
-export in flight per client, acknowledging after the decode meant ~1.3 exports per decode job and a fixed
-cost of ~6 ms per job paid on ~500 spans (bench/README.md).
+A validated protobuf export (``validate``) is appended here and acknowledged; it is decoded and handed to the
+loader (``storage.staged_writer``) behind the acknowledgement, without a second log. Clients then send their
+next export while earlier ones are still being decoded, so exports queue and the decode workers take several
+at a time: with one export in flight per client, acknowledging after the decode meant ~1.3 exports per decode
+job and a fixed cost of ~6 ms per job paid on ~500 spans (bench/README.md).
 
-A record is released once its export is in the staging log (durable there); a segment is deleted once
-every record in it, and in the segments before it, is released. Records a crash left behind are handed to
-the pipeline at start-up (``left_by_earlier_run``) and decoded again; writes are idempotent, so an export
-staged just before the crash is not stored twice. An export whose decode fails after it was acknowledged
+A record is released once its spans are in the store; a segment is deleted once every record in it, and
+in the segments before it, is released. Records a crash left behind are handed to the pipeline at
+start-up (``left_by_earlier_run``) and decoded again; writes are idempotent, so an export loaded just
+before the crash is not stored twice. An export whose decode fails after it was acknowledged
 is set aside in ``failed-*.otlp`` files beside the log, with an error logged, never dropped silently.
 
 Record: ``[u16 project length][project, UTF-8][body]`` inside a ``StagingLog`` record (length, CRC32).
@@ -23,6 +23,7 @@ import struct
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import Future
 from pathlib import Path
 
@@ -59,9 +60,10 @@ class AckLog:
         self._thread.start()
 
     # -- an earlier run's records ---------------------------------------------------------------------
-    def left_by_earlier_run(self) -> list[tuple[str, bytes]]:
-        """(project, body) of every record an earlier run acknowledged and did not release, oldest first."""
-        return [decode(record) for segment, record in self._log.replay() if segment < self._first_own]
+    def left_by_earlier_run(self) -> Iterator[tuple[str, bytes]]:
+        """(project, body) of every record an earlier run acknowledged and did not release, oldest first,
+        read one segment at a time (records stay until loaded: up to the writer's whole backlog)."""
+        return (decode(record) for segment, record in self._log.replay() if segment < self._first_own)
 
     def earlier_run_restaged(self) -> None:
         """Every record of ``left_by_earlier_run`` is staged: its segments may go."""
@@ -101,7 +103,7 @@ class AckLog:
 
     # -- releasing --------------------------------------------------------------------------------------
     def release(self, segment: int) -> None:
-        """One record of ``segment`` is staged (or set aside)."""
+        """One record of ``segment`` is loaded (or set aside). From any thread."""
         with self._lock:
             self._outstanding[segment] -= 1
             if self._outstanding[segment] <= 0:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -148,9 +148,11 @@ class DecodeBatcher:
 
 
 class SharedStaging:
-    """The staging of a group's spans, shared by its exports: done by whichever gets there first."""
+    """The staging of a group's spans, shared by its exports: done by whichever gets there first —
+    ``staged`` through the staging log, or ``loaded`` for exports already in the ack log."""
 
     staged: asyncio.Future | None = None
+    loaded: Future | None = None
 
 
 def _settle(future: asyncio.Future, result: Any, error: BaseException | None) -> None:

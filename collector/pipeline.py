@@ -2,10 +2,11 @@
 
 An export is acknowledged only when its spans are durable. With an ``AckLog`` (the server's setup), a
 protobuf export is validated in the server (``validate``: the verdict decoding will reach, for OTLP's
-partial success), its body appended to that fsynced log and acknowledged; decoding and staging run behind,
-at most ``decode_backlog`` spans at a time (a full backlog delays the next acknowledgement). OTLP/JSON
-exports, and every export without an ``AckLog``, are decoded first and acknowledged once their spans are
-in the staging log (see ``storage.staged_writer``, which loads them into the store behind the
+partial success), its body appended to that fsynced log and acknowledged; decoding runs behind, at most
+``decode_backlog`` spans at a time (a full backlog delays the next acknowledgement), and the decoded spans
+go to the loader without the staging log, the record leaving the ack log once they are in the store.
+OTLP/JSON exports, and every export without an ``AckLog``, are decoded first and acknowledged once their
+spans are in the staging log (see ``storage.staged_writer``, which loads them into the store behind the
 acknowledgement). Errors are typed so each receiver can answer with its protocol's status:
 ``InvalidRequest`` (not retryable), ``Overloaded`` and ``Unavailable`` (retryable).
 """
@@ -24,7 +25,7 @@ from typing import Literal
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from trajscope.collector.ack_log import AckLog
-from trajscope.collector.decode_batches import DecodeBatcher
+from trajscope.collector.decode_batches import DecodeBatcher, SharedStaging
 from trajscope.collector.decode_pool import warm_up
 from trajscope.collector.otlp_decode import DecodedBatch, InvalidRequest, decode_request
 from trajscope.collector.otlp_json import decode_json_request
@@ -36,6 +37,10 @@ log = logging.getLogger(__name__)
 Encoding = Literal["protobuf", "json"]
 
 __all__ = ["ExportOutcome", "IngestPipeline", "IngestStats", "InvalidRequest", "Overloaded", "Unavailable"]
+
+
+# Exports of an earlier run decoded at once at start-up (the batcher groups them across the workers).
+RESTAGE_CHUNK = 64
 
 
 class Overloaded(Exception):
@@ -157,19 +162,9 @@ class IngestPipeline:
         if rejected:
             log.warning("partial success: %s", message)
 
-    async def _decode_and_stage(self, body: bytes, encoding: Encoding, project: str,
-                                validated: int | None = None) -> tuple[int, int, str]:
-        """Decode an export and stage its spans: (accepted, rejected, partial-success message).
-        ``validated``: its valid spans, when ``validate`` has parsed it already."""
-        if encoding == "protobuf":
-            got = await self._batcher.decode_protobuf(body, project, validated)
-        else:
-            got = await self._batcher.decode_one(body, encoding, project)
-        group = None
-        if isinstance(got, tuple):  # decoded with other exports: their spans are staged once, together
-            batch, accepted, group = got
-        else:
-            batch, accepted = got, got.accepted
+    async def _decode_and_stage(self, body: bytes, encoding: Encoding, project: str) -> tuple[int, int, str]:
+        """Decode an export and stage its spans: (accepted, rejected, partial-success message)."""
+        batch, accepted, group = await self._decode(body, encoding, project)
         if accepted:
             try:
                 if group is None:
@@ -184,6 +179,18 @@ class IngestPipeline:
             except Exception as exc:
                 raise Unavailable(f"storage failed to commit the spans: {exc}") from exc
         return accepted, batch.rejected, batch.error_message
+
+    async def _decode(self, body: bytes, encoding: Encoding, project: str,
+                      validated: int | None = None) -> tuple[_Decoded, int, SharedStaging | None]:
+        """(decoded batch, this export's accepted spans, the group it was decoded with or None).
+        ``validated``: its valid spans, when ``validate`` has parsed it already."""
+        if encoding == "protobuf":
+            got = await self._batcher.decode_protobuf(body, project, validated)
+        else:
+            got = await self._batcher.decode_one(body, encoding, project)
+        if isinstance(got, tuple):  # decoded with other exports: their spans are staged once, together
+            return got
+        return got, got.accepted, None
 
     def _stage(self, batch: _Decoded) -> asyncio.Future:
         return asyncio.wrap_future(self._writer.submit(batch.payload, batch.accepted))
@@ -246,26 +253,41 @@ class IngestPipeline:
             self._backlog_room.notify_all()
 
     async def _decode_behind(self, body: bytes, project: str, segment: int, expected: int) -> None:
+        """Decode an acknowledged export and hand its spans to the loader; its record leaves the ack log
+        once they are in the store (the ack log is what keeps them durable until then)."""
         assert self._ack_log is not None
+        ack_log = self._ack_log
         release = True
         try:
-            accepted, _, _ = await self._decode_and_stage(body, "protobuf", project, expected)
+            batch, accepted, group = await self._decode(body, "protobuf", project, expected)
             if accepted != expected:  # the validation and the decoders disagree: a bug, said loudly
                 log.error("an export validated with %d spans was decoded with %d", expected, accepted)
+            if accepted:
+                if group is None:
+                    loaded = self._writer.submit_logged_elsewhere(batch.payload, accepted)
+                else:
+                    if group.loaded is None:
+                        group.loaded = self._writer.submit_logged_elsewhere(batch.payload, batch.accepted)
+                    loaded = group.loaded
+                # Runs on the load thread (or here, if already loaded).
+                loaded.add_done_callback(lambda _: ack_log.release(segment))
+                release = False
         except asyncio.CancelledError:
             release = False  # the loop is going away mid-decode: the record waits for the next start
             raise
+        except WriterClosed:
+            release = False  # shutting down: the record waits for the next start
         except Exception as exc:
             self.stats.failed_after_ack += 1
             try:
-                self._ack_log.set_aside(project, body, exc)
+                ack_log.set_aside(project, body, exc)
             except OSError:
                 # Not even set aside: the record stays in the log and is decoded again at the next start.
                 log.exception("could not set aside an acknowledged export; it stays in the acknowledgement log")
                 release = False
         finally:
             if release:
-                self._ack_log.release(segment)
+                ack_log.release(segment)
             self.stats.decoding -= 1
             await self._unreserve(expected)
             with self._settled:
@@ -273,19 +295,36 @@ class IngestPipeline:
                 self._settled.notify_all()
 
     async def restage_earlier_run(self, ack_log: AckLog, progress: Callable[[str], None] | None = None) -> int:
-        """Decode and stage what an earlier run acknowledged on ``ack_log`` but had not staged (before the
-        receivers start). Returns the number of exports."""
-        left = ack_log.left_by_earlier_run()
-        if left and progress:
-            progress(f"decoding {len(left)} acknowledged export(s) a previous run had not staged…")
-        for project, body in left:
-            try:
-                await self._decode_and_stage(body, "protobuf", project)
-            except Exception as exc:
-                self.stats.failed_after_ack += 1
-                ack_log.set_aside(project, body, exc)
+        """Decode and stage what an earlier run acknowledged on ``ack_log`` but had not loaded (before the
+        receivers start). Returns the number of exports. They are decoded ``RESTAGE_CHUNK`` at a time, so
+        the decode workers take them in groups as under load."""
+        count, chunk = 0, []
+        last_said = time.monotonic()
+        for item in ack_log.left_by_earlier_run():
+            if not count and progress:
+                progress("decoding the exports a previous run acknowledged but had not loaded…")
+            count += 1
+            chunk.append(item)
+            if len(chunk) == RESTAGE_CHUNK:
+                await self._restage(ack_log, chunk)
+                chunk = []
+                if progress and time.monotonic() - last_said >= 2.0:
+                    progress(f"… {count} exports decoded")
+                    last_said = time.monotonic()
+        if chunk:
+            await self._restage(ack_log, chunk)
+        if count and progress:
+            progress(f"decoded and staged {count} acknowledged export(s) of a previous run")
         ack_log.earlier_run_restaged()
-        return len(left)
+        return count
+
+    async def _restage(self, ack_log: AckLog, chunk: list[tuple[str, bytes]]) -> None:
+        results = await asyncio.gather(*(self._decode_and_stage(body, "protobuf", project)
+                                         for project, body in chunk), return_exceptions=True)
+        for (project, body), result in zip(chunk, results, strict=True):
+            if isinstance(result, BaseException):
+                self.stats.failed_after_ack += 1
+                ack_log.set_aside(project, body, result)
 
     def caught_up(self) -> bool:
         """Whether every acknowledged span is loaded: ``sync`` would return at once."""

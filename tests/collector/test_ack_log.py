@@ -25,7 +25,7 @@ def test_unreleased_records_are_handed_to_the_next_run_and_released_ones_are_not
     log.release(first)  # one of the two records of that segment: the segment stays
     log.close()
     again = AckLog(tmp_path)
-    assert again.left_by_earlier_run() == [("a", b"one"), ("b", b"two")]
+    assert list(again.left_by_earlier_run()) == [("a", b"one"), ("b", b"two")]
     again.close()
 
 
@@ -37,7 +37,7 @@ def test_a_run_that_released_everything_leaves_nothing(tmp_path):
     assert log.unreleased == 0
     log.close()
     again = AckLog(tmp_path)
-    assert again.left_by_earlier_run() == []
+    assert list(again.left_by_earlier_run()) == []
     again.close()
 
 
@@ -55,7 +55,7 @@ def test_earlier_records_are_kept_until_restaged(tmp_path):
     assert earlier not in _segments(second)
     second.close()
     third = AckLog(tmp_path)
-    assert third.left_by_earlier_run() == []
+    assert list(third.left_by_earlier_run()) == []
     third.close()
 
 
@@ -123,7 +123,7 @@ def test_a_failed_append_fails_its_futures_and_the_log_goes_on(tmp_path, monkeyp
     log.append("p", b"kept").result(5)
     log.close()
     again = AckLog(tmp_path)
-    assert again.left_by_earlier_run() == [("p", b"kept")]
+    assert list(again.left_by_earlier_run()) == [("p", b"kept")]
     again.close()
 
 

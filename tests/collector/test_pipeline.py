@@ -145,7 +145,7 @@ class _HeldDecode:
 
         def held(body, encoding, project):
             self.gate.wait(10)
-            if body in self.fail:
+            if any(bad in body for bad in self.fail):  # alone or within a group
                 raise RuntimeError("decoder bug")
             return real(body, encoding, project)
 
@@ -252,32 +252,86 @@ def test_an_export_whose_client_gives_up_during_the_append_is_still_decoded(tmp_
         await pipeline.drain()
 
     _run(scenario())
-    # Durable all the same: decoded, staged and released, not left to grow the log until the next start.
-    assert ack_log.unreleased == 0 and pipeline.stats.decoding == 0
+    # Durable all the same: decoded, loaded and released, not left to grow the log until the next start.
+    assert pipeline.stats.decoding == 0
     assert writer.sync(5)
+    assert ack_log.unreleased == 0
     assert store.span_ids == {span.span_id.hex()}
     writer.close()
     ack_log.close()
 
 
-def test_a_decode_cut_short_leaves_its_record_for_the_next_start(tmp_path, monkeypatch):
+async def _cut_short(pipeline, writer, held) -> None:
+    await asyncio.sleep(0.1)  # the decode under way
+    for task in list(pipeline._behind):  # what asyncio.run does to tasks left when the server stops hard
+        task.cancel()
+    await asyncio.gather(*pipeline._behind, return_exceptions=True)
+
+
+async def _writer_closing(pipeline, writer, held) -> None:
+    writer.close()
+    held.gate.set()
+    await pipeline.drain()
+
+
+@pytest.mark.parametrize("interruption", [_cut_short, _writer_closing])
+def test_an_export_whose_decode_is_interrupted_stays_for_the_next_start(tmp_path, monkeypatch, interruption):
     held = _HeldDecode(monkeypatch)
     pipeline, writer, ack_log = _ack_first(tmp_path, FakeStore())
     body = make_request([make_span("interrupted")]).SerializeToString()
 
     async def scenario():
         await pipeline.export(body, "protobuf", "p")
-        await asyncio.sleep(0.1)  # the decode under way
-        for task in list(pipeline._behind):  # what asyncio.run does to tasks left when the server stops hard
-            task.cancel()
-        await asyncio.gather(*pipeline._behind, return_exceptions=True)
+        await interruption(pipeline, writer, held)
 
     _run(scenario())
     held.gate.set()
-    assert ack_log.unreleased == 1
+    assert pipeline.stats.failed_after_ack == 0 and ack_log.unreleased == 1
     ack_log.close()
-    assert AckLog(tmp_path / "acklog").left_by_earlier_run() == [("p", body)]
+    assert list(AckLog(tmp_path / "acklog").left_by_earlier_run()) == [("p", body)]
     writer.close()
+
+
+@pytest.mark.parametrize("grouped", [False, True])
+def test_an_acknowledged_export_leaves_the_ack_log_once_loaded_and_is_never_staged_twice(tmp_path, monkeypatch,
+                                                                                        grouped):
+    held = _HeldDecode(monkeypatch)
+    load_gate = threading.Event()
+    store = FakeStore(load_gate)
+    pipeline, writer, ack_log = _ack_first(tmp_path, store)
+    if grouped:
+        pipeline._batcher._slots = 1  # the first export holds the only worker; the others queue and group
+    else:
+        held.gate.set()
+    spans = [make_span(f"s{i}") for i in range(4)]
+
+    async def scenario():
+        for span in spans:
+            await pipeline.export(make_request([span]).SerializeToString(), "protobuf", "p")
+            if not grouped:
+                await pipeline.drain()
+        held.gate.set()
+        await pipeline.drain()
+
+    _run(scenario())
+    # Decoded and handed to the loader, which is held: the ack log alone keeps them durable.
+    assert pipeline.stats.decoding == 0 and ack_log.unreleased == 4
+    assert pipeline.stats.groups == (1 if grouped else 0)
+    assert not [p for p in (tmp_path / "staging").glob("seg-*.log") if p.stat().st_size]
+    load_gate.set()
+    assert writer.sync(5)
+    assert store.span_ids == {s.span_id.hex() for s in spans}
+    _wait_for_value(lambda: ack_log.unreleased, 0)
+    writer.close()
+    ack_log.close()
+    assert not list((tmp_path / "acklog").glob("seg-*.log"))
+
+
+def _wait_for_value(read, expected, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while read() != expected and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert read() == expected
 
 
 def test_refused_bodies_and_fully_rejected_exports_are_not_logged(tmp_path, monkeypatch):
@@ -294,7 +348,7 @@ def test_refused_bodies_and_fully_rejected_exports_are_not_logged(tmp_path, monk
     _run(scenario())
     assert pipeline.stats.invalid_requests == 1 and pipeline.stats.decoding == 0
     ack_log.close()
-    assert AckLog(tmp_path / "acklog").left_by_earlier_run() == []
+    assert list(AckLog(tmp_path / "acklog").left_by_earlier_run()) == []
     writer.close()
 
 
@@ -332,13 +386,37 @@ def test_what_an_earlier_run_acknowledged_is_decoded_at_the_next_start(tmp_path,
     pipeline, writer, ack_log = _ack_first(tmp_path, store)
     messages = []
     assert _run(pipeline.restage_earlier_run(ack_log, messages.append)) == 3
-    assert messages and "3 acknowledged export(s)" in messages[0]
+    assert messages and "3 acknowledged export(s)" in messages[-1]
     assert writer.sync(5)
     assert store.span_ids == {s.span_id.hex() for s in spans}
     assert not [p for p in (tmp_path / "acklog").glob("seg-*.log") if p.stat().st_size]
     writer.close()
     ack_log.close()
-    assert AckLog(tmp_path / "acklog").left_by_earlier_run() == []
+    assert list(AckLog(tmp_path / "acklog").left_by_earlier_run()) == []
+
+
+def test_an_earlier_run_is_restaged_in_groups_and_a_failing_export_set_aside(tmp_path, monkeypatch):
+    earlier = AckLog(tmp_path / "acklog")
+    spans = [make_span(f"left-{i}") for i in range(2 * pipeline_module.RESTAGE_CHUNK + 5)]
+    bodies = [make_request([span]).SerializeToString() for span in spans]
+    for body in bodies:
+        earlier.append("proj", body).result(5)
+    earlier.close()
+    held = _HeldDecode(monkeypatch)
+    held.fail.add(bodies[7])
+    held.gate.set()
+    store = FakeStore()
+    pipeline, writer, ack_log = _ack_first(tmp_path, store)
+    assert _run(pipeline.restage_earlier_run(ack_log)) == len(bodies)
+    assert pipeline.stats.groups >= 2  # one per chunk, but not the one holding the failing export
+    assert pipeline.stats.failed_after_ack == 1
+    (aside,) = (tmp_path / "acklog").glob("failed-*.otlp")
+    assert decode(aside.read_bytes()) == ("proj", bodies[7])
+    assert writer.sync(5)
+    assert store.span_ids == {s.span_id.hex() for i, s in enumerate(spans) if i != 7}
+    writer.close()
+    ack_log.close()
+    assert list(AckLog(tmp_path / "acklog").left_by_earlier_run()) == []
 
 
 @pytest.mark.parametrize("with_rejected", [False, True])

@@ -240,3 +240,59 @@ def test_a_draining_load_takes_everything_and_a_busy_one_only_whole_row_groups(t
     writer._staged.clear()
     writer._staged_rows = 0
     writer.close()
+
+
+def _segment_bytes(directory) -> int:
+    return sum(p.stat().st_size for p in directory.glob("seg-*.log"))
+
+
+def test_a_batch_logged_elsewhere_skips_the_log_and_resolves_once_loaded(tmp_path):
+    gate = threading.Event()
+    store = FakeStore(gate)
+    writer = StagedWriter(store, tmp_path, linger_s=0.01)
+    loaded = writer.submit_logged_elsewhere(*_batch(3))
+    logged = writer.submit(*_batch(2))
+    assert logged.result(5) == 2
+    time.sleep(0.1)
+    assert not loaded.done()  # its durability is the caller's until it is in the store
+    assert writer.pending_rows == 5 and not writer.caught_up()
+    assert writer.sync(timeout=0.2) is False
+    gate.set()
+    assert loaded.result(5) == 3
+    assert writer.sync(timeout=5) and len(store.span_ids) == 5
+    writer.close()
+    with pytest.raises(WriterClosed):
+        writer.submit_logged_elsewhere(*_batch(1))
+
+
+def test_only_the_logged_batches_are_written_to_the_log(tmp_path):
+    writer = StagedWriter(FakeStore(), tmp_path, linger_s=30)
+    writer.submit_logged_elsewhere(*_batch(50))
+    assert _segment_bytes(tmp_path) == 0
+    payload, rows = _batch(1)
+    writer.submit(payload, rows).result(5)
+    assert 0 < _segment_bytes(tmp_path) < len(payload) + 100
+    writer.close()
+
+
+def test_a_cut_batch_logged_elsewhere_resolves_with_its_tail(tmp_path):
+    store = FakeStore()
+    writer = StagedWriter(store, tmp_path, load_rows=1000, row_group_rows=8, linger_s=30)
+    futures = [writer.submit_logged_elsewhere(*_batch(5)) for _ in range(3)]
+    with writer._cond:
+        writer._load_rows = 8
+        writer._cond.notify_all()
+    _wait_for(lambda: writer.pending_rows < 15)
+    assert store.loads == [8]  # the second batch cut after 3 spans
+    assert futures[0].done() and not futures[1].done() and not futures[2].done()
+    assert writer.sync(timeout=5)
+    assert [f.result(5) for f in futures[1:]] == [2, 5]  # the rows of the load that completed each
+    writer.close()
+
+
+def test_close_loads_the_batches_logged_elsewhere(tmp_path):
+    store = FakeStore()
+    writer = StagedWriter(store, tmp_path, linger_s=30)
+    futures = [writer.submit_logged_elsewhere(*_batch(2)) for _ in range(3)]
+    writer.close()
+    assert all(f.done() for f in futures) and len(store.span_ids) == 6
