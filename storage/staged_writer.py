@@ -14,8 +14,9 @@ Two threads, so an acknowledgement never waits on DuckDB:
 
 A batch whose export is already durable elsewhere (the ingest pipeline's acknowledgement log of raw
 bodies) skips the staging log (``submit_logged_elsewhere``): it goes straight to the load queue and its
-future resolves once it is in the store, when the other log may let it go. Writing it here as well cost
-~2.5 µs/span of the server's CPU (its Arrow IPC stream, ~2× the wire size, written and fsynced again).
+future resolves once it is in the store, when the other log may let it go. Writing it here as well (its
+Arrow IPC stream, 1.6× the wire size, written and fsynced again) cost ~7 µs/span of CPU across the server
+and its decode workers in an A/B (bench/README.md, ninth session).
 
 Readers call ``sync()`` first, so a query sees every span acknowledged before it began. After a crash the
 log is replayed into the store on start (writes are idempotent, so a batch loaded just before the crash
