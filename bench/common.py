@@ -61,21 +61,33 @@ class ServerProcess:
         if data.exists() and not keep:
             shutil.rmtree(data)
         self.data = data
-        self.grpc_port, self.http_port, self.api_port = free_port(), free_port(), free_port()
         self.log = open(data.parent / f"{data.name}.log", "wb")  # noqa: SIM115
+        # A port picked free can be taken before the server binds it (the ephemeral range is shared with
+        # the load generators' connections): a server that exits during start-up is started again.
+        for _ in range(3):
+            if self._start(extra):
+                return
+        raise RuntimeError("server did not become healthy")
+
+    def _start(self, extra: tuple[str, ...]) -> bool:
+        self.grpc_port, self.http_port, self.api_port = free_port(), free_port(), free_port()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "trajscope.cli", "serve", "--data", str(data),
+            [sys.executable, "-m", "trajscope.cli", "serve", "--data", str(self.data),
              "--grpc-port", str(self.grpc_port), "--http-port", str(self.http_port),
              "--api-port", str(self.api_port), *extra],
             stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                print(f"  (server exited during start-up, code {self.proc.returncode}: starting again)", flush=True)
+                return False
             try:
                 if httpx.get(self.url("/api/v1/health"), timeout=1).status_code == 200:
-                    return
+                    return True
             except httpx.HTTPError:
                 time.sleep(0.1)
-        raise RuntimeError("server did not become healthy")
+        self.proc.kill()
+        return False
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.api_port}{path}"
