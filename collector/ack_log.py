@@ -32,6 +32,8 @@ from trajscope.storage.staging_log import StagingLog, queued_behind
 log = logging.getLogger(__name__)
 
 _PROJECT = struct.Struct("<H")
+# Its place in the server's data directory.
+ACK_LOG_DIR = "acklog"
 
 
 def encode(project: str, body: bytes) -> bytes:

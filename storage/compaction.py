@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,19 +32,23 @@ class CompactionResult:
     seconds: float
 
 
-def compact(data: str | Path) -> CompactionResult:
+def compact(data: str | Path, fold_in: Callable[[DuckDBStore], object] | None = None) -> CompactionResult:
+    """``fold_in``: loads into the store what else a crashed server left (the CLI passes the acknowledgement
+    log's loader, ``collector.ack_replay``), after the staging log and before the rewrite."""
     data = Path(data)
     db = data / DB_FILE
     if not db.exists():
         raise CompactionError(f"no trajscope data in {data} (expected {db})")
     started = time.perf_counter()
-    # First fold everything in: spans a crashed server acknowledged (staging log) and the WAL.
+    # First fold everything in: spans a crashed server acknowledged (staging log, ``fold_in``) and the WAL.
     try:
         store = DuckDBStore(data)
     except duckdb.IOException as exc:
         raise CompactionError(f"cannot open {data} ({exc}); stop the server using it first") from None
     try:
         StagedWriter(store, data / "staging").close()
+        if fold_in is not None:
+            fold_in(store)
         store.checkpoint()
         spans = store.query("SELECT count(*) AS n FROM spans").column("n")[0].as_py()
     finally:

@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 from trajscope import __version__
 from trajscope.config import ServerSettings, env, env_int
@@ -116,11 +117,18 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_demo(args.endpoint, args.sessions, args.seed, args.api_key, args.project)
     if args.command == "compact":
+        from trajscope.collector.ack_log import ACK_LOG_DIR
+        from trajscope.collector.ack_replay import load_acknowledged
         from trajscope.storage.compaction import CompactionError, compact
 
         print(f"trajscope: compacting {args.data} …", file=sys.stderr, flush=True)
+
+        def fold_in(store: Any) -> None:
+            load_acknowledged(Path(args.data) / ACK_LOG_DIR, store.write,
+                              progress=lambda msg: print(f"trajscope: {msg}", file=sys.stderr, flush=True))
+
         try:
-            done = compact(args.data)
+            done = compact(args.data, fold_in)
         except CompactionError as exc:
             print(f"trajscope: {exc}", file=sys.stderr)
             return 1

@@ -20,7 +20,7 @@ import uvicorn
 
 from trajscope.analysis.pricing import PriceError
 from trajscope.collector import costing
-from trajscope.collector.ack_log import AckLog
+from trajscope.collector.ack_log import ACK_LOG_DIR, AckLog
 from trajscope.collector.allocator import keep_freed_memory
 from trajscope.collector.decode_pool import make_decoder
 from trajscope.collector.grpc_receiver import build_grpc_server
@@ -111,7 +111,7 @@ async def serve(settings: ServerSettings) -> None:
     writer = open_writer(settings, store)
     decoder = make_decoder(settings.decode_workers, costing.extra_file(), settings.decoder)
     # Also with --decode-backlog 0: what an earlier run acknowledged there is decoded at start.
-    ack_log = AckLog(settings.data / "acklog")
+    ack_log = AckLog(settings.data / ACK_LOG_DIR)
     pipeline = IngestPipeline(writer, decoder, max_pending_spans=settings.max_pending_spans,
                               decode_slots=max(1, settings.decode_workers),
                               ack_log=ack_log if settings.decode_backlog > 0 else None,

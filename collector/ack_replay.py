@@ -1,0 +1,56 @@
+"""Load what an acknowledgement log holds straight into a store, without a server: ``trajscope compact``
+folds in what a crashed server had acknowledged but not loaded (a running server decodes it at start
+instead, ``IngestPipeline.restage_earlier_run``).
+
+Records are decoded in this process and written in loads of ``LOAD_ROWS`` spans; a record that no longer
+decodes is set aside (``failed-*.otlp``) as the server would. The log's segments go only once every
+record is in the store: a failing write leaves them for the next start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pyarrow as pa
+
+from trajscope.collector.ack_log import AckLog
+from trajscope.collector.otlp_decode import InvalidRequest, decode_request
+from trajscope.storage.staged_writer import LOAD_ROWS
+
+
+def load_acknowledged(directory: str | Path, write: Callable[[pa.Table], int],
+                      progress: Callable[[str], None] | None = None) -> int:
+    """Write every record of the acknowledgement log in ``directory`` through ``write`` (the store's);
+    returns the number of spans handed to it."""
+    directory = Path(directory)
+    if not any(directory.glob("seg-*.log")):
+        return 0
+    ack_log = AckLog(directory)
+    spans = exports = 0
+    try:
+        tables: list[pa.Table] = []
+        waiting = 0
+        for project, body in ack_log.left_by_earlier_run():
+            exports += 1
+            try:
+                batch = decode_request(body, project)
+            except InvalidRequest as exc:
+                ack_log.set_aside(project, body, exc)
+                continue
+            if batch.accepted:
+                tables.append(batch.table)
+                waiting += batch.accepted
+            if waiting >= LOAD_ROWS:
+                write(pa.concat_tables(tables))
+                spans += waiting
+                tables, waiting = [], 0
+        if tables:
+            write(pa.concat_tables(tables))
+            spans += waiting
+        ack_log.earlier_run_restaged()
+    finally:
+        ack_log.close()
+    if exports and progress:
+        progress(f"loaded {spans} spans of {exports} acknowledged export(s) left in {directory}")
+    return spans

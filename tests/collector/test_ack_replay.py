@@ -1,0 +1,61 @@
+import pytest
+
+from tests.otlp_builders import make_request, make_span
+from tests.storage.test_staged_writer import FakeStore
+from trajscope.collector import ack_replay
+from trajscope.collector.ack_log import AckLog, decode
+from trajscope.storage.compaction import compact
+from trajscope.storage.duckdb_store import DuckDBStore
+
+
+def _left_behind(directory, bodies):
+    log = AckLog(directory)
+    for body in bodies:
+        log.append("proj", body).result(5)
+    log._closed = True  # a crash: the records stay unreleased
+    log._queue.put(None)
+    log._thread.join()
+    log._log.close()
+
+
+def test_what_an_ack_log_holds_is_loaded_in_loads_and_the_log_goes(tmp_path, monkeypatch):
+    monkeypatch.setattr(ack_replay, "LOAD_ROWS", 4)
+    spans = [make_span(f"left-{i}") for i in range(9)]
+    bodies = [make_request(spans[i:i + 3]).SerializeToString() for i in range(0, 9, 3)]
+    _left_behind(tmp_path / "acklog", [*bodies, b"\xff\xff not a request"])
+    store = FakeStore()
+    said = []
+    assert ack_replay.load_acknowledged(tmp_path / "acklog", store.write, said.append) == 9
+    assert store.span_ids == {s.span_id.hex() for s in spans}
+    assert store.loads == [6, 3]  # 3 + 3 reach the load size; the last export alone at the end
+    assert said and "4 acknowledged export(s)" in said[0]
+    assert not list((tmp_path / "acklog").glob("seg-*.log"))
+    (aside,) = (tmp_path / "acklog").glob("failed-*.otlp")
+    assert decode(aside.read_bytes())[1] == b"\xff\xff not a request"
+
+
+def test_a_failing_write_keeps_the_log_for_the_next_start(tmp_path):
+    body = make_request([make_span("kept")]).SerializeToString()
+    _left_behind(tmp_path / "acklog", [body])
+    with pytest.raises(OSError):
+        ack_replay.load_acknowledged(tmp_path / "acklog", FakeStore(fail=1).write)
+    assert list(AckLog(tmp_path / "acklog").left_by_earlier_run()) == [("proj", body)]
+
+
+def test_an_empty_or_missing_log_loads_nothing(tmp_path):
+    assert ack_replay.load_acknowledged(tmp_path / "nothing", FakeStore().write) == 0
+    assert not (tmp_path / "nothing").exists()
+
+
+def test_compaction_folds_in_what_the_ack_log_holds(tmp_path):
+    data = tmp_path / "d"
+    DuckDBStore(data).close()
+    spans = [make_span(f"crash-{i}") for i in range(5)]
+    _left_behind(data / "acklog", [make_request(spans).SerializeToString()])
+    result = compact(data, lambda store: ack_replay.load_acknowledged(data / "acklog", store.write))
+    assert result.spans == 5
+    store = DuckDBStore(data)
+    stored = set(store.query("SELECT span_id FROM spans").column("span_id").to_pylist())
+    assert stored == {s.span_id.hex() for s in spans}
+    store.close()
+    assert not list((data / "acklog").glob("seg-*.log"))
