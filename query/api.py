@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import Executor
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,11 +17,11 @@ from starlette.concurrency import run_in_threadpool
 
 import trajscope.ui
 from trajscope.analysis.latency import COLUMNS as LATENCY_COLUMNS
-from trajscope.analysis.latency import labels_from_columns, latency_report
 from trajscope.analysis.trajectory import COLUMNS as TRAJECTORY_COLUMNS
 from trajscope.analysis.trajectory import trajectory_of_table
 from trajscope.collector.auth import is_authorised, key_from_headers
 from trajscope.query.alerting import AlertMonitor
+from trajscope.query.analysis_offload import latency_body
 from trajscope.query.analyst_sql import DEFAULT_TIMEOUT_S
 from trajscope.query.cost_api import add_cost_routes
 from trajscope.query.errors import ApiError, ErrorCode, install_error_handlers
@@ -68,6 +69,8 @@ class AppState:
         self.caught_up = caught_up or (lambda: sync is None)
         self.alerts: AlertMonitor | None = None
         self.analysis_cache = ResponseCache()
+        # Processes that may take a big run's latency analysis (the server's decode workers).
+        self.analysis_executor: Executor | None = None
         self.ready = False
 
 
@@ -168,7 +171,7 @@ def create_app(state: AppState) -> FastAPI:
         return OrjsonResponse({"trace_id": trace_id, "spans": span_rows(trace_table(trace_id, project))})
 
     def analysis_response(kind: str, trace_id: str, project: str | None, cache_control: str | None,
-                          build: Callable[[TraceVersion | None], dict[str, Any]]) -> Response:
+                          build: Callable[[TraceVersion | None], bytes]) -> Response:
         """A big trace's analysis from the cache when its version is unchanged; `Cache-Control: no-cache`
         rebuilds it. `X-Trajscope-Cache` says which happened."""
         version = state.store.trace_version(trace_id, project)
@@ -179,7 +182,7 @@ def create_app(state: AppState) -> FastAPI:
             if body is not None:
                 return Response(body, media_type="application/json", headers={"X-Trajscope-Cache": "hit"})
         with gc_paused():
-            body = orjson.dumps(build(version))
+            body = build(version)
         if cacheable:
             state.analysis_cache.put(key, body)
         return Response(body, media_type="application/json", headers={"X-Trajscope-Cache": "miss"})
@@ -192,8 +195,9 @@ def create_app(state: AppState) -> FastAPI:
         calls linked to the LLM step that requested them, anomalies and totals."""
         trace_id = trace_id_param(trace_id)
 
-        def build(version: TraceVersion | None) -> dict[str, Any]:
-            return trajectory_of_table(trace_id, trace_table(trace_id, project, TRAJECTORY_COLUMNS, version), layout)
+        def build(version: TraceVersion | None) -> bytes:
+            table = trace_table(trace_id, project, TRAJECTORY_COLUMNS, version)
+            return orjson.dumps(trajectory_of_table(trace_id, table, layout))
 
         return analysis_response(f"trajectory-{layout}", trace_id, project, cache_control, build)
 
@@ -205,9 +209,9 @@ def create_app(state: AppState) -> FastAPI:
         by category, tool and model (critical times sum to the root's duration)."""
         trace_id = trace_id_param(trace_id)
 
-        def build(version: TraceVersion | None) -> dict[str, Any]:
+        def build(version: TraceVersion | None) -> bytes:
             table = trace_table(trace_id, project, LATENCY_COLUMNS, version)
-            return latency_report(trace_id, labels_from_columns(table.to_pydict()), layout)
+            return latency_body(state.analysis_executor, trace_id, table, layout)
 
         return analysis_response(f"latency-{layout}", trace_id, project, cache_control, build)
 

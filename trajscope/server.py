@@ -124,6 +124,8 @@ async def serve(settings: ServerSettings) -> None:
 
     state = AppState(store, settings.api_key, ingest_stats, pipeline.sync, settings.sql_timeout_s,
                      caught_up=pipeline.caught_up)
+    if settings.decode_workers > 0:  # a big run's latency analysis runs there, beside its trajectory here
+        state.analysis_executor = decoder
     monitor = AlertMonitor(store, alert_config) if alert_config else None
     state.alerts = monitor
     grpc_server = build_grpc_server(pipeline, settings.host, settings.grpc_port, settings.api_key)
