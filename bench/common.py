@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import http.client
 import os
 import shutil
@@ -16,6 +17,9 @@ import urllib.parse
 from pathlib import Path
 
 import httpx
+import orjson
+from google.protobuf import json_format
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from trajscope.workload import Workload, to_requests
 
@@ -38,6 +42,20 @@ def build_payloads(total_spans: int, batch: int, seed: int = 7) -> list[bytes]:
         if count >= total_spans:
             break
     return payloads
+
+
+def otlp_json(payload: bytes) -> bytes:
+    """An export request as OTLP/JSON, as the JavaScript SDK's default exporter sends it: lowerCamelCase
+    fields, ids in hex (not protobuf JSON's base64), enums as integers."""
+    doc = json_format.MessageToDict(ExportTraceServiceRequest.FromString(payload), use_integers_for_enums=True)
+    for resource_spans in doc.get("resourceSpans", ()):
+        for scope_spans in resource_spans.get("scopeSpans", ()):
+            for span in scope_spans.get("spans", ()):
+                for item in (span, *span.get("links", ())):
+                    for key in ("traceId", "spanId", "parentSpanId"):
+                        if key in item:
+                            item[key] = base64.b64decode(item[key]).hex()
+    return orjson.dumps(doc)
 
 
 def write_payloads(path: Path, payloads: list[bytes]) -> None:

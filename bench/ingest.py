@@ -6,6 +6,7 @@ are printed.
 
     .venv/bin/python bench/ingest.py                  # gRPC, 4 clients, 512-span batches, 3 runs
     .venv/bin/python bench/ingest.py --protocol http --spans 100000
+    .venv/bin/python bench/ingest.py --protocol json --spans 100000   # OTLP/JSON over HTTP (the JS SDK's default)
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 import psutil
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import OUT, ServerProcess, build_payloads, dir_bytes, env_note, median, pct, write_payloads
+from common import OUT, ServerProcess, build_payloads, dir_bytes, env_note, median, otlp_json, pct, write_payloads
 
 
 def one_run(args: argparse.Namespace, payload_file: Path, total_spans: int, run: int,
@@ -88,7 +89,7 @@ def one_run(args: argparse.Namespace, payload_file: Path, total_spans: int, run:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--protocol", choices=("grpc", "http"), default="grpc")
+    parser.add_argument("--protocol", choices=("grpc", "http", "json"), default="grpc")
     parser.add_argument("--spans", type=int, default=200_000)
     parser.add_argument("--batch", type=int, default=512)
     parser.add_argument("--clients", type=int, default=4)
@@ -99,11 +100,14 @@ def main() -> None:
 
     OUT.mkdir(exist_ok=True)
     payloads = build_payloads(args.spans, args.batch)
-    payload_file = OUT / "payloads.bin"
-    write_payloads(payload_file, payloads)
     from trajscope.collector.otlp_decode import decode_request
 
     total_spans = sum(decode_request(p).accepted for p in payloads)
+    if args.protocol == "json":
+        print("converting the requests to OTLP/JSON…", flush=True)
+        payloads = [otlp_json(p) for p in payloads]
+    payload_file = OUT / ("payloads-json.bin" if args.protocol == "json" else "payloads.bin")
+    write_payloads(payload_file, payloads)
     wire = sum(len(p) for p in payloads)
     print(f"trajscope ingest benchmark — {env_note()}")
     print(f"workload: {total_spans} spans in {len(payloads)} requests of ~{args.batch}, "

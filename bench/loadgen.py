@@ -42,7 +42,7 @@ def main() -> None:
             send = lambda p: call(p, timeout=60)  # noqa: E731
         else:
             session = httpx.Client(timeout=60)
-            headers = {"Content-Type": "application/x-protobuf"}
+            headers = {"Content-Type": "application/json" if protocol == "json" else "application/x-protobuf"}
 
             def send(p: bytes) -> None:
                 r = session.post(target, content=p, headers=headers)
