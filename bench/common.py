@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import http.client
 import os
 import shutil
@@ -18,9 +17,9 @@ from pathlib import Path
 
 import httpx
 import orjson
-from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from trajscope.collector.otlp_json import encode_json_request
 from trajscope.workload import Workload, to_requests
 
 OUT = Path(__file__).parent / ".out"
@@ -45,17 +44,8 @@ def build_payloads(total_spans: int, batch: int, seed: int = 7) -> list[bytes]:
 
 
 def otlp_json(payload: bytes) -> bytes:
-    """An export request as OTLP/JSON, as the JavaScript SDK's default exporter sends it: lowerCamelCase
-    fields, ids in hex (not protobuf JSON's base64), enums as integers."""
-    doc = json_format.MessageToDict(ExportTraceServiceRequest.FromString(payload), use_integers_for_enums=True)
-    for resource_spans in doc.get("resourceSpans", ()):
-        for scope_spans in resource_spans.get("scopeSpans", ()):
-            for span in scope_spans.get("spans", ()):
-                for item in (span, *span.get("links", ())):
-                    for key in ("traceId", "spanId", "parentSpanId"):
-                        if key in item:
-                            item[key] = base64.b64decode(item[key]).hex()
-    return orjson.dumps(doc)
+    """An export request as OTLP/JSON, as the JavaScript SDK's default exporter sends it."""
+    return orjson.dumps(encode_json_request(ExportTraceServiceRequest.FromString(payload)))
 
 
 def write_payloads(path: Path, payloads: list[bytes]) -> None:

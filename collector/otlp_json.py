@@ -1,4 +1,7 @@
-"""OTLP/JSON → the same ``ExportTraceServiceRequest`` the protobuf path parses.
+"""OTLP/JSON → the same ``ExportTraceServiceRequest`` the protobuf path parses, then the same decoder.
+
+The request is built by ``otlp_json_build`` (the message's C setters) where it can, else by
+``json_format.ParseDict`` (~165 µs per span in Python), which also words every error.
 
 OTLP/JSON differs from protobuf's generic JSON mapping in one way that matters here: trace and span ids
 are hex, not base64. They are rewritten before handing the document to ``json_format``, which handles
@@ -16,7 +19,8 @@ import orjson
 from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from trajscope.collector.otlp_decode import DecodedBatch, InvalidRequest, decode_message
+from trajscope.collector.otlp_decode import DecodedBatch, InvalidRequest, decode_request
+from trajscope.collector.otlp_json_build import Unsupported, build_request
 
 _SPAN_ID_KEYS = ("traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id")
 _LINK_ID_KEYS = ("traceId", "spanId", "trace_id", "span_id")
@@ -74,15 +78,34 @@ def decode_json_request(body: bytes, default_project: str = "default") -> Decode
                     continue
                 kept.append(span)
             ss["spans"] = kept
-    request = ExportTraceServiceRequest()
     try:
-        json_format.ParseDict(doc, request, ignore_unknown_fields=True)
-    except (json_format.ParseError, ValueError, TypeError) as exc:
-        raise InvalidRequest(f"body is not a valid OTLP/JSON ExportTraceServiceRequest: {exc}") from exc
-    batch = decode_message(request, default_project)
+        request = build_request(doc)
+    except Unsupported:
+        request = ExportTraceServiceRequest()
+        try:
+            json_format.ParseDict(doc, request, ignore_unknown_fields=True)
+        except (json_format.ParseError, ValueError, TypeError) as exc:
+            raise InvalidRequest(f"body is not a valid OTLP/JSON ExportTraceServiceRequest: {exc}") from exc
+    # Serialised again for the columnar decoder: 2 µs/span, against 8 saved on the span-by-span walker.
+    batch = decode_request(request.SerializeToString(), default_project)
     if not rejected:
         return batch
     message = f"{rejected} span(s) with malformed ids rejected: " + "; ".join(messages)
     if batch.error_message:
         message += "; " + batch.error_message
     return DecodedBatch(batch.table, batch.rejected + rejected, message)
+
+
+def encode_json_request(request: ExportTraceServiceRequest) -> dict[str, Any]:
+    """A request as OTLP/JSON (before ``orjson.dumps``), as the JavaScript SDK's exporter sends it:
+    lowerCamelCase fields, ids in hex (not protobuf JSON's base64), enums as integers. For tests and
+    benchmarks; the server only decodes."""
+    doc = json_format.MessageToDict(request, use_integers_for_enums=True)
+    for resource_spans in doc.get("resourceSpans", ()):
+        for scope_spans in resource_spans.get("scopeSpans", ()):
+            for span in scope_spans.get("spans", ()):
+                for item in (span, *span.get("links", ())):
+                    for key in ("traceId", "spanId", "parentSpanId"):
+                        if key in item:
+                            item[key] = base64.b64decode(item[key]).hex()
+    return doc
