@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from concurrent.futures import Future
 from pathlib import Path
 
-from trajscope.storage.staging_log import StagingLog, queued_behind
+from trajscope.storage.staging_log import StagingLog, queued_behind, running_future
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ class AckLog:
     # -- appending (group commit) ---------------------------------------------------------------------
     def append(self, project: str, body: bytes) -> Future[int]:
         """Durable once the future resolves (to the record's segment, for ``release``)."""
-        future: Future[int] = Future()
+        future = running_future()
         if self._closed:
             future.set_exception(RuntimeError("the acknowledgement log is closed"))
             return future

@@ -40,7 +40,7 @@ from typing import Protocol
 import pyarrow as pa
 
 from trajscope.storage.schema import ROW_GROUP_ROWS, SPAN_SCHEMA
-from trajscope.storage.staging_log import StagingLog, queued_behind
+from trajscope.storage.staging_log import StagingLog, queued_behind, running_future
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ class _Batch:
 
     payload: bytes | bytearray
     rows: int
-    future: Future[int] = field(default_factory=Future)
+    future: Future[int] = field(default_factory=running_future)
     segment: int = -1  # the staging-log segment holding it, once acknowledged
     # False: durable elsewhere, never in the staging log; ``future`` resolves once it is loaded.
     logged: bool = True

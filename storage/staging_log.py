@@ -19,6 +19,7 @@ import queue
 import struct
 import zlib
 from collections.abc import Iterator
+from concurrent.futures import Future
 from pathlib import Path
 from typing import TypeVar
 
@@ -43,6 +44,16 @@ def queued_behind(first: _T, waiting: queue.SimpleQueue[_T | None]) -> tuple[lis
         if item is None:
             return items, True
         items.append(item)
+
+
+def running_future() -> Future[int]:
+    """A future for an append's waiter that the waiter cannot cancel: the record is written whether or not
+    anyone still waits (a client going away cancels ``asyncio.wrap_future``'s wrapper, which cancels what
+    it wraps), and resolving a cancelled future raised in the appending thread, which then stopped
+    acknowledging every export after it."""
+    future: Future[int] = Future()
+    future.set_running_or_notify_cancel()
+    return future
 
 
 def _segment_number(path: Path) -> int:

@@ -133,3 +133,23 @@ def test_set_aside_keeps_the_body(tmp_path):
     assert decode(path.read_bytes()) == ("proj", b"\x0a\x00body")
     log.close()
     assert path.exists()  # an operator's to look at, not the log's to delete
+
+
+def test_a_waiter_giving_up_does_not_stop_the_appends(tmp_path, monkeypatch):
+    log = AckLog(tmp_path)
+    gate = threading.Event()
+    real = log._log.append
+
+    def held(payloads):
+        gate.wait(5)
+        return real(payloads)
+
+    monkeypatch.setattr(log._log, "append", held)
+    first = log.append("p", b"first")
+    first.cancel()  # what asyncio.wrap_future does to it when the export's client goes away
+    gate.set()
+    assert first.result(5) >= 1  # written all the same
+    log.release(log.append("p", b"second").result(5))
+    log.release(first.result())
+    assert log.unreleased == 0
+    log.close()

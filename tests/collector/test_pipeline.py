@@ -134,6 +134,35 @@ def test_a_bad_export_in_a_group_is_answered_alone_and_the_others_are_stored(tmp
     writer.close()
 
 
+def test_a_client_going_away_while_its_export_is_staged_leaves_the_next_ones_acknowledged(tmp_path, monkeypatch):
+    store = FakeStore()
+    writer = StagedWriter(store, tmp_path, linger_s=0.01)
+    real = writer._log.append
+
+    def slow(payloads):
+        time.sleep(0.3)
+        return real(payloads)
+
+    monkeypatch.setattr(writer._log, "append", slow)
+    pipeline = IngestPipeline(writer, ThreadPoolExecutor(1))  # decode first, acknowledged on the staging log
+    gone, kept = make_span("gone"), make_span("kept")
+
+    async def scenario():
+        export = asyncio.ensure_future(pipeline.export(make_request([gone]).SerializeToString(), "protobuf", "p"))
+        await asyncio.sleep(0.15)  # decoded; its staging-log write under way
+        export.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await export
+        outcome = await asyncio.wait_for(
+            pipeline.export(make_request([kept]).SerializeToString(), "protobuf", "p"), 5)
+        assert outcome.accepted == 1
+
+    _run(scenario())
+    assert writer.sync(5)
+    assert store.span_ids == {gone.span_id.hex(), kept.span_id.hex()}
+    writer.close()
+
+
 # -- acknowledged on the ack log, decoded behind ---------------------------------------------------------
 class _HeldDecode:
     """The pipeline's decode, held at a gate (and failing for bodies in ``fail``)."""

@@ -296,3 +296,21 @@ def test_close_loads_the_batches_logged_elsewhere(tmp_path):
     futures = [writer.submit_logged_elsewhere(*_batch(2)) for _ in range(3)]
     writer.close()
     assert all(f.done() for f in futures) and len(store.span_ids) == 6
+
+
+def test_a_waiter_giving_up_does_not_stop_the_acknowledgements(tmp_path, monkeypatch):
+    writer = StagedWriter(FakeStore(), tmp_path, linger_s=0.01)
+    real = writer._log.append
+
+    def slow(payloads):
+        time.sleep(0.3)
+        return real(payloads)
+
+    monkeypatch.setattr(writer._log, "append", slow)
+    first = writer.submit(*_batch(2))
+    time.sleep(0.05)
+    first.cancel()  # what asyncio.wrap_future does to it when the export's client goes away
+    assert first.result(5) == 2  # logged all the same
+    assert writer.submit(*_batch(3)).result(5) == 3
+    assert writer.sync(timeout=5) and writer.pending_rows == 0
+    writer.close()
