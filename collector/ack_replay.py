@@ -9,14 +9,14 @@ record is in the store: a failing write leaves them for the next start.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pyarrow as pa
 
 from trajscope.collector.ack_log import AckLog
 from trajscope.collector.otlp_decode import InvalidRequest, decode_request
-from trajscope.storage.staged_writer import LOAD_ROWS
+from trajscope.storage.staged_writer import LOAD_ROWS, write_in_loads
 
 
 def load_acknowledged(directory: str | Path, write: Callable[[pa.Table], int],
@@ -27,10 +27,10 @@ def load_acknowledged(directory: str | Path, write: Callable[[pa.Table], int],
     if not any(directory.glob("seg-*.log")):
         return 0
     ack_log = AckLog(directory)
-    spans = exports = 0
-    try:
-        tables: list[pa.Table] = []
-        waiting = 0
+    exports = 0
+
+    def decoded() -> Iterator[pa.Table]:
+        nonlocal exports
         for project, body in ack_log.left_by_earlier_run():
             exports += 1
             try:
@@ -39,15 +39,10 @@ def load_acknowledged(directory: str | Path, write: Callable[[pa.Table], int],
                 ack_log.set_aside(project, body, exc)
                 continue
             if batch.accepted:
-                tables.append(batch.table)
-                waiting += batch.accepted
-            if waiting >= LOAD_ROWS:
-                write(pa.concat_tables(tables))
-                spans += waiting
-                tables, waiting = [], 0
-        if tables:
-            write(pa.concat_tables(tables))
-            spans += waiting
+                yield batch.table
+
+    try:
+        spans = write_in_loads(decoded(), write, LOAD_ROWS)
         ack_log.earlier_run_restaged()
     finally:
         ack_log.close()

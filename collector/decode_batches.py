@@ -148,11 +148,10 @@ class DecodeBatcher:
 
 
 class SharedStaging:
-    """The staging of a group's spans, shared by its exports: done by whichever gets there first —
-    ``staged`` through the staging log, or ``loaded`` for exports already in the ack log."""
+    """The hand-over of a group's spans to the writer, shared by its exports: done by whichever gets there
+    first; ``submitted`` is the writer's future (staged, or for acknowledged exports loaded)."""
 
-    staged: asyncio.Future | None = None
-    loaded: Future | None = None
+    submitted: Future | None = None
 
 
 def _settle(future: asyncio.Future, result: Any, error: BaseException | None) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from dataclasses import dataclass
 from typing import Any
 
 from google.protobuf.message import Message
@@ -23,21 +24,28 @@ class Unsupported(Exception):
     """This document needs the reference parser."""
 
 
-def _names(message: type[Message]) -> frozenset[str]:
-    return frozenset(n for f in message.DESCRIPTOR.fields for n in (f.name, f.json_name))
+@dataclass(frozen=True)
+class _Shape:
+    """A message's field names: those this builder reads (JSON and proto forms), and all it has."""
+
+    handled: frozenset[str]
+    known: frozenset[str]
 
 
-def _handled(*pairs: str) -> frozenset[str]:
-    return frozenset(pairs)
+def _shape(message: type[Message], *read: str) -> _Shape:
+    """``message``'s shape when the builder reads the fields named (proto names) ``read``."""
+    fields = message.DESCRIPTOR.fields_by_name
+    return _Shape(frozenset(n for name in read for n in (name, fields[name].json_name)),
+                  frozenset(n for f in message.DESCRIPTOR.fields for n in (f.name, f.json_name)))
 
 
-def _check(obj: Any, handled: frozenset[str], known: frozenset[str]) -> dict[str, Any]:
+def _check(obj: Any, shape: _Shape) -> dict[str, Any]:
     """``obj`` as a dict whose proto fields are all ones this builder sets, each under one name only (the
     reference parser refuses a field given by both its JSON and its proto name; this builder would read one)."""
     if not isinstance(obj, dict):
         raise Unsupported
     keys = obj.keys()
-    if not keys <= handled and (keys & known) - handled:
+    if not keys <= shape.handled and (keys & shape.known) - shape.handled:
         raise Unsupported
     if not keys.isdisjoint(_SNAKE) and any(_CAMEL_OF[k] in keys for k in keys & _SNAKE):
         raise Unsupported
@@ -56,34 +64,10 @@ _STATUS = _SPAN.DESCRIPTOR.fields_by_name["status"].message_type._concrete_class
 _KV = _SPAN.DESCRIPTOR.fields_by_name["attributes"].message_type._concrete_class
 _ANY = _KV.DESCRIPTOR.fields_by_name["value"].message_type._concrete_class
 
-_REQ_H = _handled("resourceSpans", "resource_spans")
-_RS_H = _handled("resource", "scopeSpans", "scope_spans", "schemaUrl", "schema_url")
-_SS_H = _handled("scope", "spans", "schemaUrl", "schema_url")
-_RESOURCE_H = _handled("attributes", "droppedAttributesCount", "dropped_attributes_count")
-_SCOPE_H = _handled("name", "version", "attributes", "droppedAttributesCount", "dropped_attributes_count")
-_SPAN_H = _handled("traceId", "trace_id", "spanId", "span_id", "traceState", "trace_state", "parentSpanId",
-                   "parent_span_id", "flags", "name", "kind", "startTimeUnixNano", "start_time_unix_nano",
-                   "endTimeUnixNano", "end_time_unix_nano", "attributes", "droppedAttributesCount",
-                   "dropped_attributes_count", "events", "droppedEventsCount", "dropped_events_count", "links",
-                   "droppedLinksCount", "dropped_links_count", "status")
-_EVENT_H = _handled("timeUnixNano", "time_unix_nano", "name", "attributes", "droppedAttributesCount",
-                    "dropped_attributes_count")
-_LINK_H = _handled("traceId", "trace_id", "spanId", "span_id", "traceState", "trace_state", "attributes",
-                   "droppedAttributesCount", "dropped_attributes_count", "flags")
-_STATUS_H = _handled("message", "code")
-_KV_H = _handled("key", "value")
-_ANY_H = _handled("stringValue", "string_value", "boolValue", "bool_value", "intValue", "int_value",
-                  "doubleValue", "double_value", "arrayValue", "array_value", "kvlistValue", "kvlist_value",
-                  "bytesValue", "bytes_value")
-_LIST_H = _handled("values")
-
 # Proto names that differ from their JSON name, and that JSON name.
 _CAMEL_OF = {f.name: f.json_name for m in (_REQ, _RS, _SS, _SPAN, _RESOURCE, _SCOPE, _EVENT, _LINK, _STATUS, _KV, _ANY)
              for f in m.DESCRIPTOR.fields if f.name != f.json_name}
 _SNAKE = frozenset(_CAMEL_OF)
-_REQ_K, _RS_K, _SS_K, _RESOURCE_K, _SCOPE_K = (_names(m) for m in (_REQ, _RS, _SS, _RESOURCE, _SCOPE))
-_SPAN_K, _EVENT_K, _LINK_K, _STATUS_K, _KV_K, _ANY_K = (_names(m) for m in (_SPAN, _EVENT, _LINK, _STATUS, _KV, _ANY))
-_LIST_K = frozenset({"values"})
 
 
 def _get(obj: dict[str, Any], camel: str, snake: str) -> Any:
@@ -125,7 +109,7 @@ def _str(value: Any) -> str:
 
 def _set_value(target: Any, doc: Any) -> None:
     """Fill an ``AnyValue`` from its JSON form."""
-    value = _check(doc, _ANY_H, _ANY_K)
+    value = _check(doc, _ANY_SHAPE)
     if len(value) != 1:  # none set, or several (the reference parser says which is an error)
         if not value:
             return
@@ -148,12 +132,12 @@ def _set_value(target: Any, doc: Any) -> None:
     elif key in ("arrayValue", "array_value"):
         array = target.array_value
         array.SetInParent()
-        for element in _list(_check(item, _LIST_H, _LIST_K).get("values")):
+        for element in _list(_check(item, _LIST_SHAPE).get("values")):
             _set_value(array.values.add(), element)
     elif key in ("kvlistValue", "kvlist_value"):
         kvlist = target.kvlist_value
         kvlist.SetInParent()
-        _add_attributes(kvlist.values, _check(item, _LIST_H, _LIST_K).get("values"))
+        _add_attributes(kvlist.values, _check(item, _LIST_SHAPE).get("values"))
     elif key in ("bytesValue", "bytes_value"):
         target.bytes_value = _bytes(item)
     else:  # an unknown key alone: ignored, as the reference parser does
@@ -162,7 +146,7 @@ def _set_value(target: Any, doc: Any) -> None:
 
 def _add_attributes(target: Any, docs: Any) -> None:
     for doc in _list(docs):
-        kv = _check(doc, _KV_H, _KV_K)
+        kv = _check(doc, _KV_SHAPE)
         entry = target.add()
         key = kv.get("key")
         if key is not None:
@@ -199,6 +183,27 @@ _LINK_FIELDS = (_field("trace_id", _bytes), _field("span_id", _bytes), _field("t
 _STATUS_FIELDS = (_field("message", _str), _field("code", _int))
 _SCOPE_FIELDS = (_field("name", _str), _field("version", _str), _DROPPED)
 _RESOURCE_FIELDS = (_DROPPED,)
+_SCHEMA_URL = (_field("schema_url", _str),)
+
+
+def _reads(fields: tuple[tuple[str, str, Any], ...]) -> tuple[str, ...]:
+    return tuple(snake for _, snake, _ in fields)
+
+
+_REQ_SHAPE = _shape(_REQ, "resource_spans")
+_RS_SHAPE = _shape(_RS, "resource", "scope_spans", "schema_url")
+_SS_SHAPE = _shape(_SS, "scope", "spans", "schema_url")
+_RESOURCE_SHAPE = _shape(_RESOURCE, "attributes", *_reads(_RESOURCE_FIELDS))
+_SCOPE_SHAPE = _shape(_SCOPE, "attributes", *_reads(_SCOPE_FIELDS))
+_SPAN_SHAPE = _shape(_SPAN, "attributes", "events", "links", "status", *_reads(_SPAN_FIELDS))
+_EVENT_SHAPE = _shape(_EVENT, "attributes", *_reads(_EVENT_FIELDS))
+_LINK_SHAPE = _shape(_LINK, "attributes", *_reads(_LINK_FIELDS))
+_STATUS_SHAPE = _shape(_STATUS, *_reads(_STATUS_FIELDS))
+_KV_SHAPE = _shape(_KV, "key", "value")
+_ANY_SHAPE = _shape(_ANY, "string_value", "bool_value", "int_value", "double_value", "array_value",
+                    "kvlist_value", "bytes_value")
+# ArrayValue and KeyValueList: one field, ``values``.
+_LIST_SHAPE = _shape(_ANY.DESCRIPTOR.fields_by_name["array_value"].message_type._concrete_class, "values")
 
 
 def _fill(target: Any, doc: dict[str, Any], fields: tuple[tuple[str, str, Any], ...]) -> None:
@@ -210,24 +215,20 @@ def _fill(target: Any, doc: dict[str, Any], fields: tuple[tuple[str, str, Any], 
 def _fill_span(span: Any, doc: dict[str, Any]) -> None:
     _fill(span, doc, _SPAN_FIELDS)
     for event in _list(doc.get("events")):
-        _fill(span.events.add(), _check(event, _EVENT_H, _EVENT_K), _EVENT_FIELDS)
+        _fill(span.events.add(), _check(event, _EVENT_SHAPE), _EVENT_FIELDS)
     for link in _list(doc.get("links")):
-        _fill(span.links.add(), _check(link, _LINK_H, _LINK_K), _LINK_FIELDS)
+        _fill(span.links.add(), _check(link, _LINK_SHAPE), _LINK_FIELDS)
     status = doc.get("status")
     if status is not None:
         span.status.SetInParent()
-        _set_fields(span.status, _check(status, _STATUS_H, _STATUS_K), _STATUS_FIELDS)
+        _set_fields(span.status, _check(status, _STATUS_SHAPE), _STATUS_FIELDS)
 
 
-_SCHEMA_URL = (_field("schema_url", _str),)
-
-
-def _fill_part(target: Any, doc: Any, handled: frozenset[str], known: frozenset[str],
-               fields: tuple[tuple[str, str, Any], ...]) -> None:
+def _fill_part(target: Any, doc: Any, shape: _Shape, fields: tuple[tuple[str, str, Any], ...]) -> None:
     """A resource or a scope, present even when empty (as the reference parser leaves it)."""
     if doc is not None:
         target.SetInParent()
-        _fill(target, _check(doc, handled, known), fields)
+        _fill(target, _check(doc, shape), fields)
 
 
 def build_request(doc: dict[str, Any]) -> ExportTraceServiceRequest:
@@ -235,20 +236,20 @@ def build_request(doc: dict[str, Any]) -> ExportTraceServiceRequest:
     ``Unsupported``."""
     request = ExportTraceServiceRequest()
     try:
-        _check(doc, _REQ_H, _REQ_K)
+        _check(doc, _REQ_SHAPE)
         for rs_doc in _list(_get(doc, "resourceSpans", "resource_spans")):
-            rs = _check(rs_doc, _RS_H, _RS_K)
+            rs = _check(rs_doc, _RS_SHAPE)
             resource_spans = request.resource_spans.add()
-            _fill_part(resource_spans.resource, rs.get("resource"), _RESOURCE_H, _RESOURCE_K, _RESOURCE_FIELDS)
+            _fill_part(resource_spans.resource, rs.get("resource"), _RESOURCE_SHAPE, _RESOURCE_FIELDS)
             _set_fields(resource_spans, rs, _SCHEMA_URL)
             for ss_doc in _list(_get(rs, "scopeSpans", "scope_spans")):
-                ss = _check(ss_doc, _SS_H, _SS_K)
+                ss = _check(ss_doc, _SS_SHAPE)
                 scope_spans = resource_spans.scope_spans.add()
-                _fill_part(scope_spans.scope, ss.get("scope"), _SCOPE_H, _SCOPE_K, _SCOPE_FIELDS)
+                _fill_part(scope_spans.scope, ss.get("scope"), _SCOPE_SHAPE, _SCOPE_FIELDS)
                 _set_fields(scope_spans, ss, _SCHEMA_URL)
                 add = scope_spans.spans.add
                 for span_doc in _list(ss.get("spans")):
-                    _fill_span(add(), _check(span_doc, _SPAN_H, _SPAN_K))
+                    _fill_span(add(), _check(span_doc, _SPAN_SHAPE))
     except (TypeError, ValueError, OverflowError):  # a setter refused a value: out of range, say
         raise Unsupported from None
     return request

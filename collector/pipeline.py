@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -71,7 +71,7 @@ class IngestStats:
     overloaded: int = 0
     failed: int = 0
     failed_after_ack: int = 0  # acknowledged exports whose decode or staging failed (set aside, logged)
-    decoding: int = 0  # acknowledged exports not yet staged
+    decoding: int = 0  # acknowledged exports not yet decoded and handed to the loader
     groups: int = 0  # decode jobs that took several queued exports at once
     by_encoding: dict[str, int] = field(default_factory=dict)
 
@@ -111,7 +111,7 @@ class IngestPipeline:
                  decode_slots: int = 1, ack_log: AckLog | None = None, decode_backlog: int = 8192):
         """``decode_slots``: decode jobs in flight at once (one per decode worker); protobuf exports that
         arrive while all are busy are decoded together (``decode_batches``). ``ack_log``: acknowledge
-        protobuf exports on it before decoding, with up to ``decode_backlog`` spans of them not yet staged
+        protobuf exports on it before decoding, with up to ``decode_backlog`` spans of them not yet decoded
         (an export bigger than that on its own when nothing else is)."""
         self._writer = writer
         self._decoder = decoder
@@ -124,11 +124,11 @@ class IngestPipeline:
         self._backlog_room = asyncio.Condition()
         self._behind: set[asyncio.Task] = set()
         self._appending: set[asyncio.Future] = set()
-        # Exports acknowledged on the ack log, and those of them staged since (or set aside): the read
+        # Exports acknowledged on the ack log, and those of them handed to the loader since (or set aside): the read
         # barrier waits for the second to catch up with the first, from any thread.
         self._settled = threading.Condition()
         self._acked_early = 0
-        self._staged_early = 0
+        self._handed_early = 0
 
     async def warm_up(self, workers: int) -> None:
         """Run one real decode in every decode worker before the first export arrives."""
@@ -167,13 +167,9 @@ class IngestPipeline:
         batch, accepted, group = await self._decode(body, encoding, project)
         if accepted:
             try:
-                if group is None:
-                    await self._stage(batch)
-                else:
-                    if group.staged is None:
-                        group.staged = self._stage(batch)
-                    # shielded: one export giving up (its client went away) must not cancel the others'
-                    await asyncio.shield(group.staged)
+                # The writer's futures cannot be cancelled: an export giving up (its client went away) leaves
+                # the others of its group waiting on the same one.
+                await asyncio.wrap_future(self._hand_over(self._writer.submit, batch, accepted, group))
             except WriterClosed as exc:
                 raise Unavailable(str(exc)) from exc
             except Exception as exc:
@@ -192,8 +188,16 @@ class IngestPipeline:
             return got
         return got, got.accepted, None
 
-    def _stage(self, batch: _Decoded) -> asyncio.Future:
-        return asyncio.wrap_future(self._writer.submit(batch.payload, batch.accepted))
+    @staticmethod
+    def _hand_over(submit: Callable[[bytes, int], Future[int]], batch: _Decoded, accepted: int,
+                   group: SharedStaging | None) -> Future[int]:
+        """The writer's future for an export's spans; a group's spans are submitted once, by whichever of
+        its exports gets here first."""
+        if group is None:
+            return submit(batch.payload, accepted)
+        if group.submitted is None:
+            group.submitted = submit(batch.payload, batch.accepted)
+        return group.submitted
 
     # -- acknowledged on the ack log, decoded behind --------------------------------------------------
     async def _acknowledge_first(self, body: bytes, project: str) -> ExportOutcome:
@@ -263,12 +267,7 @@ class IngestPipeline:
             if accepted != expected:  # the validation and the decoders disagree: a bug, said loudly
                 log.error("an export validated with %d spans was decoded with %d", expected, accepted)
             if accepted:
-                if group is None:
-                    loaded = self._writer.submit_logged_elsewhere(batch.payload, accepted)
-                else:
-                    if group.loaded is None:
-                        group.loaded = self._writer.submit_logged_elsewhere(batch.payload, batch.accepted)
-                    loaded = group.loaded
+                loaded = self._hand_over(self._writer.submit_logged_elsewhere, batch, accepted, group)
                 # Runs on the load thread (or here, if already loaded).
                 loaded.add_done_callback(lambda _: ack_log.release(segment))
                 release = False
@@ -291,7 +290,7 @@ class IngestPipeline:
             self.stats.decoding -= 1
             await self._unreserve(expected)
             with self._settled:
-                self._staged_early += 1
+                self._handed_early += 1
                 self._settled.notify_all()
 
     async def restage_earlier_run(self, ack_log: AckLog, progress: Callable[[str], None] | None = None) -> int:
@@ -329,8 +328,8 @@ class IngestPipeline:
     def caught_up(self) -> bool:
         """Whether every acknowledged span is loaded: ``sync`` would return at once."""
         with self._settled:
-            staged = self._staged_early >= self._acked_early
-        return staged and self._writer.caught_up()
+            handed = self._handed_early >= self._acked_early
+        return handed and self._writer.caught_up()
 
     def sync(self, timeout: float = 30.0) -> bool:
         """Wait until every span acknowledged before this call is loaded (queryable). False on timeout.
@@ -338,7 +337,7 @@ class IngestPipeline:
         deadline = time.monotonic() + timeout
         with self._settled:
             target = self._acked_early
-            if not self._settled.wait_for(lambda: self._staged_early >= target, timeout):
+            if not self._settled.wait_for(lambda: self._handed_early >= target, timeout):
                 return False
         return self._writer.sync(max(0.0, deadline - time.monotonic()))
 

@@ -31,7 +31,7 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -117,6 +117,23 @@ def read_ipc(payload: bytes | bytearray) -> pa.Table:
     return conform(pa.ipc.open_stream(payload).read_all())
 
 
+def write_in_loads(tables: Iterable[pa.Table], write: Callable[[pa.Table], object],
+                   load_rows: int = LOAD_ROWS) -> int:
+    """Hand ``tables`` to ``write`` gathered into loads of at least ``load_rows`` rows (the last may be
+    smaller), as a recovery outside the load thread does; returns the rows written."""
+    batch: list[pa.Table] = []
+    rows = total = 0
+    for table in tables:
+        batch.append(table)
+        rows += table.num_rows
+        if rows >= load_rows:
+            write(pa.concat_tables(batch))
+            total, batch, rows = total + rows, [], 0
+    if batch:
+        write(pa.concat_tables(batch))
+    return total + rows
+
+
 def conform(table: pa.Table) -> pa.Table:
     """A staged batch written by an older version: same columns by name, new ones null."""
     if table.schema.equals(SPAN_SCHEMA):
@@ -167,26 +184,16 @@ class StagedWriter:
     # -- recovery -----------------------------------------------------------------------------------
     def _recover(self, progress: Callable[[str], None] | None) -> None:
         """Load whatever a previous run acknowledged but had not loaded, before taking new spans."""
-        batch: list[pa.Table] = []
-        rows = 0
-        for _, payload in self._log.replay():
-            table = read_ipc(payload)
-            batch.append(table)
-            rows += table.num_rows
-            if rows >= self._load_rows:
-                self._replay_batch(batch, progress)
-                batch, rows = [], 0
-        if batch:
-            self._replay_batch(batch, progress)
-        self._log.discard_before(self._log.segment)
 
-    def _replay_batch(self, batch: list[pa.Table], progress: Callable[[str], None] | None) -> None:
-        table = pa.concat_tables(batch)
-        self._ingest_mode(True)
-        self._store.write(table)
-        self.stats.spans_replayed += table.num_rows
-        if progress:
-            progress(f"recovered {self.stats.spans_replayed} acknowledged spans from the staging log")
+        def replay(table: pa.Table) -> None:
+            self._ingest_mode(True)
+            self._store.write(table)
+            self.stats.spans_replayed += table.num_rows
+            if progress:
+                progress(f"recovered {self.stats.spans_replayed} acknowledged spans from the staging log")
+
+        write_in_loads((read_ipc(payload) for _, payload in self._log.replay()), replay, self._load_rows)
+        self._log.discard_before(self._log.segment)
 
     # -- submitting ---------------------------------------------------------------------------------
     @property
@@ -213,13 +220,7 @@ class StagedWriter:
             if self._closed:
                 raise WriterClosed("the server is shutting down")
             self._pending_rows += rows
-            with self._cond:
-                self._staged.append(item)
-                self._staged_rows += rows
-                self._acked += 1
-                self._last_arrival = time.monotonic()
-                self._cond.notify_all()
-        self.stats.spans_acknowledged += rows
+            self._queue_for_load([item])
         return item.future
 
     def _release(self, rows: int) -> None:
@@ -249,18 +250,22 @@ class StagedWriter:
                 item.future.set_exception(exc)
             return
         self.stats.fsyncs += 1
-        rows = sum(item.rows for item in group)
         for item in group:
             item.segment = segment
+        self._queue_for_load(group)
+        for item in group:
+            item.future.set_result(item.rows)
+
+    def _queue_for_load(self, items: list[_Batch]) -> None:
+        """Acknowledged batches join the load queue (``sync`` now waits for them)."""
+        rows = sum(item.rows for item in items)
         with self._cond:
-            self._staged.extend(group)
+            self._staged.extend(items)
             self._staged_rows += rows
-            self._acked += len(group)
+            self._acked += len(items)
             self._last_arrival = time.monotonic()
             self._cond.notify_all()
         self.stats.spans_acknowledged += rows
-        for item in group:
-            item.future.set_result(item.rows)
 
     # -- the load thread ----------------------------------------------------------------------------
     def _due(self, now: float) -> bool:

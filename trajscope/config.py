@@ -33,8 +33,8 @@ class ServerSettings:
     # "columnar" (the fast path, falling back to the reference per request) or "reference" only.
     decoder: str = "columnar"
     max_pending_spans: int = 500_000
-    # Spans of protobuf exports acknowledged on the raw-body log and not yet decoded and staged
-    # (collector.ack_log); a full backlog delays the next acknowledgement. 0 = decode before acknowledging.
+    # Spans of protobuf exports acknowledged on the raw-body log and not yet decoded (collector.ack_log); a
+    # full backlog delays the next acknowledgement. 0 = decode before acknowledging.
     decode_backlog: int = 8192
     sql_timeout_s: float = 30.0
     # DuckDB's memory cap for the whole store (ingest and analyst queries); None = DuckDB's default (80 %).

@@ -18,15 +18,22 @@ def test_records_round_trip(project, body):
     assert decode(encode(project, body)) == (project, body)
 
 
+def left_in(directory) -> list[tuple[str, bytes]]:
+    """What the next run would find in the acknowledgement log in ``directory``."""
+    log = AckLog(directory)
+    try:
+        return list(log.left_by_earlier_run())
+    finally:
+        log.close()
+
+
 def test_unreleased_records_are_handed_to_the_next_run_and_released_ones_are_not(tmp_path):
     log = AckLog(tmp_path)
     first = log.append("a", b"one").result(5)
     log.append("b", b"two").result(5)
     log.release(first)  # one of the two records of that segment: the segment stays
     log.close()
-    again = AckLog(tmp_path)
-    assert list(again.left_by_earlier_run()) == [("a", b"one"), ("b", b"two")]
-    again.close()
+    assert left_in(tmp_path) == [("a", b"one"), ("b", b"two")]
 
 
 def test_a_run_that_released_everything_leaves_nothing(tmp_path):
@@ -36,9 +43,7 @@ def test_a_run_that_released_everything_leaves_nothing(tmp_path):
         log.release(segment)
     assert log.unreleased == 0
     log.close()
-    again = AckLog(tmp_path)
-    assert list(again.left_by_earlier_run()) == []
-    again.close()
+    assert left_in(tmp_path) == []
 
 
 def test_earlier_records_are_kept_until_restaged(tmp_path):
@@ -54,9 +59,7 @@ def test_earlier_records_are_kept_until_restaged(tmp_path):
     second.earlier_run_restaged()
     assert earlier not in _segments(second)
     second.close()
-    third = AckLog(tmp_path)
-    assert list(third.left_by_earlier_run()) == []
-    third.close()
+    assert left_in(tmp_path) == []
 
 
 def test_segments_go_only_when_every_record_before_them_is_released(tmp_path):
@@ -103,10 +106,7 @@ def test_concurrent_appends_share_fsyncs_and_all_come_back(tmp_path, monkeypatch
         future.result(5)
     assert sum(calls) == 200
     log.close()
-    again = AckLog(tmp_path)
-    assert sorted(again.left_by_earlier_run()) == sorted((f"p{i}", f"{i}-{j}".encode())
-                                                         for i in range(4) for j in range(50))
-    again.close()
+    assert sorted(left_in(tmp_path)) == sorted((f"p{i}", f"{i}-{j}".encode()) for i in range(4) for j in range(50))
 
 
 def test_a_failed_append_fails_its_futures_and_the_log_goes_on(tmp_path, monkeypatch):
@@ -122,9 +122,7 @@ def test_a_failed_append_fails_its_futures_and_the_log_goes_on(tmp_path, monkeyp
     monkeypatch.setattr(log._log, "append", real)
     log.append("p", b"kept").result(5)
     log.close()
-    again = AckLog(tmp_path)
-    assert list(again.left_by_earlier_run()) == [("p", b"kept")]
-    again.close()
+    assert left_in(tmp_path) == [("p", b"kept")]
 
 
 def test_set_aside_keeps_the_body(tmp_path):

@@ -1,5 +1,6 @@
 import pytest
 
+from tests.collector.test_ack_log import left_in
 from tests.otlp_builders import make_request, make_span
 from tests.storage.test_staged_writer import FakeStore
 from trajscope.collector import ack_replay
@@ -9,13 +10,11 @@ from trajscope.storage.duckdb_store import DuckDBStore
 
 
 def _left_behind(directory, bodies):
+    """An acknowledgement log holding ``bodies``, never released: what a crash leaves."""
     log = AckLog(directory)
     for body in bodies:
         log.append("proj", body).result(5)
-    log._closed = True  # a crash: the records stay unreleased
-    log._queue.put(None)
-    log._thread.join()
-    log._log.close()
+    log.close()  # unreleased records keep their segments
 
 
 def test_what_an_ack_log_holds_is_loaded_in_loads_and_the_log_goes(tmp_path, monkeypatch):
@@ -39,7 +38,7 @@ def test_a_failing_write_keeps_the_log_for_the_next_start(tmp_path):
     _left_behind(tmp_path / "acklog", [body])
     with pytest.raises(OSError):
         ack_replay.load_acknowledged(tmp_path / "acklog", FakeStore(fail=1).write)
-    assert list(AckLog(tmp_path / "acklog").left_by_earlier_run()) == [("proj", body)]
+    assert left_in(tmp_path / "acklog") == [("proj", body)]
 
 
 def test_an_empty_or_missing_log_loads_nothing(tmp_path):

@@ -5,6 +5,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from tests.collector.test_ack_log import left_in
 from tests.otlp_builders import make_request, make_span
 from tests.storage.test_staged_writer import FakeStore
 from trajscope.collector import pipeline as pipeline_module
@@ -317,7 +318,7 @@ def test_an_export_whose_decode_is_interrupted_stays_for_the_next_start(tmp_path
     held.gate.set()
     assert pipeline.stats.failed_after_ack == 0 and ack_log.unreleased == 1
     ack_log.close()
-    assert list(AckLog(tmp_path / "acklog").left_by_earlier_run()) == [("p", body)]
+    assert left_in(tmp_path / "acklog") == [("p", body)]
     writer.close()
 
 
@@ -377,7 +378,7 @@ def test_refused_bodies_and_fully_rejected_exports_are_not_logged(tmp_path, monk
     _run(scenario())
     assert pipeline.stats.invalid_requests == 1 and pipeline.stats.decoding == 0
     ack_log.close()
-    assert list(AckLog(tmp_path / "acklog").left_by_earlier_run()) == []
+    assert left_in(tmp_path / "acklog") == []
     writer.close()
 
 
@@ -421,7 +422,7 @@ def test_what_an_earlier_run_acknowledged_is_decoded_at_the_next_start(tmp_path,
     assert not [p for p in (tmp_path / "acklog").glob("seg-*.log") if p.stat().st_size]
     writer.close()
     ack_log.close()
-    assert list(AckLog(tmp_path / "acklog").left_by_earlier_run()) == []
+    assert left_in(tmp_path / "acklog") == []
 
 
 def test_an_earlier_run_is_restaged_in_groups_and_a_failing_export_set_aside(tmp_path, monkeypatch):
@@ -445,7 +446,7 @@ def test_an_earlier_run_is_restaged_in_groups_and_a_failing_export_set_aside(tmp
     assert store.span_ids == {s.span_id.hex() for i, s in enumerate(spans) if i != 7}
     writer.close()
     ack_log.close()
-    assert list(AckLog(tmp_path / "acklog").left_by_earlier_run()) == []
+    assert left_in(tmp_path / "acklog") == []
 
 
 @pytest.mark.parametrize("with_rejected", [False, True])

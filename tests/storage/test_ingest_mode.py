@@ -100,12 +100,19 @@ def _wait_for(predicate, timeout: float = 5.0) -> bool:
     return predicate()
 
 
+def _send(writer: StagedWriter, exports: int, *, loaded: bool = True) -> None:
+    """``exports`` of 4 spans handed over at once and acknowledged; with ``loaded``, loaded too."""
+    for future in [writer.submit(*_batch(4)) for _ in range(exports)]:
+        future.result(5)
+    if loaded:
+        assert _wait_for(lambda: writer.pending_rows == 0)
+
+
 def _burst(store: DuckDBStore, directory, **options) -> tuple[_Recording, StagedWriter]:
     """A writer with full loads of 8 spans, handed 12 spans at once: input outrunning the loader."""
     recording = _Recording(store)
     writer = StagedWriter(recording, directory, load_rows=8, **options)
-    for future in [writer.submit(*_batch(4)) for _ in range(3)]:
-        future.result(5)
+    _send(writer, 3, loaded=False)
     return recording, writer
 
 
@@ -118,15 +125,11 @@ def test_full_loads_run_in_ingest_mode_and_a_trickle_switches_back(switching, tm
     assert _wait_for(lambda: writer.pending_rows == 0)
     assert recording.seen == [ingest, ingest]
     assert _threads(store) == ingest
-    writer.submit(*_batch(4)).result(5)  # a second load after a pause in a row: a trickle
-    assert _wait_for(lambda: writer.pending_rows == 0)
+    _send(writer, 1)  # a second load after a pause in a row: a trickle
     assert recording.seen == [ingest, ingest, own]
-    writer.submit(*_batch(4)).result(5)  # and it stays out of ingest mode
-    assert _wait_for(lambda: writer.pending_rows == 0)
+    _send(writer, 1)  # and it stays out of ingest mode
     assert recording.seen == [ingest, ingest, own, own]
-    for future in [writer.submit(*_batch(4)) for _ in range(3)]:  # a new burst switches again
-        future.result(5)
-    assert _wait_for(lambda: writer.pending_rows == 0)
+    _send(writer, 3)  # a new burst switches again
     assert recording.seen[4:] == [ingest, ingest]
     writer.close()
     assert _threads(store) == own  # closing leaves DuckDB as it found it
