@@ -19,7 +19,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import psutil
+import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import OUT, LightClient, ServerProcess, build_payloads, env_note, median, pct, timed
@@ -27,8 +29,10 @@ from trajectory_stats import big_trace
 
 from trajscope.collector.allocator import keep_freed_memory
 from trajscope.collector.otlp_decode import decode_request
+from trajscope.storage import duckdb_store
 from trajscope.storage.duckdb_store import DuckDBStore
 from trajscope.storage.interface import TraceFilter
+from trajscope.storage.load_marks import mark_ranges
 from trajscope.storage.schema import SPAN_COLUMN_NAMES, TRACE_COLUMN_NAMES
 
 
@@ -50,9 +54,8 @@ _IDS = {
 
 def build(store: DuckDBStore, spans: int) -> int:
     """Fill the store; returns the span count."""
-    import pyarrow as pa
-
     template = pa.concat_tables([decode_request(p).table for p in build_payloads(5000, 512)])
+    template = template.append_column("row", pa.array(np.arange(template.num_rows, dtype=np.int64)))
     # The template's summaries through the real write path (breakdowns and all), in a scratch store.
     scratch = DuckDBStore(":memory:")
     scratch.write(template)
@@ -62,19 +65,47 @@ def build(store: DuckDBStore, spans: int) -> int:
     con.register("template", template)
     con.register("template_traces", summaries)
     copies = max(1, spans // template.num_rows)
-    span_cols = _replicated(SPAN_COLUMN_NAMES, _IDS)
+    # Load marks as the write path gives them (storage.load_marks): increasing in storage order, one per span.
+    first_mark = time.time_ns()
+    span_cols = _replicated(SPAN_COLUMN_NAMES, {
+        **_IDS, "ingested_at_unix_nano": f"{first_mark} + c * {template.num_rows} + row"})
     trace_cols = _replicated(TRACE_COLUMN_NAMES, _IDS)
     step = 200
     started = time.perf_counter()
     for first in range(0, copies, step):
         last = min(copies, first + step)
-        con.execute(f"INSERT INTO spans BY NAME SELECT {span_cols} FROM template, range({first}, {last}) r(c)")
+        con.execute(f"INSERT INTO spans BY NAME SELECT {span_cols} FROM template, range({first}, {last}) r(c) "
+                    "ORDER BY c, row")
         con.execute(f"INSERT INTO traces BY NAME SELECT {trace_cols} FROM template_traces, range({first}, {last}) r(c)")
         done = last * template.num_rows
         print(f"  building: {done:,} spans ({done / (time.perf_counter() - started):,.0f}/s)", end="\r", flush=True)
     print()
     con.execute("CHECKPOINT")
     return con.execute("SELECT count(*) FROM spans").fetchone()[0]
+
+
+MID_SPANS = 500
+
+
+def mid_size_runs(store: DuckDBStore) -> dict[str, str]:
+    """Two 500-span runs written through the write path (once): one in a single load, one over five loads
+    with 4,000 other spans between its parts, as a run's spans arrive while others are exported."""
+    found = [r[0] for r in store._con.execute(
+        f"SELECT trace_id FROM traces WHERE span_count = {MID_SPANS} ORDER BY trace_id").fetchall()]
+    if len(found) < 2:
+        whole, parted = (decode_request(big_trace(MID_SPANS)).table for _ in range(2))
+        store.write(whole)
+        step = MID_SPANS // 5
+        for first in range(0, MID_SPANS, step):
+            noise = pa.concat_tables([decode_request(p).table for p in build_payloads(4000, 512)])
+            store.write(pa.concat_tables([parted.slice(first, step), noise]))
+        store.checkpoint()
+        found = [whole["trace_id"][0].as_py(), parted["trace_id"][0].as_py()]
+    parts = {t: len(mark_ranges(store._con.execute(f"SELECT ingested_at_unix_nano FROM spans WHERE trace_id = '{t}'")
+                                .fetchnumpy()["ingested_at_unix_nano"])) for t in found[:2]}
+    whole_id, parted_id = sorted(parts, key=parts.get)
+    return {f"written in one load ({parts[whole_id]} mark range)": whole_id,
+            f"written over five loads ({parts[parted_id]} mark ranges)": parted_id}
 
 
 def main() -> None:
@@ -97,6 +128,7 @@ def main() -> None:
         count = build(store, args.spans)
         store.write(decode_request(big_trace(10_000)).table)
         store.checkpoint()
+    mid_ids = mid_size_runs(store)
     # The stats requests cover the newest 1M spans: from the start time of the 1,000,000th newest span.
     since = store._con.execute("SELECT start_time_unix_nano FROM spans ORDER BY start_time_unix_nano DESC "
                                "LIMIT 1 OFFSET 999999").fetchone()[0]
@@ -111,6 +143,15 @@ def main() -> None:
     # Plain EXPLAIN shows a sequential scan even when the index is used: the choice is made at run time.
     plan = store._con.execute(f"EXPLAIN ANALYZE SELECT * FROM spans WHERE trace_id = '{ids[0]}'").fetchall()[0][1]
     print(f"trace lookup plan uses the index: {'Index Scan' in plan}")
+    marks = store._con.execute(f"SELECT min(ingested_at_unix_nano), max(ingested_at_unix_nano) FROM spans "
+                               f"WHERE trace_id = '{ids[0]}'").fetchone()
+    plan = store._con.execute(f"EXPLAIN ANALYZE SELECT * FROM spans WHERE ingested_at_unix_nano BETWEEN "
+                              f"{marks[0]} AND {marks[1]} AND trace_id = '{ids[0]}'").fetchall()[0][1]
+    ordered = store._con.execute(
+        "SELECT bool_and(d > 0) FROM (SELECT ingested_at_unix_nano - lag(ingested_at_unix_nano) OVER (ORDER BY rowid) "
+        "AS d FROM spans) WHERE d IS NOT NULL").fetchone()[0]
+    print(f"load marks increase in storage order: {ordered}; a trace's rows read by its marks' range, "
+          f"without the index: {'Index Scan' not in plan}")
     # First lookups of random traces read their blocks into DuckDB's buffers; the same traces again are what
     # a page that was just open (or a trace just ingested) costs.
     for label in ("first lookup", "looked up again"):
@@ -131,31 +172,46 @@ def main() -> None:
     ):
         t = timed(lambda q=sql: store.query(q), 5)
         print(f"SQL {label} over {count:,} spans: p50 {median(t):.0f} ms")
+    for label, trace_id in mid_ids.items():
+        by_ranges = timed(lambda t=trace_id: store.get_trace(t), 15)
+        with_index_only = duckdb_store.ranges_pay
+        duckdb_store.ranges_pay = lambda rows, ranges: False  # the lookup as it was before load marks
+        by_index = timed(lambda t=trace_id: store.get_trace(t), 15)
+        duckdb_store.ranges_pay = with_index_only
+        print(f"get_trace of a {MID_SPANS}-span run {label}: p50 {median(by_ranges):.1f} ms by load-mark ranges, "
+              f"{median(by_index):.1f} ms through the index alone")
     store.close()
 
     # The API on the same store: a server process, as users run it.
     server = ServerProcess(data, keep=True)
     client = LightClient(server.url(""))
     # Other random traces, so the server's first lookups are first touches of its own buffers.
+    distinct: list[float] = []  # every lookup of a trace the server had not served before, in order
     for label in ("first lookup", "looked up again"):
         it = iter(http_ids)
         t = timed(lambda it=it: client.get(f"/api/v1/traces/{next(it)}"), len(http_ids))
         print(f"GET /api/v1/traces/{{id}} (HTTP), {label}: p50 {median(t):.2f} ms, p95 {pct(t, 0.95):.2f} ms")
+        distinct += t if label == "first lookup" else []
     # A server that has been answering for a while: DuckDB's buffers hold what earlier lookups read, and
     # its allocator has memory that is already mapped. Traces never asked for before, after --warm others.
     started = time.perf_counter()
     for i, trace_id in enumerate(warm_ids, 1):
-        client.get(f"/api/v1/traces/{trace_id}")
+        distinct += timed(lambda t=trace_id: client.get(f"/api/v1/traces/{t}"), 1)
         if i % 250 == 0 or i == len(warm_ids):
             print(f"  serving {i:,} / {len(warm_ids):,} other lookups ({time.perf_counter() - started:.0f} s)",
                   end="\r", flush=True)
     print()
     it = iter(later_ids)
     t = timed(lambda: client.get(f"/api/v1/traces/{next(it)}"), len(later_ids))
+    distinct += t
     rss = psutil.Process(server.proc.pid).memory_info().rss
     print(f"GET /api/v1/traces/{{id}} (HTTP), first lookup after {len(warm_ids):,} lookups of other traces: "
           f"p50 {median(t):.2f} ms, p95 {pct(t, 0.95):.2f} ms (server RSS {rss / 2**20:,.0f} MiB, "
           f"store {size / 2**20:,.0f} MiB)")
+    # The service's p50 as a user sees it from the start: the first touches above are in it, at their share.
+    print(f"GET /api/v1/traces/{{id}} (HTTP), all {len(distinct):,} lookups of distinct traces since the server "
+          f"started: p50 {median(distinct):.2f} ms, p95 {pct(distinct, 0.95):.2f} ms, "
+          f"first 100 p50 {median(distinct[:100]):.2f} ms")
     for what in ("trajectory", "latency"):
         for layout in ("objects", "table"):
             url = f"/api/v1/traces/{big_id}/{what}?layout={layout}"
