@@ -97,7 +97,7 @@ def mid_size_runs(store: DuckDBStore) -> dict[str, str]:
         store.write(whole)
         step = MID_SPANS // 5
         for first in range(0, MID_SPANS, step):
-            noise = pa.concat_tables([decode_request(p).table for p in build_payloads(4000, 512)])
+            noise = pa.concat_tables([decode_request(p).table for p in build_payloads(4000, 512, seed=1000 + first)])
             store.write(pa.concat_tables([parted.slice(first, step), noise]))
         store.checkpoint()
         found = [whole["trace_id"][0].as_py(), parted["trace_id"][0].as_py()]

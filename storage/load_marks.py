@@ -2,12 +2,13 @@
 offset in the load, in nanoseconds — unique, and increasing in the order DuckDB stores the rows.
 
 Why: a trace lookup through the ART index fetches each row on its own, and for the ZSTD-compressed JSON
-columns DuckDB decompresses the row's 2,048-row vector from its start for every row fetched (10 µs to
-0.5 ms per row; a 500-span trace interleaved with others over 1M stored spans: 221 ms). A column whose
-values increase with the storage order has exact zone maps, so a range of marks is a scan that DuckDB
-prunes to the row groups and vectors holding those rows, each decompressed once (the same 500 rows
-contiguous: ~7 ms; an 8-span trace 2.5 ms against 5.3 through the index). The lookup reads a trace's marks
-through the index (one cheap column), groups them into ranges, and scans the ranges.
+columns DuckDB decompresses the row's 2,048-row vector from its start for every row fetched (~0.15–0.45 ms
+per row here). A column whose values increase with the storage order has exact zone maps, so a range of
+marks is a scan that DuckDB prunes to the row groups and vectors holding those rows, each vector decoded
+once. The lookup reads a trace's marks through the index (one cheap column), groups them into ranges, and
+scans each range. At 10M spans (bench/lookup.py): a 500-span run written in one load 106 → 12 ms, written
+over five loads with other spans between 186 → 27 ms; an 8–16-span trace about the same to ~20 % less
+(a range decodes whole vectors of every column, the index only the trace's rows).
 
 Spans stored before marks existed carry their decode time (shared by a request's spans, only roughly
 increasing): ranges over them still return the right rows (the lookup filters by trace and checks the
@@ -23,7 +24,7 @@ MARK_COLUMN = "ingested_at_unix_nano"
 # Marks closer than this are read as one range: within a load they are rows (up to one vector between two
 # of a trace's rows is cheaper to scan than a second range); across loads, nanoseconds.
 RANGE_GAP = 2048
-# A range costs about one vector's decode per column (~2.5–4 ms here), an index fetch ~0.3–0.5 ms per row:
+# A range costs about one vector's decode per column (~2.5–4 ms here), an index fetch ~0.15–0.45 ms per row:
 # ranges pay while each holds at least this many of the trace's rows on average.
 ROWS_PER_RANGE = 6
 # Each range is a scan of its own in one query: past this many, planning them costs more than they save.

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from tests.otlp_builders import make_span
 from tests.storage.conftest import table_of
 from trajscope.storage import duckdb_store
+from trajscope.storage.compaction import compact
 from trajscope.storage.duckdb_store import DuckDBStore
 from trajscope.storage.load_marks import MARK_COLUMN, mark_ranges, ranges_pay, stamp
 
@@ -79,6 +80,18 @@ def range_reads(monkeypatch) -> list[pa.Table | None]:
     monkeypatch.setattr(duckdb_store.DuckDBStore, "_by_load_marks",
                         staticmethod(lambda *args: seen.append(real(*args)) or seen[-1]))
     return seen
+
+
+def test_compaction_keeps_the_marks_and_their_order(tmp_path):
+    store = DuckDBStore(tmp_path / "data")
+    for n in (300, 5, 40):
+        store.write(table_of([make_span(f"s{i}") for i in range(n)]))
+    before = _marks(store)
+    store.close()
+    compact(tmp_path / "data")
+    store = DuckDBStore(tmp_path / "data")
+    assert _marks(store) == before and before == sorted(set(before))
+    store.close()
 
 
 def test_a_written_trace_is_read_as_one_range_and_a_scattered_one_through_the_index(store, range_reads):
