@@ -109,6 +109,18 @@ def output_text(attrs: dict[str, Any], events: list[dict[str, Any]]) -> str | No
     return _flat(attrs, _OUTPUT_FLAT, _OUTPUT_FIRST, last=False) or _event_text(events, ("gen_ai.choice",), last=False)
 
 
+# Every attribute key ``input_text`` / ``output_text`` can read a text from (flattened lists start at their
+# ``.0.`` key): a span carrying none of them and no events has neither.
+TEXT_KEYS = frozenset(_INPUT_KEYS + _OUTPUT_KEYS + _INPUT_FIRST + _OUTPUT_FIRST)
+
+
+def texts(attrs: dict[str, Any], events: list[dict[str, Any]]) -> tuple[str | None, str | None]:
+    """(input_text, output_text); most tool and agent spans of a big run carry neither, decided in C."""
+    if not events and attrs.keys().isdisjoint(TEXT_KEYS):
+        return None, None
+    return input_text(attrs, events), output_text(attrs, events)
+
+
 def preview(text: str | None) -> str | None:
     return None if text is None else text[:PREVIEW_CHARS]
 

@@ -231,8 +231,7 @@ def trajectory_of_columns(trace_id: str, cols: dict[str, list[Any]], layout: str
                           "output_tokens", "cost_usd", "attributes", "events", "parent_span_id"))
     row = spans.row
     group_of = groups.get
-    checks_of, input_text, output_text, limit = (guardrails.checks, content.input_text, content.output_text,
-                                                 content.PREVIEW_CHARS)
+    checks_of, texts, limit = guardrails.checks, content.texts, content.PREVIEW_CHARS
     for span_id, depth in tree.walk():
         if span_id == VIRTUAL_ROOT_ID:
             append(_virtual_step(tree))
@@ -240,7 +239,7 @@ def trajectory_of_columns(trace_id: str, cols: dict[str, list[Any]], layout: str
         i = row[span_id]
         attrs, evs = attributes[i], events[i]
         checks = checks_of(attrs, evs, names[i], categories[i])
-        text_in, text_out = input_text(attrs, evs), output_text(attrs, evs)
+        text_in, text_out = texts(attrs, evs)
         append([len(steps), span_id, parents[i], depth, categories[i], names[i], services[i], starts[i], ends[i],
                 round(durations[i] / 1e6, 6), statuses[i], messages[i], errors[i], agents[i],
                 response_models[i] or request_models[i], tools[i], call_ids[i], inputs[i], outputs[i], costs[i],
