@@ -16,7 +16,6 @@ ways and compare.
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 import numpy as np
@@ -44,6 +43,7 @@ from trajscope.collector.span_parts import (
     scope_part_of,
     span_problem,
 )
+from trajscope.storage.load_marks import UNSTAMPED
 from trajscope.storage.schema import SPAN_SCHEMA
 
 log = logging.getLogger(__name__)
@@ -136,7 +136,6 @@ class _Fields:
 
 
 def _decode(request: Any, default_project: str) -> DecodedBatch:
-    ingested_at = time.time_ns()
     raw: list[bytes] = []
     groups: list[tuple[Any, Any, int, int, int]] = []  # resource, scope, their indices, first span
     for r_index, resource_spans in enumerate(request.resource_spans):
@@ -282,7 +281,7 @@ def _decode(request: Any, default_project: str) -> DecodedBatch:
         "dropped_events_count": f.uint(_DROPPED_EVENTS, wire.VARINT, 2**32 - 1)[keep],
         "links": _json_or_null(links, n),
         "dropped_links_count": f.uint(_DROPPED_LINKS, wire.VARINT, 2**32 - 1)[keep],
-        "ingested_at_unix_nano": np.full(n, ingested_at, np.int64),
+        "ingested_at_unix_nano": np.full(n, UNSTAMPED, np.int64),  # the store stamps it at load
     }
     for i, name in enumerate(_RESOURCE_COLUMNS):
         per_group = pa.array([g[0][2 + i] for g in groups], SPAN_SCHEMA.field(name).type)

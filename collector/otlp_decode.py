@@ -12,7 +12,6 @@ partial success; the rest of the request is kept. A request that cannot be parse
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pyarrow as pa
@@ -41,6 +40,7 @@ from trajscope.collector.span_parts import (
     scope_part,
     span_problem,
 )
+from trajscope.storage.load_marks import UNSTAMPED
 from trajscope.storage.schema import SPAN_COLUMNS, SPAN_SCHEMA
 
 __all__ = ["DecodedBatch", "InvalidRequest", "decode_message", "decode_request", "parse_request", "use_decoder"]
@@ -85,7 +85,6 @@ def decode_message(request: ExportTraceServiceRequest, default_project: str = "d
     rows: list[tuple[Any, ...]] = []
     rejected = 0
     messages: list[str] = []
-    ingested_at = time.time_ns()
     table = prices()
     for r_index, resource_spans in enumerate(request.resource_spans):
         res = resource_part(resource_spans.resource, resource_spans.schema_url, default_project)
@@ -137,7 +136,7 @@ def decode_message(request: ExportTraceServiceRequest, default_project: str = "d
                     span.dropped_links_count,
                     *res[2:],
                     *scope,
-                    ingested_at,
+                    UNSTAMPED,  # the store stamps it at load
                 ))
     return DecodedBatch(rows_to_table(rows), rejected, rejection_message(rejected, messages))
 

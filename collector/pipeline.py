@@ -184,7 +184,7 @@ class IngestPipeline:
             got = await self._batcher.decode_protobuf(body, project, validated)
         else:
             got = await self._batcher.decode_one(body, encoding, project)
-        if isinstance(got, tuple):  # decoded with other exports: their spans are staged once, together
+        if isinstance(got, tuple):  # decoded with other exports: their spans are handed over once, together
             return got
         return got, got.accepted, None
 

@@ -21,6 +21,8 @@ import numpy as np
 import pyarrow as pa
 
 MARK_COLUMN = "ingested_at_unix_nano"
+# A decoded span's mark until the store stamps it at load (``stamp``): decoders leave it at this.
+UNSTAMPED = 0
 # Marks closer than this are read as one range: within a load they are rows (up to one vector between two
 # of a trace's rows is cheaper to scan than a second range); across loads, nanoseconds.
 RANGE_GAP = 2048
