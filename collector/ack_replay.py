@@ -4,13 +4,14 @@ instead, ``IngestPipeline.restage_earlier_run``).
 
 Records are decoded in this process and written in loads of ``LOAD_ROWS`` spans; a record that no longer
 decodes is set aside (``failed-*.otlp``) as the server would. The log's segments go only once every
-record is in the store: a failing write leaves them for the next start.
+record is in a checkpointed store file: a failing write or checkpoint leaves them for the next start.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Protocol
 
 import pyarrow as pa
 
@@ -19,9 +20,13 @@ from trajscope.collector.otlp_decode import InvalidRequest, decode_request
 from trajscope.storage.staged_writer import LOAD_ROWS, write_in_loads
 
 
-def load_acknowledged(directory: str | Path, write: Callable[[pa.Table], int],
-                      progress: Callable[[str], None] | None = None) -> int:
-    """Write every record of the acknowledgement log in ``directory`` through ``write`` (the store's);
+class _Store(Protocol):
+    def write(self, spans: pa.Table) -> int: ...
+    def checkpoint(self) -> None: ...
+
+
+def load_acknowledged(directory: str | Path, store: _Store, progress: Callable[[str], None] | None = None) -> int:
+    """Write every record of the acknowledgement log in ``directory`` into ``store`` and checkpoint it;
     returns the number of spans handed to it."""
     directory = Path(directory)
     if not any(directory.glob("seg-*.log")):
@@ -42,7 +47,8 @@ def load_acknowledged(directory: str | Path, write: Callable[[pa.Table], int],
                 yield batch.table
 
     try:
-        spans = write_in_loads(decoded(), write, LOAD_ROWS)
+        spans = write_in_loads(decoded(), store.write, LOAD_ROWS)
+        store.checkpoint()
         ack_log.earlier_run_restaged()
     finally:
         ack_log.close()

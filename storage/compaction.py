@@ -16,7 +16,8 @@ from pathlib import Path
 
 import duckdb
 
-from trajscope.storage.duckdb_store import DB_FILE, STORAGE_VERSION, DuckDBStore
+from trajscope.storage.clean_start import WAL_SUFFIXES, DirectoryInUse, DirectoryLock
+from trajscope.storage.duckdb_store import DB_FILE, STORAGE_VERSION, DuckDBStore, StoreError
 from trajscope.storage.staged_writer import StagedWriter
 
 
@@ -40,22 +41,43 @@ def compact(data: str | Path, fold_in: Callable[[DuckDBStore], object] | None = 
     if not db.exists():
         raise CompactionError(f"no trajscope data in {data} (expected {db})")
     started = time.perf_counter()
-    # First fold everything in: spans a crashed server acknowledged (staging log, ``fold_in``) and the WAL.
+    # Held throughout, so that no server opens the directory between the fold-in and the rename.
+    try:
+        lock = DirectoryLock(data)
+    except DirectoryInUse as exc:
+        raise CompactionError(f"{exc}; stop the server using it first") from None
+    try:
+        spans = _fold_in(data, fold_in)
+        before = db.stat().st_size
+        _rewrite(data, db)
+    finally:
+        lock.release()
+    return CompactionResult(before, db.stat().st_size, spans, time.perf_counter() - started)
+
+
+def _fold_in(data: Path, fold_in: Callable[[DuckDBStore], object] | None) -> int:
+    """Everything a crashed server left, into the file and checkpointed: the staging log, ``fold_in`` (the
+    acknowledgement log). Returns the spans stored."""
     try:
         store = DuckDBStore(data)
-    except duckdb.IOException as exc:
-        raise CompactionError(f"cannot open {data} ({exc}); stop the server using it first") from None
+    except (duckdb.IOException, DirectoryInUse, StoreError) as exc:
+        raise CompactionError(f"cannot open {data} ({exc})") from None
     try:
         StagedWriter(store, data / "staging").close()
         if fold_in is not None:
             fold_in(store)
         store.checkpoint()
-        spans = store.query("SELECT count(*) AS n FROM spans").column("n")[0].as_py()
+        return store.query("SELECT count(*) AS n FROM spans").column("n")[0].as_py()
     finally:
         store.close()
-    before = db.stat().st_size
+
+
+def _rewrite(data: Path, db: Path) -> None:
+    """``COPY FROM DATABASE`` into a fresh file, made durable, then renamed over the original. A crash before
+    the rename leaves the original as it was (the next compaction starts the copy afresh)."""
     fresh = data / f"{DB_FILE}.compacting"
-    fresh.unlink(missing_ok=True)
+    for leftover in (fresh, *(Path(f"{fresh}{suffix}") for suffix in WAL_SUFFIXES)):
+        leftover.unlink(missing_ok=True)
     con = duckdb.connect()
     try:
         con.execute(f"ATTACH '{db}' AS old (READ_ONLY)")
@@ -72,4 +94,3 @@ def compact(data: str | Path, fold_in: Callable[[DuckDBStore], object] | None = 
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
-    return CompactionResult(before, db.stat().st_size, spans, time.perf_counter() - started)

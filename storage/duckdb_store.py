@@ -18,6 +18,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from trajscope.storage.batch_summary import summarise_table
+from trajscope.storage.clean_start import (
+    DirectoryInUse,
+    DirectoryLock,
+    leftover_wals,
+    remove_unfinished_copies,
+    set_aside_wals,
+)
 from trajscope.storage.interface import TraceFilter, TraceVersion
 from trajscope.storage.known_traces import KnownTraces
 from trajscope.storage.load_marks import MARK_COLUMN, mark_ranges, ranges_pay, stamp
@@ -84,13 +91,31 @@ def _arrow_batch_rows(expected: int | None) -> int:
     return 1 << max(6, min(20, (expected if expected is not None else 256).bit_length()))
 
 
+class StoreError(RuntimeError):
+    """The database file cannot be opened; the message names the file and what to do."""
+
+
 class DuckDBStore:
-    """``SpanStore`` on a DuckDB file. ``path`` is a data directory (created) or ``:memory:``."""
+    """``SpanStore`` on a DuckDB file. ``path`` is a data directory (created) or ``:memory:``.
+
+    Opening (not read-only) takes the directory's lock, sets aside a WAL DuckDB left (``clean_start``: the
+    file opens at its last checkpoint; trajscope's logs hold everything since), migrates the schema and
+    checkpoints, so the file itself always holds the schema and every finished migration."""
 
     def __init__(self, path: str | Path, *, read_only: bool = False, memory_limit: str | None = None,
                  ingest_threads: int | None = None) -> None:
         """``ingest_threads``: DuckDB's thread count while spans are being loaded (``set_ingest_mode``);
         None keeps DuckDB's own count throughout and locks the configuration."""
+        self._lock: DirectoryLock | None = None
+        self.wal_set_aside: Path | None = None
+        self._catalog: str | None = None
+        self._readers = threading.local()
+        self._reader_lock = threading.Lock()
+        self._reader_cursors: list[duckdb.DuckDBPyConnection] = []
+        self._write_lock = threading.Lock()
+        self._closed = False
+        self._known: KnownTraces | None = None
+        self._last_mark = 0  # the last load mark given (storage.load_marks)
         if str(path) == ":memory:":
             self.db_path = ":memory:"
         else:
@@ -98,46 +123,84 @@ class DuckDBStore:
             if not read_only:
                 directory.mkdir(parents=True, exist_ok=True)
             self.db_path = str(directory / DB_FILE)
+        try:
+            self._con = self._connect(read_only, memory_limit)
+            self._configure(ingest_threads)
+            if not read_only:
+                self._recover()
+        except BaseException:
+            self._release_lock()
+            raise
+
+    def _connect(self, read_only: bool, memory_limit: str | None) -> duckdb.DuckDBPyConnection:
         # New files get a storage format with ZSTD string compression (schema.ZSTD_COLUMNS); existing files
         # keep the format they were created with.
-        # No query on this instance may touch files or the network (read_csv, COPY, ATTACH, INSTALL, httpfs
-        # URLs...): the store itself only ever reads Python-registered Arrow tables and its own file, so
-        # the analysts' SQL endpoint can share it safely.
         config: dict[str, str | bool] = {"storage_compatibility_version": STORAGE_VERSION}
         if memory_limit:
             config["memory_limit"] = memory_limit
-        self._catalog: str | None = None
-        self._readers = threading.local()
-        self._reader_lock = threading.Lock()
-        self._reader_cursors: list[duckdb.DuckDBPyConnection] = []
         if self.db_path == ":memory:":
-            self._con = duckdb.connect(self.db_path, config=config)
+            return duckdb.connect(self.db_path, config=config)
+        db_file = Path(self.db_path)
+        if read_only:
+            self._refuse_unclean_read(db_file)
         else:
-            # Attached rather than opened, because the row group size is an ATTACH option only. The catalog
-            # keeps the name a plain open gives it (the file's stem).
-            # Spilled intermediates go beside the database file, as when DuckDB opens a file itself (an
-            # in-memory default would put them in the working directory).
-            self._con = duckdb.connect(":memory:", config={**config, "temp_directory": f"{self.db_path}.tmp"})
-            options = f"STORAGE_VERSION '{STORAGE_VERSION}', ROW_GROUP_SIZE {ROW_GROUP_ROWS}"
-            path_sql = self.db_path.replace("'", "''")
-            self._catalog = Path(DB_FILE).stem
-            self._con.execute(f"ATTACH '{path_sql}' AS {self._catalog} ({options}"
-                              f"{', READ_ONLY' if read_only else ''})")
-            self._con.execute(f"USE {self._catalog}")
+            self._lock = DirectoryLock(db_file.parent)
+            self.wal_set_aside = set_aside_wals(db_file)
+            remove_unfinished_copies(db_file)
+        # Attached rather than opened, because the row group size is an ATTACH option only. The catalog
+        # keeps the name a plain open gives it (the file's stem). Spilled intermediates go beside the
+        # database file, as when DuckDB opens a file itself (an in-memory default would put them in the
+        # working directory).
+        con = duckdb.connect(":memory:", config={**config, "temp_directory": f"{self.db_path}.tmp"})
+        options = f"STORAGE_VERSION '{STORAGE_VERSION}', ROW_GROUP_SIZE {ROW_GROUP_ROWS}"
+        path_sql = self.db_path.replace("'", "''")
+        catalog = Path(DB_FILE).stem
+        try:
+            con.execute(f"ATTACH '{path_sql}' AS {catalog} ({options}{', READ_ONLY' if read_only else ''})")
+        except duckdb.IOException as exc:
+            con.close()
+            if "lock" in str(exc).lower():
+                raise DirectoryInUse(f"data directory {db_file.parent} is in use by another process: {exc}") from None
+            raise StoreError(self._unreadable(db_file, exc)) from None
+        except duckdb.Error as exc:
+            con.close()
+            raise StoreError(self._unreadable(db_file, exc)) from None
+        self._catalog = catalog
+        con.execute(f"USE {catalog}")
+        return con
+
+    @staticmethod
+    def _unreadable(db_file: Path, exc: BaseException) -> str:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return (f"{db_file} cannot be opened ({reason}); run `trajscope recover --data {db_file.parent}` to "
+                "rebuild it from what is intact")
+
+    @staticmethod
+    def _refuse_unclean_read(db_file: Path) -> None:
+        """A read-only open would have DuckDB replay a leftover WAL; only a writer recovers the directory."""
+        if not leftover_wals(db_file):
+            return
+        try:
+            lock = DirectoryLock(db_file.parent)
+        except DirectoryInUse:
+            return  # a server has it open: DuckDB's own lock answers
+        lock.release()
+        raise StoreError(f"{db_file} was not closed cleanly; start `trajscope serve --data {db_file.parent}` "
+                         f"on it once, or run `trajscope recover --data {db_file.parent}`, then read it")
+
+    def _configure(self, ingest_threads: int | None) -> None:
+        # No query on this instance may touch files or the network (read_csv, COPY, ATTACH, INSTALL, httpfs
+        # URLs...): the store itself only ever reads Python-registered Arrow tables and its own file, so
+        # the analysts' SQL endpoint can share it safely.
         self._con.execute("SET enable_external_access = false")
-        if not read_only:
-            self.schema_version = migrate(self._con)
-            install_views(self._con)
         # Up to this many matching rows, a trace_id lookup (a trace, or a commit's touched traces) goes
-        # through the index; past it a scan is faster: index fetches of wide rows are slow (a 10k-span
-        # trace in a 1M-span store: 540 ms through the index, 20 ms by scan; a 10-span trace: 2 ms
-        # through the index). The percentage is zeroed because its default (0.1 % of the table) lifts
-        # the bound to 10k rows at 10M spans.
+        # through the index; past it a scan is faster: index fetches of wide rows are slow. The percentage
+        # is zeroed because its default (0.1 % of the table) lifts the bound to 10k rows at 10M spans.
         self._con.execute(f"SET index_scan_max_count = {INDEX_SCAN_MAX_ROWS}")
         self._con.execute("SET index_scan_percentage = 0")
         # DuckDB checkpoints inside the commit that pushes the WAL past this size, stalling every
-        # acknowledgement waiting on it (default 16 MB: every ~20k spans, a 45 ms commit became 300+ ms).
-        # The staged writer checkpoints when idle instead (``StagedWriter``); this is only the backstop.
+        # acknowledgement waiting on it. The staged writer checkpoints on its own schedule instead
+        # (``StagedWriter``); this is only the backstop.
         self._con.execute(f"SET checkpoint_threshold = '{CHECKPOINT_BACKSTOP}'")
         self._query_threads = int(self._con.execute("SELECT current_setting('threads')").fetchone()[0])
         self._ingest_threads = None if ingest_threads is None else max(1, int(ingest_threads))
@@ -147,14 +210,21 @@ class DuckDBStore:
             # A store that switches its thread count for loads cannot be locked; there the analysts' SQL
             # check alone refuses SET, RESET and PRAGMA (query.analyst_sql).
             self._con.execute("SET lock_configuration = true")
-        self._write_lock = threading.Lock()
-        self._closed = False
-        self._known: KnownTraces | None = None
-        self._last_mark = 0  # the last load mark given (storage.load_marks)
-        if not read_only:
-            self._backfill_summaries()
-            self._known = self._known_traces()
-            self._last_mark = self._con.execute(f"SELECT coalesce(max({MARK_COLUMN}), 0) FROM spans").fetchone()[0]
+
+    def _recover(self) -> None:
+        """Schema, summaries and the filter of stored traces; the file checkpointed, so that what a WAL
+        held (now set aside) is never needed again for the schema."""
+        self.schema_version = migrate(self._con)
+        install_views(self._con)
+        self._backfill_summaries()
+        self._con.execute("CHECKPOINT")
+        self._known = self._known_traces()
+        self._last_mark = self._con.execute(f"SELECT coalesce(max({MARK_COLUMN}), 0) FROM spans").fetchone()[0]
+
+    def _release_lock(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     # -- writing ------------------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -474,3 +544,4 @@ class DuckDBStore:
                     cursor.close()
                 self._reader_cursors.clear()
             self._con.close()
+            self._release_lock()

@@ -69,4 +69,9 @@ def reprice(store: DuckDBStore, prices: PriceTable, *, since_unix_nano: int | No
         start = end
         if progress:
             progress(start, total)
+    if total:
+        # Reported done only once in the file: trajscope never replays DuckDB's WAL (storage.clean_start). A
+        # repricing cut short by a crash keeps the chunks checkpointed before it (each chunk changes spans
+        # and their summaries together) and is completed by running it again.
+        store.checkpoint()
     return RepriceResult(len(rows), total, refreshed)

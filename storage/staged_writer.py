@@ -7,20 +7,24 @@ Two threads, so an acknowledgement never waits on DuckDB:
 * the **load thread** collects acknowledged batches and writes them to the store (``SpanStore.write``:
   dedup, insert, trace summaries, one transaction) once ``load_rows`` have gathered — whole row groups,
   the rest waiting for the next load —, when input pauses for ``linger_s``, or at once when a reader calls
-  ``sync`` (then everything). Loaded segments of the log are deleted. While input outruns the loader (a
+  ``sync`` (then everything). It checkpoints the store every ``checkpoint_rows`` loaded spans, every
+  ``checkpoint_after_s`` and when idle; only then are the loaded segments of the log deleted (and batches
+  logged elsewhere released), because trajscope never relies on DuckDB's WAL (``storage.clean_start``).
+  While input outruns the loader (a
   full load gathers) the store is in ingest mode (``set_ingest_mode``: fewer DuckDB threads). The load
   after input pauses (``linger_s``) is the burst's tail and still runs in ingest mode; a second such load
   in a row (a trickle) or ``idle_after_s`` without input switches it back.
 
 A batch whose export is already durable elsewhere (the ingest pipeline's acknowledgement log of raw
 bodies) skips the staging log (``submit_logged_elsewhere``): it goes straight to the load queue and its
-future resolves once it is in the store, when the other log may let it go. Writing it here as well (its
+future resolves once it is in a checkpointed store file, when the other log may let it go. Writing it here as well (its
 Arrow IPC stream, 1.6× the wire size, written and fsynced again) cost ~7 µs/span of CPU across the server
 and its decode workers in an A/B (bench/README.md, ninth session).
 
-Readers call ``sync()`` first, so a query sees every span acknowledged before it began. After a crash the
-log is replayed into the store on start (writes are idempotent, so a batch loaded just before the crash
-is not stored twice). If loading fails, the spans stay in the log and the loader retries; the backlog
+Readers call ``sync()`` first, so a query sees every span acknowledged before it began (loaded and committed;
+reads do not wait for checkpoints). After a crash the log is replayed into the store on start and
+checkpointed before it is deleted (writes are idempotent, so a batch loaded just before the crash is not
+stored twice). If loading fails, the spans stay in the log and the loader retries; the backlog
 bound then turns new exports away with a retryable error instead of losing anything.
 """
 
@@ -52,9 +56,11 @@ LOAD_ROWS = 2 * ROW_GROUP_ROWS
 MAX_LOAD_ROWS = 16 * ROW_GROUP_ROWS
 # The longest a load waits for spans said to be on their way (``more_coming``) once input is quiet.
 MAX_LINGER_S = 1.0
-# Past this many rows loaded since the last checkpoint, checkpoint even under load. A checkpoint rewrites
-# what was appended since the previous one (~5–8 µs per span), so it waits for idle time when it can.
-CHECKPOINT_ROWS = 1_000_000
+# Past this many rows loaded since the last checkpoint, or this long after the first of them, checkpoint even
+# under load. Until then the logs keep those spans (a restart re-applies them), so these bound both the log's
+# size and the work of a restart; a checkpoint's cost is mostly fixed (docs/performance.md).
+CHECKPOINT_ROWS = 131_072
+CHECKPOINT_AFTER_S = 10.0
 RETRY_AFTER_FAILURE_S = 1.0
 
 
@@ -79,6 +85,7 @@ class WriterStats:
     last_load_rows: int = 0
     load_seconds: float = 0.0
     checkpoints: int = 0
+    checkpoint_failures: int = 0
 
 
 @dataclass
@@ -146,7 +153,8 @@ def conform(table: pa.Table) -> pa.Table:
 class StagedWriter:
     def __init__(self, store: _Store, directory: str | Path, *, load_rows: int = LOAD_ROWS,
                  row_group_rows: int = ROW_GROUP_ROWS, linger_s: float = 0.05, idle_after_s: float = 1.0,
-                 checkpoint_rows: int = CHECKPOINT_ROWS, progress: Callable[[str], None] | None = None) -> None:
+                 checkpoint_rows: int = CHECKPOINT_ROWS, checkpoint_after_s: float = CHECKPOINT_AFTER_S,
+                 progress: Callable[[str], None] | None = None) -> None:
         self._store = store
         self._load_rows = load_rows
         self._row_group_rows = row_group_rows
@@ -156,7 +164,14 @@ class StagedWriter:
         self.more_coming: Callable[[], bool] = lambda: False
         self._idle_after_s = idle_after_s
         self._checkpoint_rows = checkpoint_rows
+        self._checkpoint_after_s = checkpoint_after_s
         self._rows_since_checkpoint = 0
+        self._first_uncheckpointed = 0.0  # when the first load since the last checkpoint committed
+        # Futures of batches logged elsewhere that are loaded and committed but not yet in a checkpoint (their
+        # spans are not kept: only the future, resolved once they are).
+        self._uncheckpointed: list[tuple[Future[int], int]] = []
+        self._discard_at = 0  # staging-log segments below this one may go at the next checkpoint
+        self._checkpointed = True  # no load committed since the last checkpoint
         self.stats = WriterStats()
         self._set_ingest_mode: Callable[[bool], None] | None = getattr(store, "set_ingest_mode", None)
         self._ingesting = False
@@ -192,7 +207,9 @@ class StagedWriter:
             if progress:
                 progress(f"recovered {self.stats.spans_replayed} acknowledged spans from the staging log")
 
-        write_in_loads((read_ipc(payload) for _, payload in self._log.replay()), replay, self._load_rows)
+        replayed = write_in_loads((read_ipc(payload) for _, payload in self._log.replay()), replay, self._load_rows)
+        if replayed:
+            self._store.checkpoint()  # in the file before the log lets go of them
         self._log.discard_before(self._log.segment)
 
     # -- submitting ---------------------------------------------------------------------------------
@@ -213,8 +230,8 @@ class StagedWriter:
 
     def submit_logged_elsewhere(self, payload: bytes | bytearray, rows: int) -> Future[int]:
         """Queue one decoded batch for loading without writing it to the staging log: the caller keeps it
-        durable (and recovers it after a crash) until the future resolves, once the batch is in the store.
-        If loading never completes (the server stops first), the future never resolves."""
+        durable (and recovers it after a crash) until the future resolves, once the batch is in a checkpointed
+        store file. If that never happens (the server stops first), the future never resolves."""
         item = _Batch(payload, rows, logged=False)
         with self._lock:  # held while queueing, so that close() cannot stop the loader in between
             if self._closed:
@@ -317,6 +334,8 @@ class StagedWriter:
             if taken:
                 self._switch_for(busy)
                 self._load(*self._whole_row_groups(taken, drain))
+        if not self._checkpointed:
+            self._checkpoint()  # closing: what was loaded goes into the file before the logs let it go
 
     def _whole_row_groups(self, taken: list[_Batch], drain: bool) -> tuple[list[_Batch], list[pa.Table]]:
         """What to load now: everything when draining, else whole row groups, the rest of the export that
@@ -385,32 +404,43 @@ class StagedWriter:
             self._loaded += sum(item.completes for item in taken)
             self._cond.notify_all()
         self._release(rows)
-        for item in taken:
-            if not item.logged and item.completes:
-                item.future.set_result(item.rows)
+        if self._checkpointed:
+            self._first_uncheckpointed = time.monotonic()
+            self._checkpointed = False
+        self._uncheckpointed.extend((item.future, item.rows) for item in taken if item.completes and not item.logged)
         # Every record of the segments before the last loaded one is now in the store (what waits, the
         # rest of a cut export included, is in that segment or later ones).
         logged = [item.segment for item in taken if item.logged]
         if logged:
-            self._log.discard_before(logged[-1])
+            self._discard_at = max(self._discard_at, logged[-1])
         self._rows_since_checkpoint += written
-        if self._rows_since_checkpoint >= self._checkpoint_rows:
+        if (self._rows_since_checkpoint >= self._checkpoint_rows
+                or time.monotonic() - self._first_uncheckpointed >= self._checkpoint_after_s):
             self._checkpoint()
 
     def _checkpoint(self) -> None:
+        """Checkpoint the store, then let go of what the checkpoint made durable in the file."""
         try:
             self._store.checkpoint()
         except Exception:
-            log.exception("checkpoint failed; the data stays in the WAL and is retried later")
+            # Nothing is released: the logs keep every span loaded since the last checkpoint.
+            log.exception("checkpoint failed; the logs keep what was loaded since the last one, retried later")
+            self.stats.checkpoint_failures += 1
             return
         self.stats.checkpoints += 1
         self._rows_since_checkpoint = 0
+        self._checkpointed = True
+        done, self._uncheckpointed = self._uncheckpointed, []
+        for future, rows in done:
+            future.set_result(rows)
+        if self._discard_at:
+            self._log.discard_before(self._discard_at)
 
     def _idle(self) -> None:
         """Housekeeping while nobody waits; a failure here must not kill the loader."""
         self._after_full_load = False
         self._ingest_mode(False)
-        if self._rows_since_checkpoint:
+        if not self._checkpointed:
             self._checkpoint()
 
     # -- readers and shutdown -----------------------------------------------------------------------
@@ -444,5 +474,5 @@ class StagedWriter:
         if not self._load_thread.is_alive():
             self._ingest_mode(False)
         with self._cond:
-            all_loaded = not self._load_thread.is_alive() and self._loaded == self._acked
+            all_loaded = not self._load_thread.is_alive() and self._loaded == self._acked and self._checkpointed
         self._log.close(all_loaded=all_loaded)

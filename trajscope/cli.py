@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"trajscope: compacting {args.data} …", file=sys.stderr, flush=True)
 
         def fold_in(store: Any) -> None:
-            load_acknowledged(Path(args.data) / ACK_LOG_DIR, store.write,
+            load_acknowledged(Path(args.data) / ACK_LOG_DIR, store,
                               progress=lambda msg: print(f"trajscope: {msg}", file=sys.stderr, flush=True))
 
         try:

@@ -29,7 +29,8 @@ from trajscope.collector.pipeline import IngestPipeline
 from trajscope.config import ServerSettings, ingest_threads
 from trajscope.query.alerting import AlertConfig, AlertConfigError, AlertMonitor, load_rules
 from trajscope.query.api import AppState, create_app
-from trajscope.storage.duckdb_store import DuckDBStore
+from trajscope.storage.clean_start import DirectoryInUse
+from trajscope.storage.duckdb_store import DuckDBStore, StoreError
 from trajscope.storage.staged_writer import StagedWriter
 
 log = logging.getLogger("trajscope")
@@ -69,10 +70,9 @@ def open_store(settings: ServerSettings) -> DuckDBStore:
     try:
         return DuckDBStore(settings.data, memory_limit=settings.memory_limit,
                            ingest_threads=ingest_threads(settings))
-    except duckdb.IOException as exc:
-        if "lock" in str(exc).lower():
-            raise StartupError(f"data directory {settings.data} is in use by another process (is another "
-                               f"`trajscope serve` running on it?): {exc}") from None
+    except (DirectoryInUse, StoreError) as exc:
+        raise StartupError(str(exc)) from None
+    except (duckdb.Error, OSError) as exc:
         raise StartupError(f"cannot open data directory {settings.data}: {exc}") from None
 
 

@@ -277,7 +277,7 @@ def test_only_the_logged_batches_are_written_to_the_log(tmp_path):
 
 def test_a_cut_batch_logged_elsewhere_resolves_with_its_tail(tmp_path):
     store = FakeStore()
-    writer = StagedWriter(store, tmp_path, load_rows=1000, row_group_rows=8, linger_s=30)
+    writer = StagedWriter(store, tmp_path, load_rows=1000, row_group_rows=8, linger_s=30, checkpoint_rows=1)
     futures = [writer.submit_logged_elsewhere(*_batch(5)) for _ in range(3)]
     with writer._cond:
         writer._load_rows = 8
@@ -287,6 +287,54 @@ def test_a_cut_batch_logged_elsewhere_resolves_with_its_tail(tmp_path):
     assert futures[0].done() and not futures[1].done() and not futures[2].done()
     assert writer.sync(timeout=5)
     assert [f.result(5) for f in futures[1:]] == [2, 5]  # the rows of the load that completed each
+    writer.close()
+
+
+class FailingCheckpoints(FakeStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.failing = True
+
+    def checkpoint(self) -> None:
+        if self.failing:
+            raise OSError("no space left on device")
+        super().checkpoint()
+
+
+def test_what_is_loaded_is_released_only_by_a_checkpoint(tmp_path):
+    """DuckDB's WAL is never relied on (storage.clean_start): a batch logged elsewhere resolves (its record
+    may leave the other log) only once a checkpoint has put the spans in the file."""
+    store = FailingCheckpoints()
+    writer = StagedWriter(store, tmp_path, linger_s=0.01, idle_after_s=0.05, checkpoint_rows=10**9,
+                          checkpoint_after_s=3600)
+    elsewhere = writer.submit_logged_elsewhere(*_batch(4))
+    writer.submit(*_batch(3)).result(5)
+    assert writer.sync(timeout=5) and len(store.span_ids) == 7  # loaded and readable
+    _wait_for(lambda: writer.stats.checkpoint_failures >= 2)  # idle checkpoints tried, and failed
+    assert not elsewhere.done()
+    store.failing = False
+    assert elsewhere.result(5) == 4
+    writer.close()
+
+
+def test_a_checkpoint_is_due_by_rows_or_by_age_under_steady_load(tmp_path):
+    store = FakeStore()
+    writer = StagedWriter(store, tmp_path, linger_s=0.01, idle_after_s=3600, checkpoint_rows=6,
+                          checkpoint_after_s=3600)
+    first = writer.submit_logged_elsewhere(*_batch(4))
+    assert writer.sync(timeout=5)
+    assert not first.done() and store.checkpoints == 0  # 4 rows: not yet due
+    second = writer.submit_logged_elsewhere(*_batch(3))
+    assert second.result(5) == 3 and first.result(5) == 4 and store.checkpoints == 1
+    writer.close()
+    aged = FakeStore()
+    writer = StagedWriter(aged, tmp_path / "aged", linger_s=0.01, idle_after_s=3600, checkpoint_rows=10**9,
+                          checkpoint_after_s=0.2)
+    early = writer.submit_logged_elsewhere(*_batch(1))
+    assert writer.sync(timeout=5) and not early.done()
+    time.sleep(0.25)
+    late = writer.submit_logged_elsewhere(*_batch(1))
+    assert late.result(5) == 1 and early.done() and aged.checkpoints == 1
     writer.close()
 
 
