@@ -80,6 +80,8 @@ def _analyst_parsers(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("compact", help="rewrite a stopped server's database file compactly")
     p.add_argument("--data", type=Path, default=Path(env("data", "./data")), help="data directory (./data)")
+    p.add_argument("--prices", type=Path, default=env("prices", None),
+                   help="the server's --prices file, to cost the exports it acknowledged but had not loaded")
 
     p = sub.add_parser("export", help="export spans as Parquet, one file per UTC day")
     p.add_argument("--since", required=True, help="first day, YYYY-MM-DD (UTC)")
@@ -117,10 +119,17 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_demo(args.endpoint, args.sessions, args.seed, args.api_key, args.project)
     if args.command == "compact":
+        from trajscope.analysis.pricing import PriceError
+        from trajscope.collector import costing
         from trajscope.collector.ack_log import ACK_LOG_DIR
         from trajscope.collector.ack_replay import load_acknowledged
         from trajscope.storage.compaction import CompactionError, compact
 
+        try:
+            costing.configure(Path(args.prices) if args.prices else None)
+        except PriceError as exc:
+            print(f"trajscope: bad price file: {exc}", file=sys.stderr)
+            return 1
         print(f"trajscope: compacting {args.data} …", file=sys.stderr, flush=True)
 
         def fold_in(store: Any) -> None:

@@ -67,8 +67,9 @@ class Server:
             time.sleep(0.1)
         raise RuntimeError(f"server not healthy in {timeout}s: {self.log_text()}")
 
-    def log_text(self) -> str:
-        return (self.data.parent / f"server-{self.api_port}.log").read_text(errors="replace")[-3000:]
+    def log_text(self, tail: int | None = 3000) -> str:
+        text = (self.data.parent / f"server-{self.api_port}.log").read_text(errors="replace")
+        return text if tail is None else text[-tail:]
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
         assert self.proc is not None

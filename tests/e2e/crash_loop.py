@@ -28,24 +28,36 @@ import httpx
 import orjson
 import psutil
 
-from tests.e2e.conftest import Server, make_server, run_cli
+from tests.e2e.conftest import Server, make_server
 from tests.otlp_builders import make_request, make_span
 from trajscope.collector.otlp_json import encode_json_request
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 MOMENTS = ("load", "load", "after_replay", "reprice", "compact")
+T0 = 1_760_000_000 * 10**9
+# Each start prices "crash-model" by one of these, so that a repricing after a restart changes stored costs.
+PRICES = ("input = 1.0\noutput = 2.0", "input = 3.0\noutput = 0.5")
+
+
+def price_files(directory: Path) -> list[Path]:
+    files = []
+    for i, body in enumerate(PRICES):
+        path = directory / f"prices-{i}.toml"
+        path.write_text(f'[[model]]\nname = "crash-model"\n{body}\neffective_from = "2020-01-01"\n')
+        files.append(path)
+    return files
 
 
 def _export(rng: random.Random, max_spans: int) -> tuple[list[tuple[str, str]], object]:
     """One export: a trace of a root and some children with token counts (so costs and summaries vary)."""
     trace_id = rng.randbytes(16)
-    root = make_span("agent", trace_id=trace_id, span_id=rng.randbytes(8), start=10**18, end=10**18 + 10**9)
+    root = make_span("agent", trace_id=trace_id, span_id=rng.randbytes(8), start=T0, end=T0 + 10**9)
     spans = [root]
     for i in range(rng.randint(5, max_spans)):
-        start = 10**18 + rng.randrange(10**9)
+        start = T0 + rng.randrange(10**9)
         spans.append(make_span(f"chat {i}", trace_id=trace_id, span_id=rng.randbytes(8), parent=root, start=start,
                                end=start + rng.randrange(1, 10**8),
-                               attrs={"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o",
+                               attrs={"gen_ai.operation.name": "chat", "gen_ai.request.model": "crash-model",
                                       "gen_ai.usage.input_tokens": rng.randrange(1000),
                                       "gen_ai.usage.output_tokens": rng.randrange(1000),
                                       "payload": "x" * rng.randrange(300)}))
@@ -131,19 +143,25 @@ def crash_loop(server: Server, rounds: int, seed: int, say: Callable[[str], None
     """``rounds`` kills of ``server`` (not running on entry; running on return). Every start must succeed:
     ``Server.start`` raises with the server's log otherwise."""
     rng = random.Random(seed)
+    prices = price_files(server.data.parent)
+    base_args = server.extra_args
     acked: set[tuple[str, str]] = set()
     done: list[str] = []
     starts = 0
-    for number in range(rounds):
-        moment = rng.choice(moments)
+    # Every kind of moment at least once (given enough rounds), in a seeded order.
+    schedule = [moments[i % len(moments)] for i in range(rounds)]
+    rng.shuffle(schedule)
+    for number, moment in enumerate(schedule):
         if moment == "compact":
-            proc = subprocess.Popen([sys.executable, "-m", "trajscope.cli", "compact", "--data", str(server.data)],
+            proc = subprocess.Popen([sys.executable, "-m", "trajscope.cli", "compact", "--data", str(server.data),
+                                     "--prices", str(prices[number % 2])],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(rng.uniform(0.05, 1.5))
             _kill(proc)
             done.append(moment)
             say(f"round {number + 1}: killed compaction")
             continue
+        server.extra_args = (*base_args, "--prices", str(prices[number % 2]))
         server.start(timeout=120)
         starts += 1
         if moment == "after_replay":
@@ -211,5 +229,4 @@ def verify(server: Server, acked: set[tuple[str, str]], say: Callable[[str], Non
 
 
 if __name__ == "__main__":
-    _ = run_cli
     raise SystemExit(main())
