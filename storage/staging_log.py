@@ -23,6 +23,8 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import TypeVar
 
+import numpy as np
+
 log = logging.getLogger(__name__)
 
 _HEADER = struct.Struct("<II")
@@ -56,6 +58,40 @@ def running_future() -> Future[int]:
     return future
 
 
+def _record_at(data: bytes, offset: int) -> bytes | None:
+    """The payload of a whole record starting at ``offset``, or None."""
+    if offset + _HEADER.size > len(data):
+        return None
+    length, crc = _HEADER.unpack_from(data, offset)
+    start = offset + _HEADER.size
+    if start + length > len(data):
+        return None
+    payload = data[start:start + length]
+    return payload if zlib.crc32(payload) == crc else None
+
+
+def _next_record(data: bytes, offset: int, chunk: int = 1 << 22) -> int | None:
+    """The first offset at or after ``offset`` where a whole record starts whose successor is also whole or
+    the segment's end (so that a chance checksum match in damaged bytes is not taken for a record). Offsets
+    whose length field overruns the segment are ruled out in NumPy, a chunk at a time."""
+    view = np.frombuffer(data, np.uint8)
+    end = len(data) - _HEADER.size + 1  # offsets where a header fits
+    while offset < end:
+        stop = min(end, offset + chunk)
+        length = view[offset:stop].astype(np.uint32)
+        for shift in (1, 2, 3):
+            length |= view[offset + shift:stop + shift].astype(np.uint32) << np.uint32(8 * shift)
+        fits = length.astype(np.int64) <= len(data) - _HEADER.size - np.arange(offset, stop, dtype=np.int64)
+        for candidate in np.flatnonzero(fits).tolist():
+            record = _record_at(data, offset + candidate)
+            if record is not None:
+                after = offset + candidate + _HEADER.size + len(record)
+                if after == len(data) or _record_at(data, after) is not None:
+                    return offset + candidate
+        offset = stop
+    return None
+
+
 def _segment_number(path: Path) -> int:
     return int(path.stem.split("-", 1)[1])
 
@@ -72,6 +108,7 @@ class StagingLog:
         self.segment = (existing[-1] + 1) if existing else 1
         self._fd = self._open(self.segment)
         self._size = 0
+        self.damaged_bytes = 0  # skipped by ``replay`` because they failed their checksum
 
     def segments(self) -> list[int]:
         return sorted(_segment_number(p) for p in self.directory.glob("seg-*.log"))
@@ -131,7 +168,10 @@ class StagingLog:
             written += os.write(self._fd, view[written:])
 
     def replay(self) -> Iterator[tuple[int, bytes]]:
-        """Every whole record of the segments before the current one, oldest first."""
+        """Every whole record of the segments before the current one, oldest first. A damaged record with
+        whole records after it (a bit flip, a bad block) is skipped with an error naming the segment, whose
+        bytes are copied to ``damaged-<segment>`` for inspection; an unfinished record at a segment's end
+        (a crash mid-append, never acknowledged) is cut with a warning."""
         for segment in self.segments():
             if segment >= self.segment:
                 break
@@ -139,13 +179,21 @@ class StagingLog:
             data = path.read_bytes()
             offset = 0
             while offset + _HEADER.size <= len(data):
-                length, crc = _HEADER.unpack_from(data, offset)
-                start = offset + _HEADER.size
-                payload = data[start:start + length]
-                if len(payload) < length or zlib.crc32(payload) != crc:
+                if (record := _record_at(data, offset)) is not None:
+                    yield segment, record
+                    offset += _HEADER.size + len(record)
+                    continue
+                resume = _next_record(data, offset + 1)
+                if resume is None:
                     break
-                yield segment, payload
-                offset = start + length
+                self.damaged_bytes += resume - offset
+                kept = self.directory / f"damaged-{path.name}"
+                if not kept.exists():
+                    kept.write_bytes(data)
+                log.error("%s: %d bytes at offset %d are damaged (a record failed its checksum) and are skipped; "
+                          "the records after them are read. A copy of the segment is kept in %s",
+                          path, resume - offset, offset, kept)
+                offset = resume
             if offset < len(data):
                 log.warning("staging log %s: cut %d bytes of an unfinished record (never acknowledged)",
                             path.name, len(data) - offset)

@@ -83,11 +83,54 @@ def _analyst_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--prices", type=Path, default=env("prices", None),
                    help="the server's --prices file, to cost the exports it acknowledged but had not loaded")
 
+    p = sub.add_parser("recover", help="rebuild a stopped server's store from what is intact after damage",
+                       description="Sets aside DuckDB's leftover WAL and, if the database file is damaged, "
+                                   "the file itself (kept in DATA/set-aside/), salvages every readable span "
+                                   "into a fresh file and re-applies the acknowledgement and staging logs.")
+    p.add_argument("--data", type=Path, default=Path(env("data", "./data")), help="data directory (./data)")
+    p.add_argument("--prices", type=Path, default=env("prices", None),
+                   help="the server's --prices file, to cost the exports it acknowledged but had not loaded")
+
     p = sub.add_parser("export", help="export spans as Parquet, one file per UTC day")
     p.add_argument("--since", required=True, help="first day, YYYY-MM-DD (UTC)")
     p.add_argument("--until", default=None, help="day after the last one, YYYY-MM-DD (default: tomorrow)")
     p.add_argument("-o", "--output", type=Path, required=True, help="directory for the Parquet files")
     source(p)
+
+
+def _say(message: str) -> None:
+    print(f"trajscope: {message}", file=sys.stderr, flush=True)
+
+
+def _configure_prices(prices: Path | None) -> bool:
+    from trajscope.analysis.pricing import PriceError
+    from trajscope.collector import costing
+
+    try:
+        costing.configure(Path(prices) if prices else None)
+    except PriceError as exc:
+        _say(f"bad price file: {exc}")
+        return False
+    return True
+
+
+def _recover(args: argparse.Namespace) -> int:
+    from trajscope.collector.ack_log import ACK_LOG_DIR
+    from trajscope.collector.ack_replay import load_acknowledged
+    from trajscope.storage.recovery import RecoveryError, recover
+
+    if not _configure_prices(args.prices):
+        return 1
+    _say(f"recovering {args.data} …")
+    try:
+        report = recover(args.data, lambda store: load_acknowledged(Path(args.data) / ACK_LOG_DIR, store, _say),
+                         progress=_say)
+    except RecoveryError as exc:
+        _say(str(exc))
+        return 1
+    for line in report.lines():
+        _say(line)
+    return 0 if report.row_ranges_lost == 0 else 3
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -118,17 +161,14 @@ def main(argv: list[str] | None = None) -> int:
         from trajscope.demo import run_demo
 
         return run_demo(args.endpoint, args.sessions, args.seed, args.api_key, args.project)
+    if args.command == "recover":
+        return _recover(args)
     if args.command == "compact":
-        from trajscope.analysis.pricing import PriceError
-        from trajscope.collector import costing
         from trajscope.collector.ack_log import ACK_LOG_DIR
         from trajscope.collector.ack_replay import load_acknowledged
         from trajscope.storage.compaction import CompactionError, compact
 
-        try:
-            costing.configure(Path(args.prices) if args.prices else None)
-        except PriceError as exc:
-            print(f"trajscope: bad price file: {exc}", file=sys.stderr)
+        if not _configure_prices(args.prices):
             return 1
         print(f"trajscope: compacting {args.data} …", file=sys.stderr, flush=True)
 

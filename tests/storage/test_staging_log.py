@@ -97,3 +97,30 @@ def test_a_failed_append_that_cannot_be_cut_continues_in_a_new_segment(tmp_path,
     assert log.append([b"after"]) == first + 1
     log.close()
     assert [p for _, p in StagingLog(tmp_path).replay()] == [b"before", b"after"]
+
+
+def _damaged(tmp_path, payloads: list[bytes], flip_at) -> StagingLog:
+    log = StagingLog(tmp_path)
+    log.append(payloads)
+    log.close()
+    segment = next(tmp_path.glob("seg-*.log"))
+    data = bytearray(segment.read_bytes())
+    data[flip_at(data)] ^= 0x5A
+    segment.write_bytes(bytes(data))
+    return StagingLog(tmp_path)
+
+
+@pytest.mark.parametrize("where", ["payload", "length"])
+def test_a_damaged_record_in_the_middle_is_skipped_and_the_records_after_it_are_read(tmp_path, caplog, where):
+    """Acknowledged records after a bad block must not be lost with it: replay resynchronises."""
+    records = [b"first record " * 20, b"damaged record " * 20, b"third record " * 20, b"fourth record " * 20]
+    second = 8 + len(records[0])  # the second record's header
+    flip = (lambda data: second + 8 + 5) if where == "payload" else (lambda data: second + 1)
+    log = _damaged(tmp_path, records, flip)
+    with caplog.at_level(logging.ERROR):
+        got = [p for _, p in log.replay()]
+    assert got == [records[0], *records[2:]]
+    assert log.damaged_bytes == 8 + len(records[1])
+    assert "damaged" in caplog.text and "skipped" in caplog.text
+    (kept,) = tmp_path.glob("damaged-seg-*.log")
+    assert len(kept.read_bytes()) == sum(8 + len(r) for r in records)
