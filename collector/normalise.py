@@ -59,6 +59,13 @@ def _first_str(attrs: dict[str, Any], keys: tuple[str, ...]) -> str | None:
 
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+# Token counts are clamped to [0, TOKEN_MAX] (docs/durability.md#ranges): no call has 4 billion tokens, and
+# with every count below 2**32 no per-trace or per-group sum can overflow the int64 summary columns.
+TOKEN_MAX = 2**32 - 1
+
+
+def clamp_count(value: int | None) -> int | None:
+    return None if value is None else min(max(value, 0), TOKEN_MAX)
 
 
 def _as_int(value: Any) -> int | None:
@@ -77,7 +84,7 @@ def _as_int(value: Any) -> int | None:
                 return None
             value = int(f) if f.is_integer() else None
     if isinstance(value, int) and _INT64_MIN <= value <= _INT64_MAX:
-        return value
+        return clamp_count(value)
     return None
 
 
@@ -116,7 +123,7 @@ def normalise(name: str, attrs: dict[str, Any], events: list[dict[str, Any]] | N
     """Normalise one span. ``attrs`` are its attributes in typed-JSON form (see ``anyvalue``)."""
     category = category_of(attrs)
     strings = {field: _first_str(attrs, keys) for field, keys in dialects.STRING_FIELDS.items()}
-    ints = {field: _first(attrs, keys, _as_int) for field, keys in dialects.INT_FIELDS.items()}
+    ints = {field: clamp_count(_first(attrs, keys, _as_int)) for field, keys in dialects.INT_FIELDS.items()}
     cost = _first(attrs, dialects.FLOAT_FIELDS["cost_usd"], _as_float)
 
     entity_field = dialects.ENTITY_NAME_BY_KIND.get(str(attrs.get("traceloop.span.kind", "")).lower())
@@ -136,6 +143,8 @@ def normalise(name: str, attrs: dict[str, Any], events: list[dict[str, Any]] | N
     out, reasoning = ints["output_tokens"], ints["reasoning_tokens"]
     if out is not None and reasoning is not None and reasoning > out:
         ints["output_tokens"] = out + reasoning
+    ints["input_tokens"] = clamp_count(ints["input_tokens"])
+    ints["output_tokens"] = clamp_count(ints["output_tokens"])
 
     return Normalised(
         category=category,
