@@ -6,11 +6,12 @@ next export while earlier ones are still being decoded, so exports queue and the
 at a time: with one export in flight per client, acknowledging after the decode meant ~1.3 exports per decode
 job and a fixed cost of ~6 ms per job paid on ~500 spans (bench/README.md).
 
-A record is released once its spans are in the store; a segment is deleted once every record in it, and
-in the segments before it, is released. Records a crash left behind are handed to the pipeline at
-start-up (``left_by_earlier_run``) and decoded again; writes are idempotent, so an export loaded just
-before the crash is not stored twice. An export whose decode fails after it was acknowledged
-is set aside in ``failed-*.otlp`` files beside the log, with an error logged, never dropped silently.
+A record is released once its spans are in a checkpointed store file (``storage.clean_start``); a segment
+is deleted once every record in it, and in the segments before it, is released. Records a crash left
+behind are handed to the pipeline at start-up (``left_by_earlier_run``) and decoded again; writes are
+idempotent, so an export loaded just before the crash is not stored twice. An export whose decode fails
+after it was acknowledged is set aside in ``failed-*.otlp`` files beside the log, with an error logged,
+never dropped silently.
 
 Record: ``[u16 project length][project, UTF-8][body]`` inside a ``StagingLog`` record (length, CRC32).
 """

@@ -11,21 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Protocol
 
 import pyarrow as pa
 
 from trajscope.collector.ack_log import AckLog
 from trajscope.collector.otlp_decode import InvalidRequest, decode_request
-from trajscope.storage.staged_writer import LOAD_ROWS, write_in_loads
+from trajscope.storage.staged_writer import LOAD_ROWS, WritableStore, write_in_loads
 
 
-class _Store(Protocol):
-    def write(self, spans: pa.Table) -> int: ...
-    def checkpoint(self) -> None: ...
-
-
-def load_acknowledged(directory: str | Path, store: _Store, progress: Callable[[str], None] | None = None) -> int:
+def load_acknowledged(directory: str | Path, store: WritableStore,
+                      progress: Callable[[str], None] | None = None) -> int:
     """Write every record of the acknowledgement log in ``directory`` into ``store`` and checkpoint it;
     returns the number of spans handed to it."""
     directory = Path(directory)

@@ -1,7 +1,7 @@
 """The protobuf hot path: decode a whole export request column by column.
 
 The reference walker (``otlp_decode.decode_message``) reads every span through the upb objects and turns
-every attribute into Python objects: ~45–60 µs per realistic span, most of a core at 20k spans/s. Here the
+every attribute into Python objects, which costs most of a core per ingest stream (docs/performance.md). Here the
 request is parsed with ``ingest_proto`` (spans left as raw bytes), the fields of all spans are read with
 NumPy (``wire``), and their attributes are decoded, turned into JSON and normalised as columns
 (``attribute_columns``, ``normalise_columns``). Python touches only what few spans have: events, links,

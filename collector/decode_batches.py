@@ -1,9 +1,9 @@
 """Exports that queue while every decode worker is busy are decoded together, as one request.
 
-A decode has a fixed cost per request (a few hundred NumPy and Arrow calls) besides its cost per span: a
-worker job took 34 µs/span for 512-span requests, 26 for 1,024 and 21 for 2,048 (``bench/decode.py
---batch``). So at most one job per worker is in flight; protobuf exports that arrive meanwhile wait here,
-and the next free worker takes all of them (same project, within ``MAX_GROUP_BYTES``) as one job.
+A decode has a fixed cost per request (a few hundred NumPy and Arrow calls) besides its cost per span, so
+bigger jobs cost less per span (``bench/decode.py --batch``). So at most one job per worker is in flight;
+protobuf exports that arrive meanwhile wait here, and the next free worker takes all of them (same project,
+within ``MAX_GROUP_BYTES``) as one job.
 
 Two serialised ``ExportTraceServiceRequest`` messages concatenated are one valid message holding both
 requests' resource spans (protobuf merges repeated fields), provided each is well formed on its own — a
@@ -28,9 +28,8 @@ from google.protobuf.message import DecodeError
 from trajscope.collector.ingest_proto import RawSpansRequest
 
 # A group's concatenated bodies stay under this (~4,400 spans of ~700 wire bytes): the fixed cost of a job
-# is mostly shared by then (21 µs/span at 2,048 spans, 26 at 1,024), and the last job of a burst, decoded
-# after the last acknowledgement, stays short. With 2,048-span exports, 100k-span bursts: 28.0k → 32.1k spans/s
-# end-to-end against 8 MiB (3 rounds; bench/README.md).
+# is mostly shared by then, and the last job of a burst, decoded after the last acknowledgement, stays short
+# (a larger bound measured slower end-to-end: docs/performance.md).
 MAX_GROUP_BYTES = 3 << 20
 
 

@@ -32,10 +32,9 @@ def _init_worker(parent_pid: int, prices: str | None, decoder: str = "columnar")
     keep_freed_memory()
     otlp_decode.use_decoder(decoder)
     costing.configure(prices)
-    # A decode allocates ~100 short-lived objects per span, freed by reference counting; the cyclic
-    # collector's frequent young-generation passes found nothing to free and cost ~5–9 % of decode CPU
-    # (alternating A/B, 8 rounds of 60k spans: median 63.5 → 57.9 µs/span). Collect less often, and never
-    # re-scan what import left behind.
+    # A decode allocates many short-lived objects per span, freed by reference counting; the cyclic
+    # collector's frequent young-generation passes found nothing to free and cost decode CPU
+    # (docs/performance.md). Collect less often, and never re-scan what import left behind.
     gc.freeze()
     gc.set_threshold(100_000, 50, 100)
     _exit_with_parent(parent_pid)

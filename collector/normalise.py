@@ -123,7 +123,7 @@ def normalise(name: str, attrs: dict[str, Any], events: list[dict[str, Any]] | N
     """Normalise one span. ``attrs`` are its attributes in typed-JSON form (see ``anyvalue``)."""
     category = category_of(attrs)
     strings = {field: _first_str(attrs, keys) for field, keys in dialects.STRING_FIELDS.items()}
-    ints = {field: clamp_count(_first(attrs, keys, _as_int)) for field, keys in dialects.INT_FIELDS.items()}
+    ints = {field: _first(attrs, keys, _as_int) for field, keys in dialects.INT_FIELDS.items()}
     cost = _first(attrs, dialects.FLOAT_FIELDS["cost_usd"], _as_float)
 
     entity_field = dialects.ENTITY_NAME_BY_KIND.get(str(attrs.get("traceloop.span.kind", "")).lower())

@@ -86,7 +86,7 @@ def decode_json_request(body: bytes, default_project: str = "default") -> Decode
             json_format.ParseDict(doc, request, ignore_unknown_fields=True)
         except (json_format.ParseError, ValueError, TypeError) as exc:
             raise InvalidRequest(f"body is not a valid OTLP/JSON ExportTraceServiceRequest: {exc}") from exc
-    # Serialised again for the columnar decoder: 2 µs/span, against 8 saved on the span-by-span walker.
+    # Serialised again for the columnar decoder: cheaper than the span-by-span walker it saves.
     batch = decode_request(request.SerializeToString(), default_project)
     if not rejected:
         return batch

@@ -4,7 +4,8 @@ An export is acknowledged only when its spans are durable. With an ``AckLog`` (t
 protobuf export is validated in the server (``validate``: the verdict decoding will reach, for OTLP's
 partial success), its body appended to that fsynced log and acknowledged; decoding runs behind, at most
 ``decode_backlog`` spans at a time (a full backlog delays the next acknowledgement), and the decoded spans
-go to the loader without the staging log, the record leaving the ack log once they are in the store.
+go to the loader without the staging log, the record leaving the ack log once they are in a checkpointed
+store file.
 OTLP/JSON exports, and every export without an ``AckLog``, are decoded first and acknowledged once their
 spans are in the staging log (see ``storage.staged_writer``, which loads them into the store behind the
 acknowledgement). Errors are typed so each receiver can answer with its protocol's status:
@@ -88,8 +89,8 @@ class _Decoded:
 
 
 def _decode(body: bytes, encoding: Encoding, project: str) -> _Decoded:
-    # Trace summaries are left to the loader: over a 32k-span load they cost ~1.7 µs/span, over one
-    # 512-span export ~4.5 (a vectorised pass has a fixed cost of ~2 ms; bench/README.md).
+    # Trace summaries are left to the loader: a vectorised pass has a fixed cost, shared by a whole load
+    # rather than paid per export (docs/performance.md).
     batch: DecodedBatch = (decode_json_request(body, project) if encoding == "json"
                            else decode_request(body, project))
     payload = ipc_bytes(batch.table) if batch.accepted else b""
@@ -258,7 +259,7 @@ class IngestPipeline:
 
     async def _decode_behind(self, body: bytes, project: str, segment: int, expected: int) -> None:
         """Decode an acknowledged export and hand its spans to the loader; its record leaves the ack log
-        once they are in the store (the ack log is what keeps them durable until then)."""
+        once they are in a checkpointed store file (the ack log is what keeps them durable until then)."""
         assert self._ack_log is not None
         ack_log = self._ack_log
         release = True

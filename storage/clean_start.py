@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import ClassVar
 
+from trajscope.storage.staging_log import fsync_dir
+
 log = logging.getLogger(__name__)
 
 LOCK_FILE = "trajscope.lock"
@@ -76,17 +78,23 @@ def set_aside_wals(db_path: Path) -> Path | None:
     wals = leftover_wals(db_path)
     if not wals:
         return None
-    folder = db_path.parent / SET_ASIDE_DIR / f"wal-{time.strftime('%Y%m%dT%H%M%S')}-{time.time_ns() % 10**9:09d}"
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = set_aside_folder(db_path.parent, "wal")
     size = 0
     for wal in wals:
         size += wal.stat().st_size
         os.replace(wal, folder / wal.name)
-    _fsync_dir(folder)
-    _fsync_dir(db_path.parent)
+    fsync_dir(folder)
+    fsync_dir(db_path.parent)
     log.warning("%s was not closed cleanly: DuckDB's write-ahead log (%d bytes) is set aside in %s; the store "
                 "opens at its last checkpoint and trajscope's own logs re-apply everything acknowledged since",
                 db_path.name, size, folder)
+    return folder
+
+
+def set_aside_folder(data: Path, kind: str) -> Path:
+    """A new folder ``set-aside/<kind>-<time>`` in the data directory, for files kept for inspection."""
+    folder = data / SET_ASIDE_DIR / f"{kind}-{time.strftime('%Y%m%dT%H%M%S')}-{time.time_ns() % 10**9:09d}"
+    folder.mkdir(parents=True, exist_ok=True)
     return folder
 
 
@@ -96,11 +104,3 @@ def remove_unfinished_copies(db_path: Path) -> None:
     for leftover in db_path.parent.glob(f"{db_path.name}.compacting*"):
         leftover.unlink(missing_ok=True)
         log.warning("removed %s, left by a compaction that did not finish (the original is intact)", leftover.name)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

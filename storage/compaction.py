@@ -19,6 +19,7 @@ import duckdb
 from trajscope.storage.clean_start import WAL_SUFFIXES, DirectoryInUse, DirectoryLock
 from trajscope.storage.duckdb_store import DB_FILE, STORAGE_VERSION, DuckDBStore, StoreError
 from trajscope.storage.staged_writer import StagedWriter
+from trajscope.storage.staging_log import fsync_dir
 
 
 class CompactionError(Exception):
@@ -65,8 +66,7 @@ def _fold_in(data: Path, fold_in: Callable[[DuckDBStore], object] | None) -> int
     try:
         StagedWriter(store, data / "staging").close()
         if fold_in is not None:
-            fold_in(store)
-        store.checkpoint()
+            fold_in(store)  # checkpoints what it loads (collector.ack_replay)
         return store.query("SELECT count(*) AS n FROM spans").column("n")[0].as_py()
     finally:
         store.close()
@@ -89,8 +89,4 @@ def _rewrite(data: Path, db: Path) -> None:
     with open(fresh, "rb") as f:  # durable before it replaces the original
         os.fsync(f.fileno())
     os.replace(fresh, db)
-    dir_fd = os.open(data, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    fsync_dir(data)

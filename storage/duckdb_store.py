@@ -92,7 +92,11 @@ def _arrow_batch_rows(expected: int | None) -> int:
 
 
 class StoreError(RuntimeError):
-    """The database file cannot be opened; the message names the file and what to do."""
+    """The database file cannot be opened; the message names the file and what to do, ``reason`` says why."""
+
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class DuckDBStore:
@@ -161,19 +165,19 @@ class DuckDBStore:
             con.close()
             if "lock" in str(exc).lower():
                 raise DirectoryInUse(f"data directory {db_file.parent} is in use by another process: {exc}") from None
-            raise StoreError(self._unreadable(db_file, exc)) from None
+            raise self._unreadable(db_file, exc) from None
         except duckdb.Error as exc:
             con.close()
-            raise StoreError(self._unreadable(db_file, exc)) from None
+            raise self._unreadable(db_file, exc) from None
         self._catalog = catalog
         con.execute(f"USE {catalog}")
         return con
 
     @staticmethod
-    def _unreadable(db_file: Path, exc: BaseException) -> str:
+    def _unreadable(db_file: Path, exc: BaseException) -> StoreError:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        return (f"{db_file} cannot be opened ({reason}); run `trajscope recover --data {db_file.parent}` to "
-                "rebuild it from what is intact")
+        return StoreError(f"{db_file} cannot be opened ({reason}); run `trajscope recover --data {db_file.parent}` "
+                          "to rebuild it from what is intact", reason)
 
     @staticmethod
     def _refuse_unclean_read(db_file: Path) -> None:
@@ -253,9 +257,8 @@ class DuckDBStore:
             if fresh.num_rows:
                 fresh, self._last_mark = stamp(fresh, self._last_mark, time.time_ns())
                 # One record batch, so one thread inserts it: DuckDB spreads a many-batch Arrow table over its
-                # threads, each writing partial row groups that the next checkpoint merges and rewrites. A
-                # 122,880-row load cost ~20 µs/span of CPU plus ~10 at the checkpoint that way, ~7 in all as
-                # one batch (bench/README.md).
+                # threads, each writing partial row groups that the next checkpoint merges and rewrites, which
+                # cost several times the CPU of one batch (docs/performance.md).
                 con.register("incoming_spans", _json_typed(fresh.combine_chunks()))
                 con.execute(f"INSERT INTO spans ({_SPAN_COLS}) SELECT {_SPAN_COLS} FROM incoming_spans")
                 con.unregister("incoming_spans")
@@ -514,11 +517,9 @@ class DuckDBStore:
         thread count after.
 
         A load is one Arrow batch inserted on the loader's thread, yet with a second DuckDB thread the
-        server spent ~13 % more CPU per span (alternating A/B, 6 rounds: 70.6 → 62.5 µs/span with one,
-        end-to-end 27.9k → 34.2k spans/s; bench/README.md): DuckDB's own thread picks up parts of each load and the
-        loader waits for it in a loop, on a machine whose cores the decode workers already keep busy. Queries
-        want the threads (stats over 1M spans 145–189 ms with two, 235–396 ms with one), so they get them
-        back once loading pauses."""
+        server spent more CPU per span: DuckDB's own thread picks up parts of each load and the loader waits
+        for it in a loop, on a machine whose cores the decode workers already keep busy. Queries want the
+        threads, so they get them back once loading pauses (both measured: docs/performance.md)."""
         if self._ingest_threads is None or self._closed:
             return
         want = self._ingest_threads if loading else self._query_threads

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +22,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from trajscope.storage.clean_start import SET_ASIDE_DIR, DirectoryInUse, DirectoryLock, set_aside_wals
+from trajscope.storage.clean_start import DirectoryInUse, DirectoryLock, set_aside_folder, set_aside_wals
 from trajscope.storage.duckdb_store import DB_FILE, DuckDBStore, StoreError
 from trajscope.storage.schema import SPAN_COLUMN_NAMES, SPAN_SCHEMA
 from trajscope.storage.staged_writer import StagedWriter, conform
@@ -84,8 +83,7 @@ def recover(data: str | Path, fold_in: Callable[[DuckDBStore], object] | None = 
         try:
             StagedWriter(store, data / "staging").close()
             if fold_in is not None:
-                fold_in(store)
-            store.checkpoint()
+                fold_in(store)  # checkpoints what it loads (collector.ack_replay)
             report.spans_stored = store.query("SELECT count(*) AS n FROM spans").column("n")[0].as_py()
         finally:
             store.close()
@@ -99,7 +97,7 @@ def _damage(data: Path) -> str | None:
     try:
         store = DuckDBStore(data, memory_limit=SALVAGE_MEMORY)
     except StoreError as exc:
-        return str(exc).split(" cannot be opened (", 1)[-1].split("); run", 1)[0]
+        return exc.reason or str(exc)
     except duckdb.Error as exc:  # opened, but its schema or summaries could not be read or checkpointed
         return str(exc).splitlines()[0]
     try:
@@ -116,8 +114,7 @@ def _damage(data: Path) -> str | None:
 
 def _salvage(data: Path, db: Path, report: RecoveryReport, progress: Callable[[str], None]) -> Path:
     """Move the damaged file aside, create a fresh one and copy every readable row range of spans into it."""
-    folder = data / SET_ASIDE_DIR / f"db-{time.strftime('%Y%m%dT%H%M%S')}-{time.time_ns() % 10**9:09d}"
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = set_aside_folder(data, "db")
     old = folder / DB_FILE
     os.replace(db, old)
     store = DuckDBStore(data)

@@ -17,9 +17,8 @@ Two threads, so an acknowledgement never waits on DuckDB:
 
 A batch whose export is already durable elsewhere (the ingest pipeline's acknowledgement log of raw
 bodies) skips the staging log (``submit_logged_elsewhere``): it goes straight to the load queue and its
-future resolves once it is in a checkpointed store file, when the other log may let it go. Writing it here as well (its
-Arrow IPC stream, 1.6× the wire size, written and fsynced again) cost ~7 µs/span of CPU across the server
-and its decode workers in an A/B (bench/README.md, ninth session).
+future resolves once it is in a checkpointed store file, when the other log may let it go. Writing it here
+as well would write and fsync its Arrow IPC stream (1.6× the wire size) a second time (docs/performance.md).
 
 Readers call ``sync()`` first, so a query sees every span acknowledged before it began (loaded and committed;
 reads do not wait for checkpoints). After a crash the log is replayed into the store on start and
@@ -68,7 +67,9 @@ class WriterClosed(RuntimeError):
     """The writer is shutting down and takes no more spans."""
 
 
-class _Store(Protocol):
+class WritableStore(Protocol):
+    """What the loader and the log replays need of a store: idempotent writes, and checkpoints."""
+
     def write(self, spans: pa.Table) -> int: ...
     def checkpoint(self) -> None: ...
 
@@ -151,7 +152,7 @@ def conform(table: pa.Table) -> pa.Table:
 
 
 class StagedWriter:
-    def __init__(self, store: _Store, directory: str | Path, *, load_rows: int = LOAD_ROWS,
+    def __init__(self, store: WritableStore, directory: str | Path, *, load_rows: int = LOAD_ROWS,
                  row_group_rows: int = ROW_GROUP_ROWS, linger_s: float = 0.05, idle_after_s: float = 1.0,
                  checkpoint_rows: int = CHECKPOINT_ROWS, checkpoint_after_s: float = CHECKPOINT_AFTER_S,
                  progress: Callable[[str], None] | None = None) -> None:
@@ -166,12 +167,12 @@ class StagedWriter:
         self._checkpoint_rows = checkpoint_rows
         self._checkpoint_after_s = checkpoint_after_s
         self._rows_since_checkpoint = 0
-        self._first_uncheckpointed = 0.0  # when the first load since the last checkpoint committed
+        # When the first load since the last checkpoint committed; None while everything loaded is checkpointed.
+        self._first_uncheckpointed: float | None = None
         # Futures of batches logged elsewhere that are loaded and committed but not yet in a checkpoint (their
         # spans are not kept: only the future, resolved once they are).
         self._uncheckpointed: list[tuple[Future[int], int]] = []
         self._discard_at = 0  # staging-log segments below this one may go at the next checkpoint
-        self._checkpointed = True  # no load committed since the last checkpoint
         self.stats = WriterStats()
         self._set_ingest_mode: Callable[[bool], None] | None = getattr(store, "set_ingest_mode", None)
         self._ingesting = False
@@ -334,7 +335,7 @@ class StagedWriter:
             if taken:
                 self._switch_for(busy)
                 self._load(*self._whole_row_groups(taken, drain))
-        if not self._checkpointed:
+        if self._first_uncheckpointed is not None:
             self._checkpoint()  # closing: what was loaded goes into the file before the logs let it go
 
     def _whole_row_groups(self, taken: list[_Batch], drain: bool) -> tuple[list[_Batch], list[pa.Table]]:
@@ -404,9 +405,8 @@ class StagedWriter:
             self._loaded += sum(item.completes for item in taken)
             self._cond.notify_all()
         self._release(rows)
-        if self._checkpointed:
+        if self._first_uncheckpointed is None:
             self._first_uncheckpointed = time.monotonic()
-            self._checkpointed = False
         self._uncheckpointed.extend((item.future, item.rows) for item in taken if item.completes and not item.logged)
         # Every record of the segments before the last loaded one is now in the store (what waits, the
         # rest of a cut export included, is in that segment or later ones).
@@ -429,7 +429,7 @@ class StagedWriter:
             return
         self.stats.checkpoints += 1
         self._rows_since_checkpoint = 0
-        self._checkpointed = True
+        self._first_uncheckpointed = None
         done, self._uncheckpointed = self._uncheckpointed, []
         for future, rows in done:
             future.set_result(rows)
@@ -440,7 +440,7 @@ class StagedWriter:
         """Housekeeping while nobody waits; a failure here must not kill the loader."""
         self._after_full_load = False
         self._ingest_mode(False)
-        if not self._checkpointed:
+        if self._first_uncheckpointed is not None:
             self._checkpoint()
 
     # -- readers and shutdown -----------------------------------------------------------------------
@@ -474,5 +474,6 @@ class StagedWriter:
         if not self._load_thread.is_alive():
             self._ingest_mode(False)
         with self._cond:
-            all_loaded = not self._load_thread.is_alive() and self._loaded == self._acked and self._checkpointed
+            all_loaded = (not self._load_thread.is_alive() and self._loaded == self._acked
+                          and self._first_uncheckpointed is None)
         self._log.close(all_loaded=all_loaded)

@@ -58,6 +58,15 @@ def running_future() -> Future[int]:
     return future
 
 
+def fsync_dir(path: Path) -> None:
+    """Make a directory's entries (a new, renamed or deleted file) durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _record_at(data: bytes, offset: int) -> bytes | None:
     """The payload of a whole record starting at ``offset``, or None."""
     if offset + _HEADER.size > len(data):
@@ -119,11 +128,7 @@ class StagingLog:
     def _open(self, segment: int) -> int:
         fd = os.open(self._path(segment), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         # The new file's directory entry must be durable too, or a crash could lose the whole segment.
-        dir_fd = os.open(self.directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        fsync_dir(self.directory)
         return fd
 
     def append(self, payloads: list[bytes | bytearray]) -> int:

@@ -29,6 +29,7 @@ import orjson
 import psutil
 
 from tests.e2e.conftest import Server, make_server
+from tests.e2e.crash_check import check_store
 from tests.otlp_builders import make_request, make_span
 from trajscope.collector.otlp_json import encode_json_request
 
@@ -218,8 +219,6 @@ def main() -> int:
 
 def verify(server: Server, acked: set[tuple[str, str]], say: Callable[[str], None]) -> bool:
     """Every acknowledged span stored once; every summary equal to one recomputed from the stored spans."""
-    from tests.e2e.crash_check import check_store
-
     server.stop()
     problems = check_store(server.data, acked)
     for p in problems:
