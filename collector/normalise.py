@@ -59,13 +59,11 @@ def _first_str(attrs: dict[str, Any], keys: tuple[str, ...]) -> str | None:
 
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
-# Token counts are clamped to [0, TOKEN_MAX] (docs/durability.md#ranges): no call has 4 billion tokens, and
-# with every count below 2**32 no per-trace or per-group sum can overflow the int64 summary columns.
-TOKEN_MAX = 2**32 - 1
 
 
-def clamp_count(value: int | None) -> int | None:
-    return None if value is None else min(max(value, 0), TOKEN_MAX)
+def saturated(value: int) -> int:
+    """A total made whole from its sub-counts, kept within int64; ``collector.ranges`` bounds it further."""
+    return min(value, _INT64_MAX)
 
 
 def _as_int(value: Any) -> int | None:
@@ -84,7 +82,7 @@ def _as_int(value: Any) -> int | None:
                 return None
             value = int(f) if f.is_integer() else None
     if isinstance(value, int) and _INT64_MIN <= value <= _INT64_MAX:
-        return clamp_count(value)
+        return value
     return None
 
 
@@ -139,12 +137,10 @@ def normalise(name: str, attrs: dict[str, Any], events: list[dict[str, Any]] | N
     # total without it (Anthropic's raw usage does), so the total is made whole rather than double-counted.
     inp, cached, created = ints["input_tokens"], ints["cached_input_tokens"], ints["cache_creation_input_tokens"]
     if inp is not None and (cached or 0) + (created or 0) > inp:
-        ints["input_tokens"] = inp + (cached or 0) + (created or 0)
+        ints["input_tokens"] = saturated(inp + (cached or 0) + (created or 0))
     out, reasoning = ints["output_tokens"], ints["reasoning_tokens"]
     if out is not None and reasoning is not None and reasoning > out:
-        ints["output_tokens"] = out + reasoning
-    ints["input_tokens"] = clamp_count(ints["input_tokens"])
-    ints["output_tokens"] = clamp_count(ints["output_tokens"])
+        ints["output_tokens"] = saturated(out + reasoning)
 
     return Normalised(
         category=category,

@@ -19,14 +19,7 @@ import pyarrow.compute as pc
 from trajscope.analysis.guardrails import ATTRIBUTE_KEYS, SIGNAL_KEYS
 from trajscope.collector import dialects
 from trajscope.collector.attribute_columns import BOOL, DOUBLE, INT, STR, AttributeColumns
-from trajscope.collector.normalise import (
-    NORMALISED_FIELDS,
-    TOKEN_MAX,
-    _as_float,
-    _as_int,
-    _exception_type,
-    clamp_count,
-)
+from trajscope.collector.normalise import NORMALISED_FIELDS, _as_float, _as_int, _exception_type, saturated
 
 _STRING_FIELDS = tuple(dialects.STRING_FIELDS)
 _INT_FIELDS = tuple(dialects.INT_FIELDS)
@@ -184,8 +177,7 @@ def normalise_columns(cols: AttributeColumns, names: pa.StringArray,
             values[s] = str(cols.value(int(w[s])))
         out[field] = values
 
-    integers = np.where(integral & ~beyond, cols.doubles, 0).astype(np.int64)
-    int_values = np.clip(np.where(vtype == INT, cols.ints, integers), 0, TOKEN_MAX)
+    int_values = np.where(vtype == INT, cols.ints, np.where(integral & ~beyond, cols.doubles, 0).astype(np.int64))
     for col, field in zip(_INT_COLS, _INT_FIELDS, strict=True):
         out[field] = _numbers(win[:, col], int_values, parsed, 0)
     float_values = np.where(vtype == INT, cols.ints.astype(np.float64), cols.doubles)
@@ -276,8 +268,8 @@ def _whole_totals(out: dict[str, list[Any]], win: np.ndarray) -> None:
     for s in with_input_sub.nonzero()[0].tolist():
         total = inp[s]
         if total is not None and (cached[s] or 0) + (created[s] or 0) > total:
-            inp[s] = clamp_count(total + (cached[s] or 0) + (created[s] or 0))
+            inp[s] = saturated(total + (cached[s] or 0) + (created[s] or 0))
     for s in (win[:, sub["reasoning_tokens"]] >= 0).nonzero()[0].tolist():
         total = outp[s]
         if total is not None and reasoning[s] is not None and reasoning[s] > total:
-            outp[s] = clamp_count(total + reasoning[s])
+            outp[s] = saturated(total + reasoning[s])

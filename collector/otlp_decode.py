@@ -12,6 +12,7 @@ partial success; the rest of the request is kept. A request that cannot be parse
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pyarrow as pa
@@ -24,6 +25,7 @@ from trajscope.collector import columnar_decode
 from trajscope.collector.anyvalue import key_values
 from trajscope.collector.costing import prices
 from trajscope.collector.normalise import normalise
+from trajscope.collector.ranges import bounded
 from trajscope.collector.span_parts import (
     MAX_MESSAGES,
     SPAN_KINDS,
@@ -67,12 +69,12 @@ def use_decoder(name: str) -> None:
 
 
 def decode_request(payload: bytes, default_project: str = "default") -> DecodedBatch:
-    """Decode serialized protobuf bytes (the gRPC and HTTP/protobuf body)."""
-    if _columnar:
-        batch = columnar_decode.decode_request(payload, default_project)
-        if batch is not None:
-            return batch
-    return reference_decode_request(payload, default_project)
+    """Decode serialized protobuf bytes (the gRPC and HTTP/protobuf body; OTLP/JSON comes here too), numbers
+    out of range clamped and flagged (``ranges``)."""
+    batch = columnar_decode.decode_request(payload, default_project) if _columnar else None
+    if batch is None:
+        batch = reference_decode_request(payload, default_project)
+    return replace(batch, table=bounded(batch.table))
 
 
 def reference_decode_request(payload: bytes, default_project: str = "default") -> DecodedBatch:
