@@ -53,9 +53,10 @@ def latency_stats(store: SpanStore, group_by: str, flt: RunFilter) -> dict[str, 
         crit_rows AS (
             SELECT b.* FROM (SELECT unnest(critical_breakdown) AS b FROM runs) WHERE {service_crit}
         ),
-        crit AS (SELECT {crit_key} AS key, sum(b.critical_ns)::BIGINT AS critical_ns FROM crit_rows b
+        -- Sums as DOUBLE: ns sums of many runs can pass int64 (each span's time fits; their sum need not).
+        crit AS (SELECT {crit_key} AS key, sum(b.critical_ns)::DOUBLE AS critical_ns FROM crit_rows b
                  WHERE {crit_cond} GROUP BY ALL),
-        total AS (SELECT sum(critical_ns)::BIGINT AS t FROM crit_rows)
+        total AS (SELECT sum(critical_ns)::DOUBLE AS t FROM crit_rows)
         SELECT coalesce(s.key, c.key) AS key, coalesce(s.count, 0) AS count, s.p50, s.p95, s.p99,
                coalesce(c.critical_ns, 0) AS critical_ns, total.t AS total_ns
         FROM span_stats s FULL OUTER JOIN crit c ON s.key IS NOT DISTINCT FROM c.key, total
