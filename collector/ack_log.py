@@ -10,8 +10,8 @@ A record is released once its spans are in a checkpointed store file (``storage.
 is deleted once every record in it, and in the segments before it, is released. Records a crash left
 behind are handed to the pipeline at start-up (``left_by_earlier_run``) and decoded again; writes are
 idempotent, so an export loaded just before the crash is not stored twice. An export whose decode fails
-after it was acknowledged is set aside in ``failed-*.otlp`` files beside the log, with an error logged,
-never dropped silently.
+after it was acknowledged is quarantined (``storage.quarantine``: kept on disk with the reason, counted,
+logged), never dropped.
 
 Record: ``[u16 project length][project, UTF-8][body]`` inside a ``StagingLog`` record (length, CRC32).
 """
@@ -22,12 +22,12 @@ import logging
 import queue
 import struct
 import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import Future
 from pathlib import Path
 
+from trajscope.storage.quarantine import QUARANTINE_DIR, Entry, Quarantine
 from trajscope.storage.staging_log import StagingLog, queued_behind, running_future
 
 log = logging.getLogger(__name__)
@@ -49,8 +49,11 @@ def decode(record: bytes) -> tuple[str, bytes]:
 
 
 class AckLog:
-    def __init__(self, directory: str | Path) -> None:
+    def __init__(self, directory: str | Path, quarantine: Quarantine | None = None) -> None:
+        """``quarantine``: where exports that fail after their acknowledgement go; by default the data
+        directory's (``quarantine/`` beside this log's directory)."""
         self.directory = Path(directory)
+        self.quarantined = quarantine or Quarantine(self.directory.parent / QUARANTINE_DIR)
         self._log = StagingLog(self.directory)
         # Segments below this one were written by an earlier run: kept until their records are restaged.
         self._first_own = self._log.segment
@@ -119,14 +122,9 @@ class AckLog:
         oldest = min(self._outstanding, default=self._log.segment)
         self._log.discard_before(oldest)
 
-    def set_aside(self, project: str, body: bytes, reason: BaseException) -> Path:
-        """Keep an acknowledged export whose decode or staging failed, for an operator to look at."""
-        path = self.directory / f"failed-{time.time_ns()}.otlp"
-        with open(path, "wb") as f:
-            f.write(encode(project, body))
-        log.error("an acknowledged export (project %r, %d bytes) could not be decoded or staged (%s: %s); "
-                  "its body is kept in %s", project, len(body), type(reason).__name__, reason, path)
-        return path
+    def quarantine(self, project: str, body: bytes, reason: BaseException, spans: int = 0) -> Entry:
+        """Keep an acknowledged export whose decode or staging failed, for an operator to retry or drop."""
+        return self.quarantined.add_export(encode(project, body), reason, spans, project)
 
     @property
     def unreleased(self) -> int:

@@ -3,7 +3,7 @@ folds in what a crashed server had acknowledged but not loaded (a running server
 instead, ``IngestPipeline.restage_earlier_run``).
 
 Records are decoded in this process and written in loads of ``LOAD_ROWS`` spans; a record that no longer
-decodes is set aside (``failed-*.otlp``) as the server would. The log's segments go only once every
+decodes is quarantined as the server would. The log's segments go only once every
 record is in a checkpointed store file: a failing write or checkpoint leaves them for the next start.
 """
 
@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from trajscope.collector.ack_log import AckLog
 from trajscope.collector.otlp_decode import InvalidRequest, decode_request
-from trajscope.storage.staged_writer import LOAD_ROWS, WritableStore, write_in_loads
+from trajscope.storage.staged_writer import LOAD_ROWS, WritableStore, write_in_loads, write_isolated
 
 
 def load_acknowledged(directory: str | Path, store: WritableStore,
@@ -36,13 +36,14 @@ def load_acknowledged(directory: str | Path, store: WritableStore,
             try:
                 batch = decode_request(body, project)
             except InvalidRequest as exc:
-                ack_log.set_aside(project, body, exc)
+                ack_log.quarantine(project, body, exc)
                 continue
             if batch.accepted:
                 yield batch.table
 
     try:
-        spans = write_in_loads(decoded(), store.write, LOAD_ROWS)
+        spans = write_in_loads(decoded(), lambda tables: write_isolated(store, tables, ack_log.quarantined),
+                               LOAD_ROWS)
         store.checkpoint()
         ack_log.earlier_run_restaged()
     finally:

@@ -71,7 +71,7 @@ class IngestStats:
     invalid_requests: int = 0
     overloaded: int = 0
     failed: int = 0
-    failed_after_ack: int = 0  # acknowledged exports whose decode or staging failed (set aside, logged)
+    failed_after_ack: int = 0  # acknowledged exports whose decode or staging failed (quarantined)
     decoding: int = 0  # acknowledged exports not yet decoded and handed to the loader
     groups: int = 0  # decode jobs that took several queued exports at once
     by_encoding: dict[str, int] = field(default_factory=dict)
@@ -280,10 +280,10 @@ class IngestPipeline:
         except Exception as exc:
             self.stats.failed_after_ack += 1
             try:
-                ack_log.set_aside(project, body, exc)
+                ack_log.quarantine(project, body, exc, expected)
             except OSError:
-                # Not even set aside: the record stays in the log and is decoded again at the next start.
-                log.exception("could not set aside an acknowledged export; it stays in the acknowledgement log")
+                # Not even quarantined: the record stays in the log and is decoded again at the next start.
+                log.exception("could not quarantine an acknowledged export; it stays in the acknowledgement log")
                 release = False
         finally:
             if release:
@@ -324,7 +324,7 @@ class IngestPipeline:
         for (project, body), result in zip(chunk, results, strict=True):
             if isinstance(result, BaseException):
                 self.stats.failed_after_ack += 1
-                ack_log.set_aside(project, body, result)
+                ack_log.quarantine(project, body, result)
 
     def caught_up(self) -> bool:
         """Whether every acknowledged span is loaded: ``sync`` would return at once."""

@@ -25,7 +25,7 @@ from trajscope.storage.clean_start import (
     remove_unfinished_copies,
     set_aside_wals,
 )
-from trajscope.storage.interface import TraceFilter, TraceVersion
+from trajscope.storage.interface import StoreUnavailable, TraceFilter, TraceVersion
 from trajscope.storage.known_traces import KnownTraces
 from trajscope.storage.load_marks import MARK_COLUMN, mark_ranges, ranges_pay, stamp
 from trajscope.storage.migrations import migrate
@@ -89,6 +89,11 @@ def _arrow_batch_rows(expected: int | None) -> int:
     each batch's buffers for the whole batch up front: its default of 1M rows cost an 8-span trace lookup
     ~3.5 ms of its ~9.5 at 10M spans (64 rows: ~5.8 ms in all)."""
     return 1 << max(6, min(20, (expected if expected is not None else 256).bit_length()))
+
+
+# Failures of the store rather than of the spans written: I/O (a full disk), memory, and a database DuckDB
+# invalidated after a fatal error (trajscope's logs keep the spans; the next start reopens it).
+_STORE_FAULTS = (OSError, MemoryError, duckdb.IOException, duckdb.OutOfMemoryException, duckdb.FatalException)
 
 
 class StoreError(RuntimeError):
@@ -249,6 +254,12 @@ class DuckDBStore:
         before (``_stored_facts``) and the new ones, in one vectorised pass over the load."""
         if spans.num_rows == 0:
             return 0
+        try:
+            return self._write(spans)
+        except _STORE_FAULTS as exc:
+            raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
+
+    def _write(self, spans: pa.Table) -> int:
         with self._transaction() as con:
             trace_ids = pc.unique(spans.column("trace_id"))
             maybe = self._might_be_stored(trace_ids)

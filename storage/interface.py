@@ -38,13 +38,20 @@ class TraceVersion(NamedTuple):
     end_time_unix_nano: int
 
 
+class StoreUnavailable(RuntimeError):
+    """A write failed because of the store (I/O, memory, an engine that must be reopened), not because of the
+    spans: the same write may succeed later."""
+
+
 class SpanStore(Protocol):
     def write(self, spans: pa.Table) -> int:
         """Store spans (``schema.SPAN_SCHEMA``) and refresh the summaries of the traces they belong to.
 
-        Idempotent on (trace_id, span_id): a span already stored is left as it is. Returns only once the
-        spans are durably persisted — a crash after the return loses none of them. Returns the number of
-        spans that were new.
+        Idempotent on (trace_id, span_id): a span already stored is left as it is. On return the spans are
+        committed (every later read sees them); they are in the file once ``checkpoint`` returns (callers keep
+        them in their own log until then: docs/durability.md). Returns the number of spans that were new.
+        Raises ``StoreUnavailable`` when the store, not the spans, is at fault; any other error is the
+        spans' own (the caller isolates and quarantines them).
         """
         ...
 

@@ -23,8 +23,10 @@ as well would write and fsync its Arrow IPC stream (1.6× the wire size) a secon
 Readers call ``sync()`` first, so a query sees every span acknowledged before it began (loaded and committed;
 reads do not wait for checkpoints). After a crash the log is replayed into the store on start and
 checkpointed before it is deleted (writes are idempotent, so a batch loaded just before the crash is not
-stored twice). If loading fails, the spans stay in the log and the loader retries; the backlog
-bound then turns new exports away with a retryable error instead of losing anything.
+stored twice). If loading fails because of the spans, the load is split per export and an export that
+still fails alone is quarantined (``write_isolated``); if it fails because of the store (a full disk), the
+spans stay in the log and the loader retries with a growing pause until the writer closes, while the
+backlog bound turns new exports away with a retryable error instead of losing anything.
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ from typing import Protocol
 
 import pyarrow as pa
 
+from trajscope.storage.interface import StoreUnavailable
+from trajscope.storage.quarantine import QUARANTINE_DIR, Quarantine
 from trajscope.storage.schema import ROW_GROUP_ROWS, SPAN_SCHEMA
 from trajscope.storage.staging_log import StagingLog, queued_behind, running_future
 
@@ -61,6 +65,11 @@ MAX_LINGER_S = 1.0
 CHECKPOINT_ROWS = 131_072
 CHECKPOINT_AFTER_S = 10.0
 RETRY_AFTER_FAILURE_S = 1.0
+MAX_RETRY_PAUSE_S = 16.0
+
+
+class _GiveUp(Exception):
+    """The writer is closing while the store keeps failing: what is not loaded stays in the logs."""
 
 
 class WriterClosed(RuntimeError):
@@ -87,6 +96,7 @@ class WriterStats:
     load_seconds: float = 0.0
     checkpoints: int = 0
     checkpoint_failures: int = 0
+    spans_quarantined: int = 0
 
 
 @dataclass
@@ -125,21 +135,42 @@ def read_ipc(payload: bytes | bytearray) -> pa.Table:
     return conform(pa.ipc.open_stream(payload).read_all())
 
 
-def write_in_loads(tables: Iterable[pa.Table], write: Callable[[pa.Table], object],
+def write_in_loads(tables: Iterable[pa.Table], write: Callable[[list[pa.Table]], object],
                    load_rows: int = LOAD_ROWS) -> int:
     """Hand ``tables`` to ``write`` gathered into loads of at least ``load_rows`` rows (the last may be
-    smaller), as a recovery outside the load thread does; returns the rows written."""
+    smaller), as a recovery outside the load thread does; returns the rows handed over."""
     batch: list[pa.Table] = []
     rows = total = 0
     for table in tables:
         batch.append(table)
         rows += table.num_rows
         if rows >= load_rows:
-            write(pa.concat_tables(batch))
+            write(batch)
             total, batch, rows = total + rows, [], 0
     if batch:
-        write(pa.concat_tables(batch))
+        write(batch)
     return total + rows
+
+
+# Failures of the store rather than of the spans: retried, never quarantined.
+STORE_FAULTS = (StoreUnavailable, OSError, MemoryError)
+
+
+def write_isolated(store: WritableStore, tables: list[pa.Table], quarantine: Quarantine) -> tuple[int, int]:
+    """Write ``tables`` (one per export or export part) as one load: (spans new to the store, spans
+    quarantined). A failure of the spans themselves splits the load into its tables, and a table that fails
+    alone is quarantined, so one bad export never holds back the others. Store faults (``STORE_FAULTS``)
+    propagate: the same write may succeed later."""
+    try:
+        return store.write(pa.concat_tables(tables)), 0
+    except STORE_FAULTS:
+        raise
+    except Exception as exc:
+        if len(tables) == 1:
+            quarantine.add_spans(tables[0], exc)
+            return 0, tables[0].num_rows
+        results = [write_isolated(store, [table], quarantine) for table in tables]
+        return sum(r[0] for r in results), sum(r[1] for r in results)
 
 
 def conform(table: pa.Table) -> pa.Table:
@@ -155,8 +186,12 @@ class StagedWriter:
     def __init__(self, store: WritableStore, directory: str | Path, *, load_rows: int = LOAD_ROWS,
                  row_group_rows: int = ROW_GROUP_ROWS, linger_s: float = 0.05, idle_after_s: float = 1.0,
                  checkpoint_rows: int = CHECKPOINT_ROWS, checkpoint_after_s: float = CHECKPOINT_AFTER_S,
-                 progress: Callable[[str], None] | None = None) -> None:
+                 quarantine: Quarantine | None = None, progress: Callable[[str], None] | None = None) -> None:
+        """``quarantine``: where spans that fail to load on their own go; by default the data directory's
+        (``quarantine/`` beside ``directory``)."""
         self._store = store
+        self._quarantine = quarantine or Quarantine(Path(directory).parent / QUARANTINE_DIR)
+        self._closing = threading.Event()
         self._load_rows = load_rows
         self._row_group_rows = row_group_rows
         self._linger_s = linger_s
@@ -201,10 +236,10 @@ class StagedWriter:
     def _recover(self, progress: Callable[[str], None] | None) -> None:
         """Load whatever a previous run acknowledged but had not loaded, before taking new spans."""
 
-        def replay(table: pa.Table) -> None:
+        def replay(tables: list[pa.Table]) -> None:
             self._ingest_mode(True)
-            self._store.write(table)
-            self.stats.spans_replayed += table.num_rows
+            self._write(tables, retry=False)  # a store fault at start is the start's failure, said at once
+            self.stats.spans_replayed += sum(t.num_rows for t in tables)
             if progress:
                 progress(f"recovered {self.stats.spans_replayed} acknowledged spans from the staging log")
 
@@ -334,7 +369,12 @@ class StagedWriter:
             taken, drain, busy = took
             if taken:
                 self._switch_for(busy)
-                self._load(*self._whole_row_groups(taken, drain))
+                try:
+                    self._load(*self._whole_row_groups(taken, drain))
+                except _GiveUp:
+                    log.error("stopping with spans not loaded (the store keeps failing); they stay in the logs "
+                              "and are loaded at the next start")
+                    return
         if self._first_uncheckpointed is not None:
             self._checkpoint()  # closing: what was loaded goes into the file before the logs let it go
 
@@ -382,20 +422,35 @@ class StagedWriter:
             log.exception("switching the store's ingest mode failed")
         self._ingesting = loading
 
+    def _write(self, tables: list[pa.Table], *, retry: bool = True) -> int:
+        """Write one load (a table per export or export part) with ``write_isolated``; returns the spans new
+        to the store. A store fault is retried with a growing pause — the spans are safe in the logs, and the
+        backlog bound turns new exports away meanwhile — until it passes or the writer closes (``_GiveUp``);
+        without ``retry`` it propagates."""
+        pause = RETRY_AFTER_FAILURE_S
+        while True:
+            try:
+                written, quarantined = write_isolated(self._store, tables, self._quarantine)
+            except STORE_FAULTS as exc:
+                self.stats.load_failures += 1
+                if not retry:
+                    raise
+                if self._closing.is_set():
+                    raise _GiveUp from exc
+                log.error("loading %d acknowledged spans failed (%s: %s); they stay in the logs, retrying in "
+                          "%.0f s", sum(t.num_rows for t in tables), type(exc).__name__, exc, pause)
+                self._closing.wait(pause)
+                pause = min(2 * pause, MAX_RETRY_PAUSE_S)
+                continue
+            if quarantined:
+                self.stats.load_failures += 1
+                self.stats.spans_quarantined += quarantined
+            return written
+
     def _load(self, taken: list[_Batch], tables: list[pa.Table]) -> None:
         rows = sum(t.num_rows for t in tables)
         started = time.perf_counter()
-        while True:
-            try:
-                written = self._store.write(pa.concat_tables(tables))
-                break
-            except Exception:
-                # The spans are safe in the log; keep trying (and keep refusing new ones once the
-                # backlog is full) rather than drop them.
-                self.stats.load_failures += 1
-                log.exception("loading %d acknowledged spans failed; retrying in %.0f s", rows,
-                              RETRY_AFTER_FAILURE_S)
-                time.sleep(RETRY_AFTER_FAILURE_S)
+        written = self._write(tables)
         self.stats.loads += 1
         self.stats.spans_written += written
         self.stats.spans_duplicate += rows - written
@@ -469,6 +524,7 @@ class StagedWriter:
                 return
             self._closed = True
             self._submissions.put(None)
+        self._closing.set()  # a load failing on the store stops retrying
         self._ack_thread.join(timeout)
         self._load_thread.join(timeout)
         if not self._load_thread.is_alive():

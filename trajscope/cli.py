@@ -91,6 +91,18 @@ def _analyst_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--prices", type=Path, default=env("prices", None),
                    help="the server's --prices file, to cost the exports it acknowledged but had not loaded")
 
+    p = sub.add_parser("quarantine", help="list, retry or drop what ingestion could not decode or load",
+                       description="Acknowledged exports whose decode failed and spans whose load failed are "
+                                   "kept in DATA/quarantine/ instead of stopping ingestion. retry and drop "
+                                   "need the server stopped.")
+    p.add_argument("action", choices=("list", "retry", "drop"))
+    p.add_argument("ids", nargs="*", help="entry ids (from `list`) for retry and drop")
+    p.add_argument("--all", action="store_true", help="every entry, for retry and drop")
+    p.add_argument("--json", action="store_true", help="list as JSON")
+    p.add_argument("--data", type=Path, default=Path(env("data", "./data")), help="data directory (./data)")
+    p.add_argument("--prices", type=Path, default=env("prices", None),
+                   help="the server's --prices file, to cost retried exports")
+
     p = sub.add_parser("export", help="export spans as Parquet, one file per UTC day")
     p.add_argument("--since", required=True, help="first day, YYYY-MM-DD (UTC)")
     p.add_argument("--until", default=None, help="day after the last one, YYYY-MM-DD (default: tomorrow)")
@@ -133,6 +145,24 @@ def _recover(args: argparse.Namespace) -> int:
     return 0 if report.row_ranges_lost == 0 else 3
 
 
+def _quarantine(args: argparse.Namespace) -> int:
+    from trajscope import quarantine_cli
+    from trajscope.storage.clean_start import DirectoryInUse
+    from trajscope.storage.duckdb_store import StoreError
+
+    if args.action == "list":
+        return quarantine_cli.list_entries(args.data, args.json)
+    if args.action == "drop":
+        return quarantine_cli.drop(args.data, args.ids, args.all)
+    if not _configure_prices(args.prices):
+        return 1
+    try:
+        return quarantine_cli.retry(args.data, args.ids, args.all)
+    except (DirectoryInUse, StoreError) as exc:
+        _say(f"{exc}")
+        return 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="trajscope", description="Observability backend for AI agents.")
     parser.add_argument("--version", action="version", version=f"trajscope {__version__}")
@@ -163,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_demo(args.endpoint, args.sessions, args.seed, args.api_key, args.project)
     if args.command == "recover":
         return _recover(args)
+    if args.command == "quarantine":
+        return _quarantine(args)
     if args.command == "compact":
         from trajscope.collector.ack_log import ACK_LOG_DIR
         from trajscope.collector.ack_replay import load_acknowledged

@@ -31,6 +31,7 @@ from trajscope.query.alerting import AlertConfig, AlertConfigError, AlertMonitor
 from trajscope.query.api import AppState, create_app
 from trajscope.storage.clean_start import DirectoryInUse
 from trajscope.storage.duckdb_store import DuckDBStore, StoreError
+from trajscope.storage.quarantine import QUARANTINE_DIR, Quarantine
 from trajscope.storage.staged_writer import StagedWriter
 
 log = logging.getLogger("trajscope")
@@ -76,11 +77,11 @@ def open_store(settings: ServerSettings) -> DuckDBStore:
         raise StartupError(f"cannot open data directory {settings.data}: {exc}") from None
 
 
-def open_writer(settings: ServerSettings, store: DuckDBStore) -> StagedWriter:
+def open_writer(settings: ServerSettings, store: DuckDBStore, quarantine: Quarantine) -> StagedWriter:
     """The staging log lives beside the database; spans a previous run acknowledged but did not load are
     loaded now, before anything new is accepted."""
     try:
-        return StagedWriter(store, settings.data / "staging",
+        return StagedWriter(store, settings.data / "staging", quarantine=quarantine,
                             progress=lambda msg: print(f"trajscope: {msg}", flush=True))
     except BaseException:
         store.close()
@@ -108,10 +109,11 @@ async def serve(settings: ServerSettings) -> None:
     load_prices(settings)
     alert_config = load_alerts(settings)
     store = open_store(settings)
-    writer = open_writer(settings, store)
+    quarantine = Quarantine(settings.data / QUARANTINE_DIR)
+    writer = open_writer(settings, store, quarantine)
     decoder = make_decoder(settings.decode_workers, costing.extra_file(), settings.decoder)
     # Also with --decode-backlog 0: what an earlier run acknowledged there is decoded at start.
-    ack_log = AckLog(settings.data / ACK_LOG_DIR)
+    ack_log = AckLog(settings.data / ACK_LOG_DIR, quarantine)
     pipeline = IngestPipeline(writer, decoder, max_pending_spans=settings.max_pending_spans,
                               decode_slots=max(1, settings.decode_workers),
                               ack_log=ack_log if settings.decode_backlog > 0 else None,
@@ -120,7 +122,9 @@ async def serve(settings: ServerSettings) -> None:
     writer.more_coming = lambda: pipeline.stats.decoding > 0
 
     def ingest_stats() -> dict:
-        return {**asdict(pipeline.stats), "pending_spans": writer.pending_rows, **asdict(writer.stats)}
+        entries, spans = quarantine.counts()
+        return {**asdict(pipeline.stats), "pending_spans": writer.pending_rows, **asdict(writer.stats),
+                "quarantine_entries": entries, "quarantine_spans": spans}
 
     state = AppState(store, settings.api_key, ingest_stats, pipeline.sync, settings.sql_timeout_s,
                      caught_up=pipeline.caught_up)
@@ -171,6 +175,8 @@ async def serve(settings: ServerSettings) -> None:
         decoder.shutdown(wait=True)
         try:
             store.checkpoint()
+        except Exception as exc:  # the logs keep whatever the file lacks: the next start re-applies it
+            print(f"trajscope: the final checkpoint failed ({exc}); the next start re-applies the logs", flush=True)
         finally:
             store.close()
         print(f"trajscope: stopped ({writer.stats.spans_written} spans written this run)", flush=True)

@@ -7,6 +7,7 @@ import threading
 import pytest
 
 from trajscope.collector.ack_log import AckLog, decode, encode
+from trajscope.storage.quarantine import Quarantine
 
 
 def _segments(log: AckLog) -> list[int]:
@@ -125,12 +126,20 @@ def test_a_failed_append_fails_its_futures_and_the_log_goes_on(tmp_path, monkeyp
     assert left_in(tmp_path) == [("p", b"kept")]
 
 
-def test_set_aside_keeps_the_body(tmp_path):
-    log = AckLog(tmp_path)
-    path = log.set_aside("proj", b"\x0a\x00body", ValueError("boom"))
-    assert decode(path.read_bytes()) == ("proj", b"\x0a\x00body")
+def quarantined_exports(directory) -> list[tuple[str, bytes]]:
+    """(project, body) of every export quarantined in ``directory``."""
+    return [decode(entry.data.read_bytes()) for entry in Quarantine(directory).entries() if entry.kind == "export"]
+
+
+def test_a_quarantined_export_keeps_its_body_and_reason(tmp_path):
+    log = AckLog(tmp_path / "acklog")
+    entry = log.quarantine("proj", b"\x0a\x00body", ValueError("boom"), spans=3)
     log.close()
-    assert path.exists()  # an operator's to look at, not the log's to delete
+    # An operator's to retry or drop, not the log's to delete; beside the log, in the data directory.
+    assert quarantined_exports(tmp_path / "quarantine") == [("proj", b"\x0a\x00body")]
+    (listed,) = Quarantine(tmp_path / "quarantine").entries()
+    assert listed == entry and (listed.reason, listed.spans, listed.project) == ("ValueError: boom", 3, "proj")
+    assert Quarantine(tmp_path / "quarantine").counts() == (1, 3)
 
 
 def test_a_waiter_giving_up_does_not_stop_the_appends(tmp_path, monkeypatch):

@@ -1,10 +1,10 @@
 import pytest
 
-from tests.collector.test_ack_log import left_in
+from tests.collector.test_ack_log import left_in, quarantined_exports
 from tests.otlp_builders import make_request, make_span
 from tests.storage.test_staged_writer import FakeStore
 from trajscope.collector import ack_replay
-from trajscope.collector.ack_log import AckLog, decode
+from trajscope.collector.ack_log import AckLog
 from trajscope.storage.compaction import compact
 from trajscope.storage.duckdb_store import DuckDBStore
 
@@ -30,8 +30,7 @@ def test_what_an_ack_log_holds_is_loaded_in_loads_and_the_log_goes(tmp_path, mon
     assert store.checkpoints == 1
     assert said and "4 acknowledged export(s)" in said[0]
     assert not list((tmp_path / "acklog").glob("seg-*.log"))
-    (aside,) = (tmp_path / "acklog").glob("failed-*.otlp")
-    assert decode(aside.read_bytes())[1] == b"\xff\xff not a request"
+    assert quarantined_exports(tmp_path / "quarantine") == [("proj", b"\xff\xff not a request")]
 
 
 def test_a_failing_write_keeps_the_log_for_the_next_start(tmp_path):

@@ -5,11 +5,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.collector.test_ack_log import left_in
+from tests.collector.test_ack_log import left_in, quarantined_exports
 from tests.otlp_builders import make_request, make_span
 from tests.storage.test_staged_writer import FakeStore
 from trajscope.collector import pipeline as pipeline_module
-from trajscope.collector.ack_log import AckLog, decode
+from trajscope.collector.ack_log import AckLog
 from trajscope.collector.decode_batches import decode_group
 from trajscope.collector.pipeline import IngestPipeline, InvalidRequest, Overloaded, Unavailable
 from trajscope.collector.validate import validate_request
@@ -385,7 +385,7 @@ def test_refused_bodies_and_fully_rejected_exports_are_not_logged(tmp_path, monk
     writer.close()
 
 
-def test_a_decode_failing_after_the_acknowledgement_is_set_aside_not_dropped(tmp_path, monkeypatch):
+def test_a_decode_failing_after_the_acknowledgement_is_quarantined_not_dropped(tmp_path, monkeypatch):
     held = _HeldDecode(monkeypatch)
     store = FakeStore()
     pipeline, writer, ack_log = _ack_first(tmp_path, store)
@@ -401,9 +401,8 @@ def test_a_decode_failing_after_the_acknowledgement_is_set_aside_not_dropped(tmp
 
     _run(scenario())
     assert pipeline.stats.failed_after_ack == 1
-    _wait_for_value(lambda: ack_log.unreleased, 0)  # the set-aside one at once, the good one once checkpointed
-    (aside,) = (tmp_path / "acklog").glob("failed-*.otlp")
-    assert decode(aside.read_bytes()) == ("p", bad)
+    _wait_for_value(lambda: ack_log.unreleased, 0)  # the quarantined one at once, the good one once checkpointed
+    assert quarantined_exports(tmp_path / "quarantine") == [("p", bad)]
     assert len(store.span_ids) == 1
     writer.close()
     ack_log.close()
@@ -429,7 +428,7 @@ def test_what_an_earlier_run_acknowledged_is_decoded_at_the_next_start(tmp_path,
     assert left_in(tmp_path / "acklog") == []
 
 
-def test_an_earlier_run_is_restaged_in_groups_and_a_failing_export_set_aside(tmp_path, monkeypatch):
+def test_an_earlier_run_is_restaged_in_groups_and_a_failing_export_quarantined(tmp_path, monkeypatch):
     earlier = AckLog(tmp_path / "acklog")
     spans = [make_span(f"left-{i}") for i in range(2 * pipeline_module.RESTAGE_CHUNK + 5)]
     bodies = [make_request([span]).SerializeToString() for span in spans]
@@ -444,8 +443,7 @@ def test_an_earlier_run_is_restaged_in_groups_and_a_failing_export_set_aside(tmp
     assert _run(pipeline.restage_earlier_run(ack_log)) == len(bodies)
     assert pipeline.stats.groups >= 2  # one per chunk, but not the one holding the failing export
     assert pipeline.stats.failed_after_ack == 1
-    (aside,) = (tmp_path / "acklog").glob("failed-*.otlp")
-    assert decode(aside.read_bytes()) == ("proj", bodies[7])
+    assert quarantined_exports(tmp_path / "quarantine") == [("proj", bodies[7])]
     assert writer.sync(5)
     assert store.span_ids == {s.span_id.hex() for i, s in enumerate(spans) if i != 7}
     writer.close()

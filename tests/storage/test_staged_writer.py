@@ -8,6 +8,8 @@ import pytest
 from tests.otlp_builders import make_request, make_span
 from trajscope.collector.otlp_decode import decode_request
 from trajscope.storage import staged_writer
+from trajscope.storage.interface import StoreUnavailable
+from trajscope.storage.quarantine import Quarantine
 from trajscope.storage.schema import SPAN_SCHEMA
 from trajscope.storage.staged_writer import StagedWriter, WriterClosed, conform, ipc_bytes
 
@@ -362,3 +364,58 @@ def test_a_waiter_giving_up_does_not_stop_the_acknowledgements(tmp_path, monkeyp
     assert writer.submit(*_batch(3)).result(5) == 3
     assert writer.sync(timeout=5) and writer.pending_rows == 0
     writer.close()
+
+
+class PoisonedStore(FakeStore):
+    """Refuses any load holding a span named ``poison`` (as a bad value would fail an insert); ``down`` makes
+    every load fail as the store's own fault instead."""
+
+    def __init__(self, down: bool = False) -> None:
+        super().__init__()
+        self.down = down
+
+    def write(self, table: pa.Table) -> int:
+        if self.down:
+            raise StoreUnavailable("IOException: no space left on device")
+        if "poison" in table.column("name").to_pylist():
+            raise ValueError("value out of range")
+        return super().write(table)
+
+
+def _named(*names: str) -> tuple[bytes, int]:
+    table = decode_request(make_request([make_span(name) for name in names]).SerializeToString()).table
+    return ipc_bytes(table), table.num_rows
+
+
+def test_a_poisoned_export_is_quarantined_and_the_others_in_its_load_are_stored(tmp_path):
+    store = PoisonedStore()
+    writer = StagedWriter(store, tmp_path / "staging", linger_s=0.3)  # the three exports in one load
+    futures = [writer.submit_logged_elsewhere(*_named("good-1", "good-2")),
+               writer.submit_logged_elsewhere(*_named("poison", "innocent bystander")),
+               writer.submit(*_named("good-3"))]
+    futures[2].result(5)
+    assert writer.sync(timeout=5)  # never retried forever: the reads go on
+    assert len(store.span_ids) == 3 and store.loads == [2, 1]  # split per export after the failure
+    assert writer.stats.spans_quarantined == 2
+    (entry,) = Quarantine(tmp_path / "quarantine").entries()
+    assert entry.kind == "spans" and entry.spans == 2 and "value out of range" in entry.reason
+    kept = pa.ipc.open_stream(entry.data.read_bytes()).read_all()
+    assert sorted(kept.column("name").to_pylist()) == ["innocent bystander", "poison"]
+    writer.close()
+    assert all(f.done() for f in futures)  # the quarantined export is released too: it is durable there
+
+
+def test_a_store_that_keeps_failing_is_retried_until_close_and_close_is_bounded(tmp_path):
+    store = PoisonedStore(down=True)
+    writer = StagedWriter(store, tmp_path / "staging", linger_s=0.01)
+    staged = writer.submit(*_named("kept-1", "kept-2"))
+    assert staged.result(5) == 2  # acknowledged: in the log
+    _wait_for(lambda: writer.stats.load_failures >= 1)
+    started = time.monotonic()
+    writer.close()
+    assert time.monotonic() - started < 30  # the retry pause ends at close (it would otherwise reach 16 s)
+    assert writer.stats.spans_quarantined == 0  # a store fault is never the spans' fault
+    assert not list((tmp_path / "quarantine").glob("*"))
+    healthy = FakeStore()
+    StagedWriter(healthy, tmp_path / "staging").close()  # the next start loads what the log kept
+    assert len(healthy.span_ids) == 2
