@@ -28,6 +28,10 @@ from trajscope.query.errors import ApiError, ErrorCode, install_error_handlers
 from trajscope.query.filters import RunFilter, run_filter
 from trajscope.query.gc_pause import gc_paused
 from trajscope.query.params import (
+    CostUsd,
+    Cursor,
+    DurationMs,
+    TimeText,
     decode_cursor,
     decode_session_cursor,
     encode_cursor,
@@ -125,16 +129,16 @@ def create_app(state: AppState) -> FastAPI:
         agent: str | None = None,
         session_id: str | None = None,
         status: Annotated[str | None, Query(pattern="^(error|any)$")] = None,
-        since: Annotated[str | None, Query(description="Unix ns, RFC 3339, or an age like 1h")] = None,
-        until: Annotated[str | None, Query(description="Unix ns, RFC 3339, or an age like 1h")] = None,
-        min_duration_ms: Annotated[float | None, Query(ge=0)] = None,
-        min_cost_usd: Annotated[float | None, Query(ge=0)] = None,
+        since: TimeText = None,
+        until: TimeText = None,
+        min_duration_ms: DurationMs = None,
+        min_cost_usd: CostUsd = None,
         guardrail: Annotated[str | None, Query(pattern="^hits$", description="`hits`: only runs with a "
                                                                               "guardrail hit")] = None,
         q: Annotated[str | None, Query(max_length=200, description="a trace or span id, or text in a span "
                                                                    "name")] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
-        cursor: str | None = None,
+        cursor: Cursor = None,
     ) -> Any:
         """Traces newest first, one summary row each. Pass ``next_cursor`` back as ``cursor`` for more."""
         now = time.time_ns()
@@ -218,7 +222,7 @@ def create_app(state: AppState) -> FastAPI:
     @app.get("/api/v1/sessions", tags=["sessions"], dependencies=guarded)
     def sessions(
         flt: Annotated[RunFilter, Depends(run_filter)], user: str | None = None,
-        limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50, cursor: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50, cursor: Cursor = None,
     ) -> Any:
         """Sessions (conversations), most recently active first, with their totals."""
         found = list_sessions(state.store, flt, user, limit + 1, decode_session_cursor(cursor))

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Annotated
 
-from fastapi import Query
-
-from trajscope.query.params import time_param
+from trajscope.query.params import TimeText, time_param
 from trajscope.storage.sql import Where
 
 
@@ -37,8 +34,8 @@ def run_filter(
     project: str | None = None,
     service: str | None = None,
     agent: str | None = None,
-    since: Annotated[str | None, Query(description="Unix ns, RFC 3339, or an age like 1h")] = None,
-    until: Annotated[str | None, Query(description="Unix ns, RFC 3339, or an age like 1h")] = None,
+    since: TimeText = None,
+    until: TimeText = None,
 ) -> RunFilter:
     """The filters every aggregate route takes (a FastAPI dependency)."""
     now = time.time_ns()

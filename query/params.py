@@ -1,4 +1,5 @@
-"""Parsing of the API's query parameters: times, ids, cursors. Errors raise ``ApiError``."""
+"""The API's parameter types, shared by every route: times, durations, costs, ids, cursors. A value out of
+range or in an unexpected form raises ``ApiError`` (400 with a message), never a 500 further down."""
 
 from __future__ import annotations
 
@@ -6,18 +7,33 @@ import base64
 import binascii
 import re
 from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import Query
 
 from trajscope.query.errors import ApiError, ErrorCode
 
+INT64_MAX = 2**63 - 1
 _TRACE_ID = re.compile(r"^[0-9a-fA-F]{32}$")
-_RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)$")
+# ASCII digits only: str.isdigit() and int() also take other scripts' digits (`³`, `١`).
+_UNIX_NS = re.compile(r"^[0-9]{1,19}$")
+_RELATIVE = re.compile(r"^([0-9]{1,12}(?:\.[0-9]{1,9})?)\s*(ms|s|m|h|d)$")
+
+TimeText = Annotated[str | None, Query(max_length=64, description="Unix ns, RFC 3339, or an age like 1h")]
+# Milliseconds whose nanoseconds fit int64; costs far above any run's.
+DurationMs = Annotated[float | None, Query(ge=0, le=INT64_MAX / 1e6, allow_inf_nan=False)]
+CostUsd = Annotated[float | None, Query(ge=0, le=1e12, allow_inf_nan=False)]
+Cursor = Annotated[str | None, Query(max_length=512, description="`next_cursor` of the previous page")]
 _UNIT_NS = {"ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9, "d": 86400 * 10**9}
 
 
 def duration_ns(text: str) -> int | None:
     """``15m``, ``2h``, ``0.5s``, ``7d``, ``250ms`` in nanoseconds; None if ``text`` is not a duration."""
     match = _RELATIVE.match(text.strip())
-    return int(float(match.group(1)) * _UNIT_NS[match.group(2)]) if match else None
+    if not match:
+        return None
+    value = int(float(match.group(1)) * _UNIT_NS[match.group(2)])
+    return value if value <= INT64_MAX else None
 
 
 def trace_id_param(value: str) -> str:
@@ -33,19 +49,23 @@ def time_param(name: str, value: str | None, now_ns: int) -> int | None:
     if value is None or value == "":
         return None
     text = value.strip()
-    if text.isdigit():
-        return int(text)
-    age = duration_ns(text)
-    if age is not None:
-        return now_ns - age
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise ApiError(ErrorCode.INVALID_ARGUMENT,
-                       f"{name} must be Unix nanoseconds, RFC 3339, or an age like 15m; got {value!r}") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1_000_000) * 1000
+    wrong = ApiError(ErrorCode.INVALID_ARGUMENT, f"{name} must be Unix nanoseconds (0 to {INT64_MAX}), RFC 3339 "
+                     f"(1970 to 2262), or an age like 15m; got {value[:64]!r}")
+    if _UNIX_NS.match(text):
+        ns = int(text)
+    elif (age := duration_ns(text)) is not None:
+        ns = max(now_ns - age, 0)
+    else:
+        try:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise wrong from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        ns = int(moment.timestamp() * 1_000_000) * 1000
+    if not 0 <= ns <= INT64_MAX:
+        raise wrong
+    return ns
 
 
 def _encode(start_ns: int, key: str) -> str:
@@ -56,6 +76,8 @@ def _decode(cursor: str) -> tuple[int, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         start, key = raw.split(":", 1)
+        if not _UNIX_NS.match(start) or int(start) > INT64_MAX:
+            raise ValueError(start)
         return int(start), key
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise ApiError(ErrorCode.INVALID_ARGUMENT, "cursor is not one this API returned") from None
