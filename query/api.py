@@ -27,6 +27,7 @@ from trajscope.query.cost_api import add_cost_routes
 from trajscope.query.errors import ApiError, ErrorCode, install_error_handlers
 from trajscope.query.filters import RunFilter, run_filter
 from trajscope.query.gc_pause import gc_paused
+from trajscope.query.openapi import install_openapi
 from trajscope.query.params import (
     CostUsd,
     Cursor,
@@ -277,4 +278,5 @@ def create_app(state: AppState) -> FastAPI:
 
     add_sql_routes(app, state, guarded)
     add_cost_routes(app, state, guarded)
+    install_openapi(app)
     return app
