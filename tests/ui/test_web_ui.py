@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -223,3 +224,26 @@ def test_time_range_filter(fed, page):
     page.wait_for_url("**since=2001**")
     _shown(page, min(since_2001, 100))
     assert "until" not in page.url
+
+
+_JUNK = re.compile(r"\b(null|undefined|NaN)\b|\[object Object\]|\b1 (anomalies|runs|spans|steps)\b")
+
+
+def _visible_junk(page) -> list[str]:
+    return [m.group(0) for m in _JUNK.finditer(page.inner_text("body"))]
+
+
+def test_no_view_shows_null_undefined_nan_or_object_text(fed, page):
+    """What a new user sees first: every view over the demo data, every run page included."""
+    traces = _api(fed, "/traces", limit=200)["traces"]
+    session = next(t["session_id"] for t in traces if t["session_id"])
+    views = {"runs": ("#/", "#runs tbody tr"), "overview": ("#/overview", ".chart svg"),
+             "sql": ("#/sql", "#schema details"), "session": (f"#/session/{session}", "#turns tbody tr")}
+    views |= {f"run {t['trace_id']}": (f"#/run/{t['trace_id']}", "#waterfall") for t in traces}
+    found = {}
+    for name, (route, ready) in views.items():
+        page.goto(f"{fed.api}/{route}")
+        page.wait_for_selector(ready)
+        if junk := _visible_junk(page):
+            found[name] = junk
+    assert not found, found

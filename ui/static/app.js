@@ -14,6 +14,21 @@ const statusLine = document.getElementById("status");
 let cleanup = [];  // timers and listeners of the current view
 
 // ---------------------------------------------------------------------------------------------- helpers
+// Children as el() takes them: nested arrays flattened, null / undefined / false left out, text as text nodes.
+function nodes(children) {
+  return children.flat().filter((c) => c !== null && c !== undefined && c !== false)
+    .map((c) => (c instanceof Node ? c : document.createTextNode(String(c))));
+}
+
+// Replace a node's children; a null child (an optional part not shown) is left out, never shown as "null".
+function setChildren(node, ...children) {
+  node.replaceChildren(...nodes(children));
+}
+
+function plural(n, one, many = `${one}s`) {
+  return `${n.toLocaleString()} ${n === 1 ? one : many}`;
+}
+
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {
@@ -23,10 +38,7 @@ function el(tag, attrs = {}, ...children) {
     else if (k === "style") node.style.cssText = v;
     else node.setAttribute(k, v === true ? "" : v);
   }
-  for (const c of children.flat()) {
-    if (c === null || c === undefined || c === false) continue;
-    node.append(c instanceof Node ? c : document.createTextNode(String(c)));
-  }
+  node.append(...nodes(children));
   return node;
 }
 const catColor = (c) => `var(--${CATEGORY_LETTER[c] ? c : "other"})`;
@@ -67,7 +79,7 @@ const sqlJSON = async (sql, limit = 1000) => (await api("/sql", {
 })).json();
 
 function showError(err) {
-  app.replaceChildren(el("div", { class: "error-box" }, String(err.message || err)));
+  setChildren(app, el("div", { class: "error-box" }, String(err.message || err)));
 }
 
 function parseHash() {
@@ -121,7 +133,7 @@ function runsView(params) {
     el("th", {}, "agent"), el("th", {}, "root"), el("th", {}, "start"), el("th", { class: "num" }, "duration"),
     el("th", { class: "num" }, "spans"), el("th", { class: "num" }, "tokens"), el("th", { class: "num" }, "cost"),
     el("th", { class: "num" }, "errors"), el("th", {}, "session"), el("th", {}, ""))), tbody);
-  app.replaceChildren(form, table, more);
+  setChildren(app, form, table, more);
 
   let cursor = null;
   let paged = false;  // after "Load more", live refresh would throw the extra pages away
@@ -134,7 +146,7 @@ function runsView(params) {
     if (append && cursor) { q.set("cursor", cursor); paged = true; }
     try {
       const page = await getJSON(`/traces?${q}`);
-      if (!append) tbody.replaceChildren();
+      if (!append) setChildren(tbody);
       for (const t of page.traces) tbody.append(runRow(t));
       cursor = page.next_cursor;
       more.hidden = !cursor;
@@ -164,7 +176,7 @@ function runRow(t) {
 
 // ---------------------------------------------------------------------------------------------- run page
 async function runView(traceId, stepId) {
-  app.replaceChildren(el("p", { class: "muted" }, "Loading run…"));
+  setChildren(app, el("p", { class: "muted" }, "Loading run…"));
   let trajectory, latency;
   try {
     // The table layout sends each step as an array (no repeated keys): ~2.5× smaller and faster to build
@@ -210,14 +222,14 @@ async function runView(traceId, stepId) {
     el("span", {}, el("i", { style: "background:transparent;box-shadow:0 0 0 2px var(--crit)" }), "critical path"));
 
   const anomalyList = trajectory.anomalies.length ? el("details", { class: "anomalies" },
-    el("summary", {}, `${trajectory.anomalies.length} anomalies`),
+    el("summary", {}, plural(trajectory.anomalies.length, "anomaly", "anomalies")),
     el("ul", {}, trajectory.anomalies.map((a) => el("li", {}, `${a.kind}: `, el("a", { href: `#/run/${traceId}/${a.span_id}` }, a.span_id), ` — ${a.detail}`)))) : null;
 
   // The waterfall: rows are virtualised (only the visible ones exist), so 50,000 steps stay smooth.
   const inner = el("div", { class: "wf-inner", style: `height:${steps.length * ROW_H}px` });
   const waterfall = el("div", { class: "waterfall", id: "waterfall", tabindex: 0, "data-total-rows": steps.length }, inner);
   const details = el("aside", { class: "details", id: "details" }, el("p", { class: "muted" }, "Select a step (click, or j / k)."));
-  app.replaceChildren(header, breakdown, legend, anomalyList,
+  setChildren(app, header, breakdown, legend, anomalyList,
     el("div", { class: "kbd" }, "j / k: next / previous step · the orange outline is the critical path"),
     el("div", { class: "run" }, waterfall, details));
 
@@ -229,7 +241,7 @@ async function runView(traceId, stepId) {
     const last = Math.min(steps.length, first + Math.ceil(waterfall.clientHeight / ROW_H) + 20);
     const rows = [];
     for (let i = first; i < last; i++) rows.push(stepRow(i));
-    inner.replaceChildren(...rows);
+    setChildren(inner, ...rows);
   }
 
   function stepRow(i) {
@@ -285,7 +297,7 @@ async function runView(traceId, stepId) {
         step.guardrail.action ? ` (${step.guardrail.action})` : "") : null,
       step.input_preview ? el("div", {}, el("b", {}, "Input"), el("pre", {}, step.input_preview)) : null,
       step.output_preview ? el("div", {}, el("b", {}, "Output"), el("pre", {}, step.output_preview)) : null];
-    details.replaceChildren(...panel.filter(Boolean));
+    setChildren(details, ...panel.filter(Boolean));
     if (step.virtual) return;
     try {
       const record = await spanRecord(step.span_id);
@@ -367,7 +379,7 @@ function asMessages(value) {
 async function sessionView(sessionId) {
   try {
     const s = await getJSON(`/sessions/${encodeURIComponent(sessionId)}`);
-    app.replaceChildren(el("h2", {}, `Session ${sessionId}`),
+    setChildren(app, el("h2", {}, `Session ${sessionId}`),
       el("div", { class: "summary" }, el("span", {}, "turns ", el("b", {}, s.traces.length)),
         el("span", {}, "user ", el("b", {}, s.user_id || "—")), el("span", {}, "agent ", el("b", {}, s.agent_name || "—")),
         el("span", {}, "cost ", el("b", {}, fmtCost(s.totals.cost_usd))),
@@ -415,7 +427,7 @@ function timeChart(title, rows) {
 const escapeXml = (s) => s.replace(/[<>&"]/g, (c) => ({ "<": "&lt;", ">": "&gt;", "&": "&amp;", '"': "&quot;" }[c]));
 
 async function overviewView() {
-  app.replaceChildren(el("p", { class: "muted" }, "Loading…"));
+  setChildren(app, el("p", { class: "muted" }, "Loading…"));
   const rate = el("div", { class: "chart", id: "ingest-rate" }, el("h3", {}, "Ingest rate"), el("p", { class: "muted" }, "measuring…"));
   try {
     const [byCategory, byTool, byModel, byModelUsage, byAgentUsage, guards, runs] = await Promise.all([
@@ -427,7 +439,7 @@ async function overviewView() {
                count(*) AS runs, count(*) FILTER (WHERE error_count > 0) AS errors FROM traces
                WHERE start_time_unix_nano >= epoch_ns(now()) - CAST(604800000000000 AS BIGINT) GROUP BY 1 ORDER BY 1`)]);
     const ms = (v) => fmtMs(v);
-    app.replaceChildren(el("h2", {}, "Overview"), el("div", { class: "grid2" },
+    setChildren(app, el("h2", {}, "Overview"), el("div", { class: "grid2" },
       rate,
       timeChart("Runs (blue) and runs with errors (red), per hour, last 7 days", runs.rows),
       barChart("Where time goes: critical-path time by category", byCategory.groups, { value: (r) => r.critical_ms, label: (r) => r.key, format: ms, color: (r) => catColor(r.key) }),
@@ -446,7 +458,7 @@ async function overviewView() {
       if (samples.length > 30) samples.shift();
       if (samples.length >= 2) {
         const [ta, a] = samples[0], [tb, b] = samples[samples.length - 1];
-        rate.replaceChildren(el("h3", {}, "Ingest rate"), el("p", {}, el("b", { style: "font-size:20px" }, `${Math.round((b - a) / ((tb - ta) / 1000)).toLocaleString()} spans/s`),
+        setChildren(rate, el("h3", {}, "Ingest rate"), el("p", {}, el("b", { style: "font-size:20px" }, `${Math.round((b - a) / ((tb - ta) / 1000)).toLocaleString()} spans/s`),
           el("span", { class: "muted" }, ` over the last ${((tb - ta) / 1000).toFixed(0)} s · ${Number(b).toLocaleString()} acknowledged since start`)));
       }
     } catch (e) { /* server restarting: keep the last figure */ }
@@ -463,14 +475,14 @@ async function sqlView(params) {
   const output = el("div", { id: "sql-output" });
   const run = async () => {
     history.replaceState(null, "", `#/sql?q=${encodeURIComponent(editor.value)}`);
-    output.replaceChildren(el("p", { class: "muted" }, "Running…"));
+    setChildren(output, el("p", { class: "muted" }, "Running…"));
     try {
       const body = await sqlJSON(editor.value, 1000);
-      output.replaceChildren(el("p", { class: "muted" }, `${body.row_count} rows${body.truncated ? " (first 1,000; download for all)" : ""} in ${body.elapsed_ms} ms`),
+      setChildren(output, el("p", { class: "muted" }, `${body.row_count} rows${body.truncated ? " (first 1,000; download for all)" : ""} in ${body.elapsed_ms} ms`),
         el("div", { class: "results" }, el("table", { id: "sql-results" },
           el("thead", {}, el("tr", {}, body.columns.map((c) => el("th", { title: c.type }, c.name)))),
           el("tbody", {}, body.rows.map((r) => el("tr", {}, body.columns.map((c) => el("td", {}, cell(r[c.name])))))))));
-    } catch (err) { output.replaceChildren(el("div", { class: "error-box", id: "sql-error" }, String(err.message))); }
+    } catch (err) { setChildren(output, el("div", { class: "error-box", id: "sql-error" }, String(err.message))); }
   };
   const download = async (format) => {
     try {
@@ -479,11 +491,11 @@ async function sqlView(params) {
       const url = URL.createObjectURL(await response.blob());
       const a = el("a", { href: url, download: `trajscope-result.${format}` });
       document.body.append(a); a.click(); a.remove(); URL.revokeObjectURL(url);
-    } catch (err) { output.replaceChildren(el("div", { class: "error-box", id: "sql-error" }, String(err.message))); }
+    } catch (err) { setChildren(output, el("div", { class: "error-box", id: "sql-error" }, String(err.message))); }
   };
   editor.addEventListener("keydown", (e) => { if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) { e.preventDefault(); run(); } });
   const schema = el("div", { class: "schema", id: "schema" }, el("p", { class: "muted" }, "Loading schema…"));
-  app.replaceChildren(el("div", { class: "sql" }, schema, el("div", {}, editor,
+  setChildren(app, el("div", { class: "sql" }, schema, el("div", {}, editor,
     el("div", { style: "display:flex;gap:.5rem;margin-top:.4rem" }, el("button", { id: "sql-run", onclick: run }, "Run (Ctrl+Enter)"),
       el("button", { onclick: () => download("csv") }, "Download CSV"), el("button", { onclick: () => download("parquet") }, "Download Parquet")),
     output)));
@@ -493,9 +505,9 @@ async function sqlView(params) {
       ORDER BY table_name, ordinal_position`, 5000);
     const byTable = new Map();
     for (const r of cols.rows) { if (!byTable.has(r.table_name)) byTable.set(r.table_name, []); byTable.get(r.table_name).push(r); }
-    schema.replaceChildren(...[...byTable].map(([t, columns]) => el("details", { open: t === "traces" },
+    setChildren(schema, ...[...byTable].map(([t, columns]) => el("details", { open: t === "traces" },
       el("summary", {}, t), el("ul", {}, columns.map((c) => el("li", {}, c.column_name, el("span", { class: "muted" }, ` ${c.data_type.toLowerCase().slice(0, 24)}`)))))));
-  } catch (err) { schema.replaceChildren(el("div", { class: "error-box" }, String(err.message))); }
+  } catch (err) { setChildren(schema, el("div", { class: "error-box" }, String(err.message))); }
 }
 const cell = (v) => v === null || v === undefined ? "NULL" : typeof v === "object" ? JSON.stringify(v) : String(v);
 
