@@ -3,8 +3,8 @@
 A validated protobuf export (``validate``) is appended here and acknowledged; it is decoded and handed to the
 loader (``storage.staged_writer``) behind the acknowledgement, without a second log. Clients then send their
 next export while earlier ones are still being decoded, so exports queue and the decode workers take several
-at a time: with one export in flight per client, acknowledging after the decode meant ~1.3 exports per decode
-job and a fixed cost of ~6 ms per job paid on ~500 spans (bench/README.md).
+at a time: with one export in flight per client, acknowledging after the decode left about one export per
+decode job, each paying a job's fixed cost alone (docs/performance.md).
 
 A record is released once its spans are in a checkpointed store file (``storage.clean_start``); a segment
 is deleted once every record in it, and in the segments before it, is released. Records a crash left

@@ -1,9 +1,9 @@
 """An OTLP/JSON document (already parsed by orjson, ids already base64) → ``ExportTraceServiceRequest``,
 through the message's C setters instead of ``json_format.ParseDict``.
 
-``ParseDict`` walks the descriptors in Python: ~165 µs per realistic span, 3/4 of an OTLP/JSON export's
-cost (bench/README.md). This builder handles the documents SDKs send — the fields of the OTLP trace
-request by their JSON or proto names, 64-bit integers as numbers or digit strings, enums as integers — and
+``ParseDict`` walks the descriptors in Python, most of an OTLP/JSON export's cost (docs/performance.md).
+This builder handles the documents SDKs send — the fields of the OTLP trace request by their JSON or proto
+names, 64-bit integers as numbers or digit strings, enums as integers — and
 raises ``Unsupported`` for anything else it meets (enum names, special float strings, fields it does not
 set, a value of the wrong type), so the caller hands that document to ``ParseDict`` and its answer,
 error included, stays the reference one. Unknown keys are ignored, as the specification requires.

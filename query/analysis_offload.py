@@ -1,10 +1,9 @@
 """A big run's latency analysis in a decode worker process, beside the trajectory in this one.
 
 The web UI asks for a run's trajectory and its latency at once. Both are pure Python over every span and
-hold the GIL, so in one process the second waited for the first: 159 ms for both answers on a 10,000-span
-run where each alone took 88 and 68 ms (bench/lookup.py). The latency report needs no JSON columns (its
-spans travel as ~110 bytes each of Arrow IPC), so it is the one that moves: in a decode worker it costs
-~5 ms more on its own but runs on the other core, and both answers are in ~80 ms (bench/README.md). Below
+hold the GIL, so in one process the second waited for the first. The latency report needs no JSON columns
+(its spans travel as a little Arrow IPC each), so it is the one that moves: in a decode worker it costs a
+little more on its own but runs on the other core, and both answers come sooner (docs/performance.md). Below
 ``MIN_SPANS`` the hand-over costs more than it saves. Decode jobs come first in those workers only by
 arriving first: a request waits at most for the jobs already queued (one per worker).
 """

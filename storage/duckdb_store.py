@@ -66,7 +66,7 @@ def _in_span_order(table: pa.Table, drop: tuple[str, ...] = ()) -> pa.Table:
 
 def _json_typed(spans: pa.Table) -> pa.Table:
     """The JSON columns as Arrow's JSON extension type (zero-copy), which DuckDB stores as JSON as they are;
-    plain strings are parsed once more to be validated (~8 % of a load's insert: bench/README.md). Both
+    plain strings are parsed once more to be validated (a measurable share of a load). Both
     decoders write these columns with orjson, so they are valid JSON by construction (the decoder tests
     parse every one)."""
     columns = []

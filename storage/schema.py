@@ -21,8 +21,8 @@ def struct_list_sql(typ: pa.ListType) -> str:
 
 
 # Rows per row group of what the store appends (DuckDB's default is 122,880). DuckDB writes an insert of
-# whole row groups straight to the database file and merges anything smaller through the WAL (~3× the CPU);
-# with smaller row groups the loader can insert every ~16k spans that cheaply (bench/README.md), so spans
+# whole row groups straight to the database file and merges anything smaller through the WAL (several times
+# the CPU); with smaller row groups the loader can insert every ~16k spans that cheaply, so spans
 # become queryable sooner and the last load of a burst is small. Not kept in the file: set at each open.
 ROW_GROUP_ROWS = 16_384
 

@@ -404,8 +404,7 @@ class StagedWriter:
     def _switch_for(self, busy: bool | None) -> None:
         """Ingest mode only while input outruns the loader: a trickle of exports (each loaded after
         ``linger_s``) leaves the cores to queries. The first load after a pause is a burst's tail, not yet a
-        trickle: it keeps ingest mode, where it costs less (a 10k-span tail after 600k spans: 0.20 s with
-        one DuckDB thread, 0.35 s with two; bench/README.md)."""
+        trickle: it keeps ingest mode, where it costs less (docs/performance.md)."""
         if busy is None:  # a reader or shutdown asked: the pace of input is unknown
             return
         tail = not busy and self._after_full_load
