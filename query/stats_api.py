@@ -1,0 +1,40 @@
+"""Cross-run statistics: latency, usage and guardrails per group."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Query
+
+from trajscope.query.filters import RunFilter, run_filter
+from trajscope.query.serialise import OrjsonResponse
+from trajscope.query.state import AppState
+from trajscope.query.stats import guardrail_stats, latency_stats, usage_stats
+
+
+def add_stats_routes(app: FastAPI, state: AppState, guarded: list) -> None:
+    @app.get("/api/v1/stats/latency", tags=["stats"], dependencies=guarded)
+    def stats_latency(
+        flt: Annotated[RunFilter, Depends(run_filter)],
+        group_by: Annotated[str, Query(pattern="^(category|tool|model|agent|span_name)$")] = "category",
+    ) -> Any:
+        """Where the time of many runs goes: per group, count and duration percentiles, and the total
+        critical-path time with its share of all critical time."""
+        return OrjsonResponse(latency_stats(state.store, group_by, flt))
+
+    @app.get("/api/v1/stats/usage", tags=["stats"], dependencies=guarded)
+    def stats_usage(
+        flt: Annotated[RunFilter, Depends(run_filter)],
+        group_by: Annotated[str, Query(pattern="^(model|agent|user|session|day)$")] = "model",
+    ) -> Any:
+        """Model calls, tokens (each call counted once), cost and errors per group."""
+        return OrjsonResponse(usage_stats(state.store, group_by, flt))
+
+    @app.get("/api/v1/stats/guardrails", tags=["stats"], dependencies=guarded)
+    def stats_guardrails(
+        flt: Annotated[RunFilter, Depends(run_filter)],
+        group_by: Annotated[str, Query(pattern="^(name|action|agent|day)$")] = "name",
+    ) -> Any:
+        """Guardrail checks per group: checks, hits, blocks, checks whose outcome was not reported, and
+        the hit rate over checks with a known outcome."""
+        return OrjsonResponse(guardrail_stats(state.store, group_by, flt))
