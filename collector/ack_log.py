@@ -55,7 +55,7 @@ class AckLog:
         self.directory = Path(directory)
         self.quarantined = quarantine or Quarantine(self.directory.parent / QUARANTINE_DIR)
         self._log = StagingLog(self.directory)
-        # Segments below this one were written by an earlier run: kept until their records are restaged.
+        # Segments below this one were written by an earlier run: kept until their records are reloaded.
         self._first_own = self._log.segment
         self._earlier_done = not any(s < self._first_own for s in self._log.segments())
         self._outstanding: Counter[int] = Counter()
@@ -71,7 +71,7 @@ class AckLog:
         read one segment at a time (records stay until loaded: up to the writer's whole backlog)."""
         return (decode(record) for segment, record in self._log.replay() if segment < self._first_own)
 
-    def earlier_run_restaged(self) -> None:
+    def earlier_run_reloaded(self) -> None:
         """Every record of ``left_by_earlier_run`` is staged: its segments may go."""
         with self._lock:
             self._earlier_done = True

@@ -1,6 +1,6 @@
 """Load what an acknowledgement log holds straight into a store, without a server: ``trajscope compact``
 folds in what a crashed server had acknowledged but not loaded (a running server decodes it at start
-instead, ``IngestPipeline.restage_earlier_run``).
+instead, ``IngestPipeline.reload_earlier_run``).
 
 Records are decoded in this process and written in loads of ``LOAD_ROWS`` spans; a record that no longer
 decodes is quarantined as the server would. The log's segments go only once every
@@ -45,7 +45,7 @@ def load_acknowledged(directory: str | Path, store: WritableStore,
         spans = write_in_loads(decoded(), lambda tables: write_isolated(store, tables, ack_log.quarantined),
                                LOAD_ROWS)
         store.checkpoint()
-        ack_log.earlier_run_restaged()
+        ack_log.earlier_run_reloaded()
     finally:
         ack_log.close()
     if exports and progress:

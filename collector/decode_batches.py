@@ -137,7 +137,7 @@ class DecodeBatcher:
         elif error is None and done.result() is not None:
             self._stats.groups += 1
             result: GroupDecoded = done.result()
-            shared = SharedStaging()
+            shared = SharedHandOver()
             for item, count in zip(group, result.span_counts, strict=True):
                 _settle(item.future, (result.decoded, count, shared), None)
         else:  # each export of the group alone, at once (their errors are owed now, not after the queue)
@@ -146,11 +146,11 @@ class DecodeBatcher:
         self._dispatch()
 
 
-class SharedStaging:
+class SharedHandOver:
     """The hand-over of a group's spans to the writer, shared by its exports: done by whichever gets there
-    first; ``submitted`` is the writer's future (staged, or for acknowledged exports loaded)."""
+    first; ``writer_future`` is the writer's future for them."""
 
-    submitted: Future | None = None
+    writer_future: Future | None = None
 
 
 def _settle(future: asyncio.Future, result: Any, error: BaseException | None) -> None:

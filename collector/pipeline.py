@@ -26,7 +26,7 @@ from typing import Literal
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from trajscope.collector.ack_log import AckLog
-from trajscope.collector.decode_batches import DecodeBatcher, SharedStaging
+from trajscope.collector.decode_batches import DecodeBatcher, SharedHandOver
 from trajscope.collector.decode_pool import warm_up
 from trajscope.collector.otlp_decode import DecodedBatch, InvalidRequest, decode_request
 from trajscope.collector.otlp_json import decode_json_request
@@ -41,7 +41,7 @@ __all__ = ["ExportOutcome", "IngestPipeline", "IngestStats", "InvalidRequest", "
 
 
 # Exports of an earlier run decoded at once at start-up (the batcher groups them across the workers).
-RESTAGE_CHUNK = 64
+RELOAD_CHUNK = 64
 
 
 class Overloaded(Exception):
@@ -115,6 +115,7 @@ class IngestPipeline:
         protobuf exports on it before decoding, with up to ``decode_backlog`` spans of them not yet decoded
         (an export bigger than that on its own when nothing else is)."""
         self._writer = writer
+        writer.expect_more(lambda: self.stats.decoding > 0)  # acknowledged exports still being decoded
         self._decoder = decoder
         self._max_pending = max_pending_spans
         self.stats = IngestStats()
@@ -178,7 +179,7 @@ class IngestPipeline:
         return accepted, batch.rejected, batch.error_message
 
     async def _decode(self, body: bytes, encoding: Encoding, project: str,
-                      validated: int | None = None) -> tuple[_Decoded, int, SharedStaging | None]:
+                      validated: int | None = None) -> tuple[_Decoded, int, SharedHandOver | None]:
         """(decoded batch, this export's accepted spans, the group it was decoded with or None).
         ``validated``: its valid spans, when ``validate`` has parsed it already."""
         if encoding == "protobuf":
@@ -191,14 +192,14 @@ class IngestPipeline:
 
     @staticmethod
     def _hand_over(submit: Callable[[bytes, int], Future[int]], batch: _Decoded, accepted: int,
-                   group: SharedStaging | None) -> Future[int]:
+                   group: SharedHandOver | None) -> Future[int]:
         """The writer's future for an export's spans; a group's spans are submitted once, by whichever of
         its exports gets here first."""
         if group is None:
             return submit(batch.payload, accepted)
-        if group.submitted is None:
-            group.submitted = submit(batch.payload, batch.accepted)
-        return group.submitted
+        if group.writer_future is None:
+            group.writer_future = submit(batch.payload, batch.accepted)
+        return group.writer_future
 
     # -- acknowledged on the ack log, decoded behind --------------------------------------------------
     async def _acknowledge_first(self, body: bytes, project: str) -> ExportOutcome:
@@ -218,7 +219,8 @@ class IngestPipeline:
             except asyncio.CancelledError:
                 # The client went away, but the record may still land in the log: decode it all the same,
                 # or its segment (and every later one) would stay until the next start.
-                append.add_done_callback(lambda done: self._logged_for_nobody(done, body, project, verdict.accepted))
+                append.add_done_callback(
+                    lambda done: self._logged_after_client_left(done, body, project, verdict.accepted))
                 raise
             except Exception as exc:
                 await self._unreserve(verdict.accepted)
@@ -236,7 +238,7 @@ class IngestPipeline:
         self._behind.add(task)
         task.add_done_callback(self._behind.discard)
 
-    def _logged_for_nobody(self, append: asyncio.Future, body: bytes, project: str, spans: int) -> None:
+    def _logged_after_client_left(self, append: asyncio.Future, body: bytes, project: str, spans: int) -> None:
         if append.cancelled() or append.exception() is not None:
             task = asyncio.get_running_loop().create_task(self._unreserve(spans))
             self._behind.add(task)
@@ -268,7 +270,7 @@ class IngestPipeline:
             if accepted != expected:  # the validation and the decoders disagree: a bug, said loudly
                 log.error("an export validated with %d spans was decoded with %d", expected, accepted)
             if accepted:
-                loaded = self._hand_over(self._writer.submit_logged_elsewhere, batch, accepted, group)
+                loaded = self._hand_over(self._writer.submit_acknowledged, batch, accepted, group)
                 # Runs on the load thread (or here, if already loaded).
                 loaded.add_done_callback(lambda _: ack_log.release(segment))
                 release = False
@@ -294,9 +296,9 @@ class IngestPipeline:
                 self._handed_early += 1
                 self._settled.notify_all()
 
-    async def restage_earlier_run(self, ack_log: AckLog, progress: Callable[[str], None] | None = None) -> int:
+    async def reload_earlier_run(self, ack_log: AckLog, progress: Callable[[str], None] | None = None) -> int:
         """Decode and stage what an earlier run acknowledged on ``ack_log`` but had not loaded (before the
-        receivers start). Returns the number of exports. They are decoded ``RESTAGE_CHUNK`` at a time, so
+        receivers start). Returns the number of exports. They are decoded ``RELOAD_CHUNK`` at a time, so
         the decode workers take them in groups as under load."""
         count, chunk = 0, []
         last_said = time.monotonic()
@@ -305,20 +307,20 @@ class IngestPipeline:
                 progress("decoding the exports a previous run acknowledged but had not loaded…")
             count += 1
             chunk.append(item)
-            if len(chunk) == RESTAGE_CHUNK:
-                await self._restage(ack_log, chunk)
+            if len(chunk) == RELOAD_CHUNK:
+                await self._reload(ack_log, chunk)
                 chunk = []
                 if progress and time.monotonic() - last_said >= 2.0:
                     progress(f"… {count} exports decoded")
                     last_said = time.monotonic()
         if chunk:
-            await self._restage(ack_log, chunk)
+            await self._reload(ack_log, chunk)
         if count and progress:
             progress(f"decoded and staged {count} acknowledged export(s) of a previous run")
-        ack_log.earlier_run_restaged()
+        ack_log.earlier_run_reloaded()
         return count
 
-    async def _restage(self, ack_log: AckLog, chunk: list[tuple[str, bytes]]) -> None:
+    async def _reload(self, ack_log: AckLog, chunk: list[tuple[str, bytes]]) -> None:
         results = await asyncio.gather(*(self._decode_and_stage(body, "protobuf", project)
                                          for project, body in chunk), return_exceptions=True)
         for (project, body), result in zip(chunk, results, strict=True):

@@ -16,7 +16,7 @@ Two threads, so an acknowledgement never waits on DuckDB:
   in a row (a trickle) or ``idle_after_s`` without input switches it back.
 
 A batch whose export is already durable elsewhere (the ingest pipeline's acknowledgement log of raw
-bodies) skips the staging log (``submit_logged_elsewhere``): it goes straight to the load queue and its
+bodies) skips the staging log (``submit_acknowledged``): it goes straight to the load queue and its
 future resolves once it is in a checkpointed store file, when the other log may let it go. Writing it here
 as well would write and fsync its Arrow IPC stream (1.6× the wire size) a second time (docs/performance.md).
 
@@ -57,7 +57,7 @@ log = logging.getLogger(__name__)
 # checkpoint merges by rewriting its neighbours.
 LOAD_ROWS = 2 * ROW_GROUP_ROWS
 MAX_LOAD_ROWS = 16 * ROW_GROUP_ROWS
-# The longest a load waits for spans said to be on their way (``more_coming``) once input is quiet.
+# The longest a load waits for spans said to be on their way (``expect_more``) once input is quiet.
 MAX_LINGER_S = 1.0
 # Past this many rows loaded since the last checkpoint, or this long after the first of them, checkpoint even
 # under load. Until then the logs keep those spans (a restart re-applies them), so these bound both the log's
@@ -195,9 +195,7 @@ class StagedWriter:
         self._load_rows = load_rows
         self._row_group_rows = row_group_rows
         self._linger_s = linger_s
-        # Whether spans already acknowledged elsewhere are on their way here (the ingest pipeline's decode
-        # backlog): input has not paused while they are, however long the last submission is ago.
-        self.more_coming: Callable[[], bool] = lambda: False
+        self._more_coming: Callable[[], bool] = lambda: False
         self._idle_after_s = idle_after_s
         self._checkpoint_rows = checkpoint_rows
         self._checkpoint_after_s = checkpoint_after_s
@@ -264,7 +262,12 @@ class StagedWriter:
             self._submissions.put(item)
         return item.future
 
-    def submit_logged_elsewhere(self, payload: bytes | bytearray, rows: int) -> Future[int]:
+    def expect_more(self, coming: Callable[[], bool]) -> None:
+        """How to ask whether spans already acknowledged elsewhere are on their way here (the ingest pipeline's
+        decode backlog): input has not paused while they are, however long ago the last submission was."""
+        self._more_coming = coming
+
+    def submit_acknowledged(self, payload: bytes | bytearray, rows: int) -> Future[int]:
         """Queue one decoded batch for loading without writing it to the staging log: the caller keeps it
         durable (and recovers it after a crash) until the future resolves, once the batch is in a checkpointed
         store file. If that never happens (the server stops first), the future never resolves."""
@@ -328,7 +331,7 @@ class StagedWriter:
 
     def _paused(self, now: float) -> bool:
         quiet = now - self._last_arrival
-        return quiet >= self._linger_s and (quiet >= MAX_LINGER_S or not self.more_coming())
+        return quiet >= self._linger_s and (quiet >= MAX_LINGER_S or not self._more_coming())
 
     def _take(self) -> tuple[list[_Batch], bool, bool | None] | None:
         """Wait for a batch worth loading; None once closed and drained. Runs idle housekeeping. The first

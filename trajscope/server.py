@@ -119,7 +119,6 @@ async def serve(settings: ServerSettings) -> None:
                               ack_log=ack_log if settings.decode_backlog > 0 else None,
                               decode_backlog=settings.decode_backlog)
 
-    writer.more_coming = lambda: pipeline.stats.decoding > 0
 
     def ingest_stats() -> dict:
         entries, spans = quarantine.counts()
@@ -142,7 +141,7 @@ async def serve(settings: ServerSettings) -> None:
         loop.add_signal_handler(sig, stop.set)
 
     await pipeline.warm_up(settings.decode_workers)
-    await pipeline.restage_earlier_run(ack_log, progress=lambda msg: print(f"trajscope: {msg}", flush=True))
+    await pipeline.reload_earlier_run(ack_log, progress=lambda msg: print(f"trajscope: {msg}", flush=True))
     await grpc_server.start()
     tasks = [asyncio.create_task(s.serve()) for s in (otlp_http, api)]
     try:

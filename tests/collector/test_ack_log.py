@@ -47,17 +47,17 @@ def test_a_run_that_released_everything_leaves_nothing(tmp_path):
     assert left_in(tmp_path) == []
 
 
-def test_earlier_records_are_kept_until_restaged(tmp_path):
+def test_earlier_records_are_kept_until_reloaded(tmp_path):
     log = AckLog(tmp_path)
     log.append("p", b"left behind").result(5)
     log.close()  # a crash: never released
     second = AckLog(tmp_path)
     earlier = _segments(second)[0]
-    # This run's own records are released at once; the earlier one stays until restaged.
+    # This run's own records are released at once; the earlier one stays until reloaded.
     for _ in range(3):
         second.release(second.append("p", b"new").result(5))
     assert earlier in _segments(second)
-    second.earlier_run_restaged()
+    second.earlier_run_reloaded()
     assert earlier not in _segments(second)
     second.close()
     assert left_in(tmp_path) == []

@@ -37,7 +37,6 @@ def test_every_acknowledged_span_is_stored_or_quarantined(seed):
         writer = StagedWriter(store, data / "staging", linger_s=0.01, quarantine=quarantine)
         ack_log = AckLog(data / "acklog", quarantine)
         pipeline = IngestPipeline(writer, ThreadPoolExecutor(2), decode_slots=2, ack_log=ack_log)
-        writer.more_coming = lambda: pipeline.stats.decoding > 0
 
         async def send() -> int:
             acknowledged = 0

@@ -186,7 +186,6 @@ def _ack_first(tmp_path, store, **options):
     writer = StagedWriter(store, tmp_path / "staging", linger_s=0.01)
     ack_log = AckLog(tmp_path / "acklog")
     pipeline = IngestPipeline(writer, ThreadPoolExecutor(2), decode_slots=2, ack_log=ack_log, **options)
-    writer.more_coming = lambda: pipeline.stats.decoding > 0
     return pipeline, writer, ack_log
 
 
@@ -418,7 +417,7 @@ def test_what_an_earlier_run_acknowledged_is_decoded_at_the_next_start(tmp_path,
     store = FakeStore()
     pipeline, writer, ack_log = _ack_first(tmp_path, store)
     messages = []
-    assert _run(pipeline.restage_earlier_run(ack_log, messages.append)) == 3
+    assert _run(pipeline.reload_earlier_run(ack_log, messages.append)) == 3
     assert messages and "3 acknowledged export(s)" in messages[-1]
     assert writer.sync(5)
     assert store.span_ids == {s.span_id.hex() for s in spans}
@@ -428,9 +427,9 @@ def test_what_an_earlier_run_acknowledged_is_decoded_at_the_next_start(tmp_path,
     assert left_in(tmp_path / "acklog") == []
 
 
-def test_an_earlier_run_is_restaged_in_groups_and_a_failing_export_quarantined(tmp_path, monkeypatch):
+def test_an_earlier_run_is_reloaded_in_groups_and_a_failing_export_quarantined(tmp_path, monkeypatch):
     earlier = AckLog(tmp_path / "acklog")
-    spans = [make_span(f"left-{i}") for i in range(2 * pipeline_module.RESTAGE_CHUNK + 5)]
+    spans = [make_span(f"left-{i}") for i in range(2 * pipeline_module.RELOAD_CHUNK + 5)]
     bodies = [make_request([span]).SerializeToString() for span in spans]
     for body in bodies:
         earlier.append("proj", body).result(5)
@@ -440,7 +439,7 @@ def test_an_earlier_run_is_restaged_in_groups_and_a_failing_export_quarantined(t
     held.gate.set()
     store = FakeStore()
     pipeline, writer, ack_log = _ack_first(tmp_path, store)
-    assert _run(pipeline.restage_earlier_run(ack_log)) == len(bodies)
+    assert _run(pipeline.reload_earlier_run(ack_log)) == len(bodies)
     assert pipeline.stats.groups >= 2  # one per chunk, but not the one holding the failing export
     assert pipeline.stats.failed_after_ack == 1
     assert quarantined_exports(tmp_path / "quarantine") == [("proj", bodies[7])]

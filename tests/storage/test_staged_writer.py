@@ -88,7 +88,7 @@ def test_input_has_not_paused_while_more_spans_are_on_their_way(tmp_path, monkey
     store = FakeStore()
     writer = StagedWriter(store, tmp_path, load_rows=1000, linger_s=0.02)
     coming = [True]
-    writer.more_coming = lambda: coming[0]
+    writer.expect_more(lambda: coming[0])
     writer.submit(*_batch(3)).result(5)
     time.sleep(0.3)  # quiet for 15 lingers, but the pipeline still has exports decoding
     assert store.loads == []
@@ -101,7 +101,7 @@ def test_spans_said_to_be_coming_wait_at_most_max_linger(tmp_path, monkeypatch):
     monkeypatch.setattr(staged_writer, "MAX_LINGER_S", 0.3)
     store = FakeStore()
     writer = StagedWriter(store, tmp_path, load_rows=1000, linger_s=0.02)
-    writer.more_coming = lambda: True  # a stuck decode must not hold loaded-able spans back for ever
+    writer.expect_more(lambda: True)  # a stuck decode must not hold loaded-able spans back for ever
     started = time.monotonic()
     writer.submit(*_batch(3)).result(5)
     assert _eventually(lambda: store.loads == [3])
@@ -252,7 +252,7 @@ def test_a_batch_logged_elsewhere_skips_the_log_and_resolves_once_loaded(tmp_pat
     gate = threading.Event()
     store = FakeStore(gate)
     writer = StagedWriter(store, tmp_path, linger_s=0.01)
-    loaded = writer.submit_logged_elsewhere(*_batch(3))
+    loaded = writer.submit_acknowledged(*_batch(3))
     logged = writer.submit(*_batch(2))
     assert logged.result(5) == 2
     time.sleep(0.1)
@@ -264,12 +264,12 @@ def test_a_batch_logged_elsewhere_skips_the_log_and_resolves_once_loaded(tmp_pat
     assert writer.sync(timeout=5) and len(store.span_ids) == 5
     writer.close()
     with pytest.raises(WriterClosed):
-        writer.submit_logged_elsewhere(*_batch(1))
+        writer.submit_acknowledged(*_batch(1))
 
 
 def test_only_the_logged_batches_are_written_to_the_log(tmp_path):
     writer = StagedWriter(FakeStore(), tmp_path, linger_s=30)
-    writer.submit_logged_elsewhere(*_batch(50))
+    writer.submit_acknowledged(*_batch(50))
     assert _segment_bytes(tmp_path) == 0
     payload, rows = _batch(1)
     writer.submit(payload, rows).result(5)
@@ -280,7 +280,7 @@ def test_only_the_logged_batches_are_written_to_the_log(tmp_path):
 def test_a_cut_batch_logged_elsewhere_resolves_with_its_tail(tmp_path):
     store = FakeStore()
     writer = StagedWriter(store, tmp_path, load_rows=1000, row_group_rows=8, linger_s=30, checkpoint_rows=1)
-    futures = [writer.submit_logged_elsewhere(*_batch(5)) for _ in range(3)]
+    futures = [writer.submit_acknowledged(*_batch(5)) for _ in range(3)]
     with writer._cond:
         writer._load_rows = 8
         writer._cond.notify_all()
@@ -309,7 +309,7 @@ def test_what_is_loaded_is_released_only_by_a_checkpoint(tmp_path):
     store = FailingCheckpoints()
     writer = StagedWriter(store, tmp_path, linger_s=0.01, idle_after_s=0.05, checkpoint_rows=10**9,
                           checkpoint_after_s=3600)
-    elsewhere = writer.submit_logged_elsewhere(*_batch(4))
+    elsewhere = writer.submit_acknowledged(*_batch(4))
     writer.submit(*_batch(3)).result(5)
     assert writer.sync(timeout=5) and len(store.span_ids) == 7  # loaded and readable
     _wait_for(lambda: writer.stats.checkpoint_failures >= 2)  # idle checkpoints tried, and failed
@@ -323,19 +323,19 @@ def test_a_checkpoint_is_due_by_rows_or_by_age_under_steady_load(tmp_path):
     store = FakeStore()
     writer = StagedWriter(store, tmp_path, linger_s=0.01, idle_after_s=3600, checkpoint_rows=6,
                           checkpoint_after_s=3600)
-    first = writer.submit_logged_elsewhere(*_batch(4))
+    first = writer.submit_acknowledged(*_batch(4))
     assert writer.sync(timeout=5)
     assert not first.done() and store.checkpoints == 0  # 4 rows: not yet due
-    second = writer.submit_logged_elsewhere(*_batch(3))
+    second = writer.submit_acknowledged(*_batch(3))
     assert second.result(5) == 3 and first.result(5) == 4 and store.checkpoints == 1
     writer.close()
     aged = FakeStore()
     writer = StagedWriter(aged, tmp_path / "aged", linger_s=0.01, idle_after_s=3600, checkpoint_rows=10**9,
                           checkpoint_after_s=0.2)
-    early = writer.submit_logged_elsewhere(*_batch(1))
+    early = writer.submit_acknowledged(*_batch(1))
     assert writer.sync(timeout=5) and not early.done()
     time.sleep(0.25)
-    late = writer.submit_logged_elsewhere(*_batch(1))
+    late = writer.submit_acknowledged(*_batch(1))
     assert late.result(5) == 1 and early.done() and aged.checkpoints == 1
     writer.close()
 
@@ -343,7 +343,7 @@ def test_a_checkpoint_is_due_by_rows_or_by_age_under_steady_load(tmp_path):
 def test_close_loads_the_batches_logged_elsewhere(tmp_path):
     store = FakeStore()
     writer = StagedWriter(store, tmp_path, linger_s=30)
-    futures = [writer.submit_logged_elsewhere(*_batch(2)) for _ in range(3)]
+    futures = [writer.submit_acknowledged(*_batch(2)) for _ in range(3)]
     writer.close()
     assert all(f.done() for f in futures) and len(store.span_ids) == 6
 
@@ -390,8 +390,8 @@ def _named(*names: str) -> tuple[bytes, int]:
 def test_a_poisoned_export_is_quarantined_and_the_others_in_its_load_are_stored(tmp_path):
     store = PoisonedStore()
     writer = StagedWriter(store, tmp_path / "staging", linger_s=0.3)  # the three exports in one load
-    futures = [writer.submit_logged_elsewhere(*_named("good-1", "good-2")),
-               writer.submit_logged_elsewhere(*_named("poison", "innocent bystander")),
+    futures = [writer.submit_acknowledged(*_named("good-1", "good-2")),
+               writer.submit_acknowledged(*_named("poison", "innocent bystander")),
                writer.submit(*_named("good-3"))]
     futures[2].result(5)
     assert writer.sync(timeout=5)  # never retried forever: the reads go on
