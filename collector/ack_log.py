@@ -49,12 +49,14 @@ def decode(record: bytes) -> tuple[str, bytes]:
 
 
 class AckLog:
-    def __init__(self, directory: str | Path, quarantine: Quarantine | None = None) -> None:
+    def __init__(self, directory: str | Path, quarantine: Quarantine | None = None,
+                 log: StagingLog | None = None) -> None:
         """``quarantine``: where exports that fail after their acknowledgement go; by default the data
-        directory's (``quarantine/`` beside this log's directory)."""
+        directory's (``quarantine/`` beside this log's directory). ``log``: the record log, by default one in
+        ``directory``."""
         self.directory = Path(directory)
         self.quarantined = quarantine or Quarantine(self.directory.parent / QUARANTINE_DIR)
-        self._log = StagingLog(self.directory)
+        self._log = log or StagingLog(self.directory)
         # Segments below this one were written by an earlier run: kept until their records are reloaded.
         self._first_own = self._log.segment
         self._earlier_done = not any(s < self._first_own for s in self._log.segments())

@@ -186,9 +186,10 @@ class StagedWriter:
     def __init__(self, store: WritableStore, directory: str | Path, *, load_rows: int = LOAD_ROWS,
                  row_group_rows: int = ROW_GROUP_ROWS, linger_s: float = 0.05, idle_after_s: float = 1.0,
                  checkpoint_rows: int = CHECKPOINT_ROWS, checkpoint_after_s: float = CHECKPOINT_AFTER_S,
-                 quarantine: Quarantine | None = None, progress: Callable[[str], None] | None = None) -> None:
+                 quarantine: Quarantine | None = None, log: StagingLog | None = None,
+                 progress: Callable[[str], None] | None = None) -> None:
         """``quarantine``: where spans that fail to load on their own go; by default the data directory's
-        (``quarantine/`` beside ``directory``)."""
+        (``quarantine/`` beside ``directory``). ``log``: the staging log, by default one in ``directory``."""
         self._store = store
         self._quarantine = quarantine or Quarantine(Path(directory).parent / QUARANTINE_DIR)
         self._closing = threading.Event()
@@ -210,7 +211,7 @@ class StagedWriter:
         self._set_ingest_mode: Callable[[bool], None] | None = getattr(store, "set_ingest_mode", None)
         self._ingesting = False
         self._after_full_load = False
-        self._log = StagingLog(directory)
+        self._log = log or StagingLog(directory)
         self._recover(progress)
 
         self._submissions: queue.SimpleQueue[_Batch | None] = queue.SimpleQueue()

@@ -6,6 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from tests.collector.test_ack_log import left_in, quarantined_exports
+from tests.fault_logs import FullLog, SlowLog
 from tests.otlp_builders import make_request, make_span
 from tests.storage.test_staged_writer import FakeStore
 from trajscope.collector import pipeline as pipeline_module
@@ -29,14 +30,10 @@ def test_pipeline_refuses_when_the_backlog_is_full(tmp_path):
     writer.close()
 
 
-def test_pipeline_storage_failure_is_retryable_unavailable(tmp_path, monkeypatch):
-    def broken(payloads):
-        raise OSError("disk full")
-
-    writer = StagedWriter(FakeStore(), tmp_path)
-    monkeypatch.setattr(writer._log, "append", broken)
+def test_pipeline_storage_failure_is_retryable_unavailable(tmp_path):
+    writer = StagedWriter(FakeStore(), tmp_path, log=FullLog(tmp_path))
     pipeline = IngestPipeline(writer, ThreadPoolExecutor(1))
-    with pytest.raises(Unavailable, match="disk full"):
+    with pytest.raises(Unavailable, match="No space left"):
         _run(pipeline.export(make_request([make_span()]).SerializeToString(), "protobuf", "p"))
     assert pipeline.stats.failed == 1
     writer.close()
@@ -137,14 +134,7 @@ def test_a_bad_export_in_a_group_is_answered_alone_and_the_others_are_stored(tmp
 
 def test_a_client_going_away_while_its_export_is_staged_leaves_the_next_ones_acknowledged(tmp_path, monkeypatch):
     store = FakeStore()
-    writer = StagedWriter(store, tmp_path, linger_s=0.01)
-    real = writer._log.append
-
-    def slow(payloads):
-        time.sleep(0.3)
-        return real(payloads)
-
-    monkeypatch.setattr(writer._log, "append", slow)
+    writer = StagedWriter(store, tmp_path, linger_s=0.01, log=SlowLog(tmp_path))
     pipeline = IngestPipeline(writer, ThreadPoolExecutor(1))  # decode first, acknowledged on the staging log
     gone, kept = make_span("gone"), make_span("kept")
 
@@ -182,9 +172,9 @@ class _HeldDecode:
         monkeypatch.setattr(pipeline_module, "_decode", held)
 
 
-def _ack_first(tmp_path, store, **options):
+def _ack_first(tmp_path, store, ack_log_delay_s: float = 0.0, **options):
     writer = StagedWriter(store, tmp_path / "staging", linger_s=0.01)
-    ack_log = AckLog(tmp_path / "acklog")
+    ack_log = AckLog(tmp_path / "acklog", log=SlowLog(tmp_path / "acklog", ack_log_delay_s))
     pipeline = IngestPipeline(writer, ThreadPoolExecutor(2), decode_slots=2, ack_log=ack_log, **options)
     return pipeline, writer, ack_log
 
@@ -265,14 +255,7 @@ def test_the_backlog_is_counted_in_spans_and_a_big_export_gets_in_alone(tmp_path
 def test_an_export_whose_client_gives_up_during_the_append_is_still_decoded(tmp_path, monkeypatch):
     _HeldDecode(monkeypatch).gate.set()
     store = FakeStore()
-    pipeline, writer, ack_log = _ack_first(tmp_path, store)
-    real = ack_log._log.append
-
-    def slow(payloads):
-        time.sleep(0.3)
-        return real(payloads)
-
-    monkeypatch.setattr(ack_log._log, "append", slow)
+    pipeline, writer, ack_log = _ack_first(tmp_path, store, ack_log_delay_s=0.3)
     span = make_span("orphaned")
 
     async def scenario():

@@ -5,6 +5,7 @@ import time
 import pyarrow as pa
 import pytest
 
+from tests.fault_logs import FullLog, SlowLog
 from tests.otlp_builders import make_request, make_span
 from trajscope.collector.otlp_decode import decode_request
 from trajscope.storage import staged_writer
@@ -12,6 +13,7 @@ from trajscope.storage.interface import StoreUnavailable
 from trajscope.storage.quarantine import Quarantine
 from trajscope.storage.schema import SPAN_SCHEMA
 from trajscope.storage.staged_writer import StagedWriter, WriterClosed, conform, ipc_bytes
+from trajscope.storage.staging_log import StagingLog
 
 
 def _batch(n: int) -> tuple[bytes, int]:
@@ -139,13 +141,8 @@ def test_acknowledged_spans_survive_a_crash_before_loading(tmp_path):
     assert again.loads == []
 
 
-def test_a_failed_log_write_fails_the_export_and_frees_the_backlog(tmp_path, monkeypatch):
-    writer = StagedWriter(FakeStore(), tmp_path)
-
-    def full(payloads):
-        raise OSError("No space left on device")
-
-    monkeypatch.setattr(writer._log, "append", full)
+def test_a_failed_log_write_fails_the_export_and_frees_the_backlog(tmp_path):
+    writer = StagedWriter(FakeStore(), tmp_path, log=FullLog(tmp_path))
     with pytest.raises(OSError, match="No space"):
         writer.submit(*_batch(2)).result(5)
     assert writer.pending_rows == 0
@@ -200,8 +197,9 @@ def _wait_for(condition, timeout: float = 5.0) -> None:
 
 def test_loads_under_way_stop_at_a_row_group_and_the_cut_export_stays_in_the_log(tmp_path):
     store = FakeStore()
-    writer = StagedWriter(store, tmp_path, load_rows=1000, row_group_rows=8, linger_s=30)
-    writer._log._segment_bytes = 1  # one segment per export, so a segment can be deleted too early
+    # One segment per export, so a segment can be deleted too early.
+    writer = StagedWriter(store, tmp_path, load_rows=1000, row_group_rows=8, linger_s=30,
+                          log=StagingLog(tmp_path, segment_bytes=1))
     batches = [_batch(5) for _ in range(3)]
     assert [writer.submit(*b).result(5) for b in batches] == [5] * 3
     assert store.loads == []
@@ -348,15 +346,8 @@ def test_close_loads_the_batches_logged_elsewhere(tmp_path):
     assert all(f.done() for f in futures) and len(store.span_ids) == 6
 
 
-def test_a_waiter_giving_up_does_not_stop_the_acknowledgements(tmp_path, monkeypatch):
-    writer = StagedWriter(FakeStore(), tmp_path, linger_s=0.01)
-    real = writer._log.append
-
-    def slow(payloads):
-        time.sleep(0.3)
-        return real(payloads)
-
-    monkeypatch.setattr(writer._log, "append", slow)
+def test_a_waiter_giving_up_does_not_stop_the_acknowledgements(tmp_path):
+    writer = StagedWriter(FakeStore(), tmp_path, linger_s=0.01, log=SlowLog(tmp_path))
     first = writer.submit(*_batch(2))
     time.sleep(0.05)
     first.cancel()  # what asyncio.wrap_future does to it when the export's client goes away
