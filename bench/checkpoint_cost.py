@@ -27,7 +27,7 @@ from lookup import build
 
 from trajscope.collector.otlp_decode import decode_request
 from trajscope.storage.duckdb_store import DuckDBStore
-from trajscope.storage.staged_writer import LOAD_ROWS
+from trajscope.storage.loader import LOAD_ROWS
 
 
 def fresh_ids(template: pa.Table, rng: np.random.Generator) -> pa.Table:

@@ -24,7 +24,7 @@ from trajscope.collector.allocator import keep_freed_memory
 from trajscope.collector.otlp_decode import decode_request, parse_request, reference_decode_request
 from trajscope.collector.pipeline import _decode
 from trajscope.storage.batch_summary import summarise_table
-from trajscope.storage.staged_writer import LOAD_ROWS
+from trajscope.storage.loader import LOAD_ROWS
 from trajscope.storage.trace_summary import FACT_COLUMNS, summarise_span_columns
 
 

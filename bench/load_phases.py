@@ -2,7 +2,7 @@
 
     python bench/load_phases.py [--spans 200000] [--load 32768]
 
-Loads the decoded workload into a fresh store in loads of ``--load`` spans (as the staged writer does),
+Loads the decoded workload into a fresh store in loads of ``--load`` spans (as the loader does),
 through ``DuckDBStore.write`` with its steps timed in place (CPU of this process, µs per span): the
 stored-span lookup (only for traces the Bloom filter of stored ids cannot rule out), dedup, span insert,
 trace summaries, trace-row inserts, commit, and what is left of ``write``. Then the stored-span

@@ -1,7 +1,7 @@
 """The acknowledgement point of protobuf exports: their bodies, as received, in an fsynced log.
 
 A validated protobuf export (``validate``) is appended here and acknowledged; it is decoded and handed to the
-loader (``storage.staged_writer``) behind the acknowledgement, without a second log. Clients then send their
+loader (``storage.loader``) behind the acknowledgement, without a second log. Clients then send their
 next export while earlier ones are still being decoded, so exports queue and the decode workers take several
 at a time: with one export in flight per client, acknowledging after the decode left about one export per
 decode job, each paying a job's fixed cost alone (docs/performance.md).

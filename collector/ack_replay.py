@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from trajscope.collector.ack_log import AckLog
 from trajscope.collector.otlp_decode import InvalidRequest, decode_request
-from trajscope.storage.staged_writer import LOAD_ROWS, WritableStore, write_in_loads, write_isolated
+from trajscope.storage.loader import LOAD_ROWS, WritableStore, write_in_loads, write_isolated
 
 
 def load_acknowledged(directory: str | Path, store: WritableStore,

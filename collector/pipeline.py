@@ -7,7 +7,7 @@ partial success), its body appended to that fsynced log and acknowledged; decodi
 go to the loader without the staging log, the record leaving the ack log once they are in a checkpointed
 store file.
 OTLP/JSON exports, and every export without an ``AckLog``, are decoded first and acknowledged once their
-spans are in the staging log (see ``storage.staged_writer``, which loads them into the store behind the
+spans are in the staging log (see ``storage.loader``, which loads them into the store behind the
 acknowledgement). Errors are typed so each receiver can answer with its protocol's status:
 ``InvalidRequest`` (not retryable), ``Overloaded`` and ``Unavailable`` (retryable).
 """
@@ -31,7 +31,7 @@ from trajscope.collector.decode_pool import warm_up
 from trajscope.collector.otlp_decode import DecodedBatch, InvalidRequest, decode_request
 from trajscope.collector.otlp_json import decode_json_request
 from trajscope.collector.validate import validate_request
-from trajscope.storage.staged_writer import StagedWriter, WriterClosed, ipc_bytes
+from trajscope.storage.loader import Loader, WriterClosed, ipc_bytes
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ _WARM_UP_REQUEST = _warm_up_request()
 
 
 class IngestPipeline:
-    def __init__(self, writer: StagedWriter, decoder: Executor, *, max_pending_spans: int = 500_000,
+    def __init__(self, writer: Loader, decoder: Executor, *, max_pending_spans: int = 500_000,
                  decode_slots: int = 1, ack_log: AckLog | None = None, decode_backlog: int = 8192):
         """``decode_slots``: decode jobs in flight at once (one per decode worker); protobuf exports that
         arrive while all are busy are decoded together (``decode_batches``). ``ack_log``: acknowledge

@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from trajscope.analysis.latency import labels_from_columns, latency_report
 from trajscope.query.gc_pause import gc_paused
-from trajscope.storage.staged_writer import ipc_bytes
+from trajscope.storage.loader import ipc_bytes
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ import duckdb
 
 from trajscope.storage.clean_start import WAL_SUFFIXES, DirectoryInUse, DirectoryLock
 from trajscope.storage.duckdb_store import DB_FILE, STORAGE_VERSION, DuckDBStore, StoreError
-from trajscope.storage.staged_writer import StagedWriter
+from trajscope.storage.loader import Loader
 from trajscope.storage.staging_log import fsync_dir
 
 
@@ -64,7 +64,7 @@ def _fold_in(data: Path, fold_in: Callable[[DuckDBStore], object] | None) -> int
     except (duckdb.IOException, DirectoryInUse, StoreError) as exc:
         raise CompactionError(f"cannot open {data} ({exc})") from None
     try:
-        StagedWriter(store, data / "staging").close()
+        Loader(store, data / "staging").close()
         if fold_in is not None:
             fold_in(store)  # checkpoints what it loads (collector.ack_replay)
         return store.query("SELECT count(*) AS n FROM spans").column("n")[0].as_py()

@@ -208,8 +208,8 @@ class DuckDBStore:
         self._con.execute(f"SET index_scan_max_count = {INDEX_SCAN_MAX_ROWS}")
         self._con.execute("SET index_scan_percentage = 0")
         # DuckDB checkpoints inside the commit that pushes the WAL past this size, stalling every
-        # acknowledgement waiting on it. The staged writer checkpoints on its own schedule instead
-        # (``StagedWriter``); this is only the backstop.
+        # acknowledgement waiting on it. The loader checkpoints on its own schedule instead
+        # (``Loader``); this is only the backstop.
         self._con.execute(f"SET checkpoint_threshold = '{CHECKPOINT_BACKSTOP}'")
         self._query_threads = int(self._con.execute("SELECT current_setting('threads')").fetchone()[0])
         self._ingest_threads = None if ingest_threads is None else max(1, int(ingest_threads))

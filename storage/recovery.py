@@ -24,8 +24,8 @@ import pyarrow as pa
 
 from trajscope.storage.clean_start import DirectoryInUse, DirectoryLock, set_aside_folder, set_aside_wals
 from trajscope.storage.duckdb_store import DB_FILE, DuckDBStore, StoreError
+from trajscope.storage.loader import Loader, conform
 from trajscope.storage.schema import SPAN_COLUMN_NAMES, SPAN_SCHEMA
-from trajscope.storage.staged_writer import StagedWriter, conform
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ def recover(data: str | Path, fold_in: Callable[[DuckDBStore], object] | None = 
             report.set_aside.append(_salvage(data, db, report, progress))
         store = DuckDBStore(data)
         try:
-            StagedWriter(store, data / "staging").close()
+            Loader(store, data / "staging").close()
             if fold_in is not None:
                 fold_in(store)  # checkpoints what it loads (collector.ack_replay)
             report.spans_stored = store.query("SELECT count(*) AS n FROM spans").column("n")[0].as_py()

@@ -2,7 +2,7 @@
 and the ingest pipeline's raw export bodies (``collector.ack_log``), each in its own directory.
 
 An export is acknowledged once its record is in this log and the log is fsynced; loading into DuckDB
-happens behind it in large batches (``staged_writer``). DuckDB writes an insert of a full row group or
+happens behind it in large batches (``loader``). DuckDB writes an insert of a full row group or
 more straight to the database file, which is ~3× cheaper per span than many small WAL commits, and
 acknowledgements no longer wait on inserts or checkpoints.
 

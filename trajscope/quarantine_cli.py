@@ -75,7 +75,7 @@ def retry(data: Path, ids: list[str], everything: bool) -> int:
     from trajscope.collector.ack_log import decode as decode_record
     from trajscope.collector.otlp_decode import decode_request
     from trajscope.storage.duckdb_store import DuckDBStore
-    from trajscope.storage.staged_writer import conform
+    from trajscope.storage.loader import conform
 
     quarantine = Quarantine(data / QUARANTINE_DIR)
     chosen = _chosen(quarantine, ids, everything)

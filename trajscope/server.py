@@ -31,8 +31,8 @@ from trajscope.query.alerting import AlertConfig, AlertConfigError, AlertMonitor
 from trajscope.query.api import AppState, create_app
 from trajscope.storage.clean_start import DirectoryInUse
 from trajscope.storage.duckdb_store import DuckDBStore, StoreError
+from trajscope.storage.loader import Loader
 from trajscope.storage.quarantine import QUARANTINE_DIR, Quarantine
-from trajscope.storage.staged_writer import StagedWriter
 
 log = logging.getLogger("trajscope")
 
@@ -77,11 +77,11 @@ def open_store(settings: ServerSettings) -> DuckDBStore:
         raise StartupError(f"cannot open data directory {settings.data}: {exc}") from None
 
 
-def open_writer(settings: ServerSettings, store: DuckDBStore, quarantine: Quarantine) -> StagedWriter:
+def open_writer(settings: ServerSettings, store: DuckDBStore, quarantine: Quarantine) -> Loader:
     """The staging log lives beside the database; spans a previous run acknowledged but did not load are
     loaded now, before anything new is accepted."""
     try:
-        return StagedWriter(store, settings.data / "staging", quarantine=quarantine,
+        return Loader(store, settings.data / "staging", quarantine=quarantine,
                             progress=lambda msg: print(f"trajscope: {msg}", flush=True))
     except BaseException:
         store.close()

@@ -2,7 +2,7 @@ import pytest
 
 from tests.collector.test_ack_log import left_in, quarantined_exports
 from tests.otlp_builders import make_request, make_span
-from tests.storage.test_staged_writer import FakeStore
+from tests.storage.test_loader import FakeStore
 from trajscope.collector import ack_replay
 from trajscope.collector.ack_log import AckLog
 from trajscope.storage.compaction import compact

@@ -17,8 +17,8 @@ from tests.otlp_fuzz import mutated_json, mutated_protobuf
 from trajscope.collector.ack_log import AckLog
 from trajscope.collector.pipeline import IngestPipeline, InvalidRequest
 from trajscope.storage.duckdb_store import DuckDBStore
+from trajscope.storage.loader import Loader
 from trajscope.storage.quarantine import Quarantine
-from trajscope.storage.staged_writer import StagedWriter
 
 
 def _stored_spans(store: DuckDBStore) -> int:
@@ -34,7 +34,7 @@ def test_every_acknowledged_span_is_stored_or_quarantined(seed):
         data = Path(scratch)
         store = DuckDBStore(data)
         quarantine = Quarantine(data / "quarantine")
-        writer = StagedWriter(store, data / "staging", linger_s=0.01, quarantine=quarantine)
+        writer = Loader(store, data / "staging", linger_s=0.01, quarantine=quarantine)
         ack_log = AckLog(data / "acklog", quarantine)
         pipeline = IngestPipeline(writer, ThreadPoolExecutor(2), decode_slots=2, ack_log=ack_log)
 

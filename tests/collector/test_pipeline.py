@@ -8,13 +8,13 @@ import pytest
 from tests.collector.test_ack_log import left_in, quarantined_exports
 from tests.fault_logs import FullLog, SlowLog
 from tests.otlp_builders import make_request, make_span
-from tests.storage.test_staged_writer import FakeStore
+from tests.storage.test_loader import FakeStore
 from trajscope.collector import pipeline as pipeline_module
 from trajscope.collector.ack_log import AckLog
 from trajscope.collector.decode_batches import decode_group
 from trajscope.collector.pipeline import IngestPipeline, InvalidRequest, Overloaded, Unavailable
 from trajscope.collector.validate import validate_request
-from trajscope.storage.staged_writer import StagedWriter, read_ipc
+from trajscope.storage.loader import Loader, read_ipc
 
 
 def _run(coro):
@@ -22,7 +22,7 @@ def _run(coro):
 
 
 def test_pipeline_refuses_when_the_backlog_is_full(tmp_path):
-    writer = StagedWriter(FakeStore(), tmp_path)
+    writer = Loader(FakeStore(), tmp_path)
     pipeline = IngestPipeline(writer, ThreadPoolExecutor(1), max_pending_spans=0)
     with pytest.raises(Overloaded, match="backlog full"):
         _run(pipeline.export(make_request([make_span()]).SerializeToString(), "protobuf", "p"))
@@ -31,7 +31,7 @@ def test_pipeline_refuses_when_the_backlog_is_full(tmp_path):
 
 
 def test_pipeline_storage_failure_is_retryable_unavailable(tmp_path):
-    writer = StagedWriter(FakeStore(), tmp_path, log=FullLog(tmp_path))
+    writer = Loader(FakeStore(), tmp_path, log=FullLog(tmp_path))
     pipeline = IngestPipeline(writer, ThreadPoolExecutor(1))
     with pytest.raises(Unavailable, match="No space left"):
         _run(pipeline.export(make_request([make_span()]).SerializeToString(), "protobuf", "p"))
@@ -40,7 +40,7 @@ def test_pipeline_storage_failure_is_retryable_unavailable(tmp_path):
 
 
 def test_pipeline_counts_partial_success_and_invalid_requests(tmp_path):
-    writer = StagedWriter(FakeStore(), tmp_path)
+    writer = Loader(FakeStore(), tmp_path)
     pipeline = IngestPipeline(writer, ThreadPoolExecutor(1))
     outcome = _run(pipeline.export(
         make_request([make_span(), make_span(span_id=bytes(8))]).SerializeToString(), "protobuf", "p"))
@@ -53,7 +53,7 @@ def test_pipeline_counts_partial_success_and_invalid_requests(tmp_path):
 
 
 def test_pipeline_after_shutdown_is_unavailable(tmp_path):
-    writer = StagedWriter(FakeStore(), tmp_path)
+    writer = Loader(FakeStore(), tmp_path)
     writer.close()
     pipeline = IngestPipeline(writer, ThreadPoolExecutor(1))
     with pytest.raises(Unavailable, match="shutting down"):
@@ -61,7 +61,7 @@ def test_pipeline_after_shutdown_is_unavailable(tmp_path):
 
 
 def test_pipeline_stages_the_decoded_spans_as_one_arrow_stream(tmp_path, monkeypatch):
-    writer = StagedWriter(FakeStore(), tmp_path)
+    writer = Loader(FakeStore(), tmp_path)
     submitted = []
     real_submit = writer.submit
 
@@ -89,7 +89,7 @@ def _concurrently(pipeline, bodies, project="p"):
 
 def test_exports_queued_behind_a_busy_worker_are_decoded_and_staged_together(tmp_path, monkeypatch):
     store = FakeStore()
-    writer = StagedWriter(store, tmp_path, linger_s=0.01)
+    writer = Loader(store, tmp_path, linger_s=0.01)
     staged = []
     real_submit = writer.submit
     monkeypatch.setattr(writer, "submit", lambda payload, accepted: (
@@ -109,7 +109,7 @@ def test_exports_queued_behind_a_busy_worker_are_decoded_and_staged_together(tmp
 @pytest.mark.parametrize("bad", ["truncated", "rejected span"])
 def test_a_bad_export_in_a_group_is_answered_alone_and_the_others_are_stored(tmp_path, bad):
     store = FakeStore()
-    writer = StagedWriter(store, tmp_path, linger_s=0.01)
+    writer = Loader(store, tmp_path, linger_s=0.01)
     pipeline = IngestPipeline(writer, ThreadPoolExecutor(1), decode_slots=1)
     good = [make_span(f"g{i}") for i in range(3)]
     if bad == "truncated":
@@ -134,7 +134,7 @@ def test_a_bad_export_in_a_group_is_answered_alone_and_the_others_are_stored(tmp
 
 def test_a_client_going_away_while_its_export_is_staged_leaves_the_next_ones_acknowledged(tmp_path, monkeypatch):
     store = FakeStore()
-    writer = StagedWriter(store, tmp_path, linger_s=0.01, log=SlowLog(tmp_path))
+    writer = Loader(store, tmp_path, linger_s=0.01, log=SlowLog(tmp_path))
     pipeline = IngestPipeline(writer, ThreadPoolExecutor(1))  # decode first, acknowledged on the staging log
     gone, kept = make_span("gone"), make_span("kept")
 
@@ -173,7 +173,7 @@ class _HeldDecode:
 
 
 def _ack_first(tmp_path, store, ack_log_delay_s: float = 0.0, **options):
-    writer = StagedWriter(store, tmp_path / "staging", linger_s=0.01)
+    writer = Loader(store, tmp_path / "staging", linger_s=0.01)
     ack_log = AckLog(tmp_path / "acklog", log=SlowLog(tmp_path / "acklog", ack_log_delay_s))
     pipeline = IngestPipeline(writer, ThreadPoolExecutor(2), decode_slots=2, ack_log=ack_log, **options)
     return pipeline, writer, ack_log

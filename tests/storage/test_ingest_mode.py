@@ -12,7 +12,7 @@ from trajscope.collector.otlp_decode import decode_request
 from trajscope.config import ServerSettings, ingest_threads
 from trajscope.query.analyst_sql import SqlError, SqlErrorCode, run_sql
 from trajscope.storage.duckdb_store import DuckDBStore
-from trajscope.storage.staged_writer import StagedWriter, ipc_bytes
+from trajscope.storage.loader import Loader, ipc_bytes
 
 
 def _threads(store: DuckDBStore) -> int:
@@ -100,7 +100,7 @@ def _wait_for(predicate, timeout: float = 5.0) -> bool:
     return predicate()
 
 
-def _send(writer: StagedWriter, exports: int, *, loaded: bool = True) -> None:
+def _send(writer: Loader, exports: int, *, loaded: bool = True) -> None:
     """``exports`` of 4 spans handed over at once and acknowledged; with ``loaded``, loaded too."""
     for future in [writer.submit(*_batch(4)) for _ in range(exports)]:
         future.result(5)
@@ -108,10 +108,10 @@ def _send(writer: StagedWriter, exports: int, *, loaded: bool = True) -> None:
         assert _wait_for(lambda: writer.pending_rows == 0)
 
 
-def _burst(store: DuckDBStore, directory, **options) -> tuple[_Recording, StagedWriter]:
+def _burst(store: DuckDBStore, directory, **options) -> tuple[_Recording, Loader]:
     """A writer with full loads of 8 spans, handed 12 spans at once: input outrunning the loader."""
     recording = _Recording(store)
-    writer = StagedWriter(recording, directory, load_rows=8, **options)
+    writer = Loader(recording, directory, load_rows=8, **options)
     _send(writer, 3, loaded=False)
     return recording, writer
 
@@ -151,7 +151,7 @@ def test_a_trickle_never_switches(switching, tmp_path):
     store, _ = switching
     own = store.threads
     recording = _Recording(store)
-    writer = StagedWriter(recording, tmp_path / "staging", load_rows=64, linger_s=0.02, idle_after_s=5.0)
+    writer = Loader(recording, tmp_path / "staging", load_rows=64, linger_s=0.02, idle_after_s=5.0)
     for _ in range(4):
         writer.submit(*_batch(2)).result(5)
         assert _wait_for(lambda: writer.pending_rows == 0)
@@ -180,7 +180,7 @@ def test_a_failing_switch_does_not_stop_loading(switching, tmp_path):
         raise duckdb.InvalidInputException("no")
 
     recording.set_ingest_mode = broken
-    writer = StagedWriter(recording, tmp_path / "staging", linger_s=0.01)
+    writer = Loader(recording, tmp_path / "staging", linger_s=0.01)
     writer.submit(*_batch(3)).result(5)
     assert writer.sync(timeout=5)
     writer.close()

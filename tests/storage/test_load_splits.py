@@ -30,7 +30,7 @@ def _traces(store: DuckDBStore) -> list[dict]:
 
 
 def _load(store: DuckDBStore, payloads: list[bytes], loads: int) -> None:
-    """Load the exports in ``loads`` groups, as the staged writer would."""
+    """Load the exports in ``loads`` groups, as the loader would."""
     tables = [decode_request(p).table for p in payloads]
     step = -(-len(tables) // loads)
     for i in range(0, len(tables), step):

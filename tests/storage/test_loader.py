@@ -8,11 +8,11 @@ import pytest
 from tests.fault_logs import FullLog, SlowLog
 from tests.otlp_builders import make_request, make_span
 from trajscope.collector.otlp_decode import decode_request
-from trajscope.storage import staged_writer
+from trajscope.storage import loader
 from trajscope.storage.interface import StoreUnavailable
+from trajscope.storage.loader import Loader, WriterClosed, conform, ipc_bytes
 from trajscope.storage.quarantine import Quarantine
 from trajscope.storage.schema import SPAN_SCHEMA
-from trajscope.storage.staged_writer import StagedWriter, WriterClosed, conform, ipc_bytes
 from trajscope.storage.staging_log import StagingLog
 
 
@@ -50,7 +50,7 @@ class FakeStore:
 def test_acknowledged_before_loaded_and_sync_waits_for_the_load(tmp_path):
     gate = threading.Event()
     store = FakeStore(gate)
-    writer = StagedWriter(store, tmp_path, linger_s=0.01)
+    writer = Loader(store, tmp_path, linger_s=0.01)
     future = writer.submit(*_batch(3))
     assert future.result(5) == 3  # durable in the log while the store is still blocked
     assert writer.pending_rows == 3
@@ -65,13 +65,13 @@ def test_acknowledged_before_loaded_and_sync_waits_for_the_load(tmp_path):
 
 def test_batches_gather_until_the_load_size_or_a_reader_asks(tmp_path):
     store = FakeStore()
-    writer = StagedWriter(store, tmp_path, load_rows=1000, linger_s=30)
+    writer = Loader(store, tmp_path, load_rows=1000, linger_s=30)
     futures = [writer.submit(*_batch(4)) for _ in range(5)]
     assert [f.result(5) for f in futures] == [4] * 5
     assert store.loads == []  # neither big enough nor idle long enough yet
     assert writer.sync(timeout=5)
     assert store.loads == [20]  # one load for all five exports
-    small = StagedWriter(FakeStore(), tmp_path / "b", load_rows=4, linger_s=30)
+    small = Loader(FakeStore(), tmp_path / "b", load_rows=4, linger_s=30)
     small.submit(*_batch(4)).result(5)
     assert small.sync(timeout=5)
     small.close()
@@ -86,9 +86,9 @@ def _eventually(predicate, timeout: float = 5.0) -> bool:
 
 
 def test_input_has_not_paused_while_more_spans_are_on_their_way(tmp_path, monkeypatch):
-    monkeypatch.setattr(staged_writer, "MAX_LINGER_S", 30.0)
+    monkeypatch.setattr(loader, "MAX_LINGER_S", 30.0)
     store = FakeStore()
-    writer = StagedWriter(store, tmp_path, load_rows=1000, linger_s=0.02)
+    writer = Loader(store, tmp_path, load_rows=1000, linger_s=0.02)
     coming = [True]
     writer.expect_more(lambda: coming[0])
     writer.submit(*_batch(3)).result(5)
@@ -100,9 +100,9 @@ def test_input_has_not_paused_while_more_spans_are_on_their_way(tmp_path, monkey
 
 
 def test_spans_said_to_be_coming_wait_at_most_max_linger(tmp_path, monkeypatch):
-    monkeypatch.setattr(staged_writer, "MAX_LINGER_S", 0.3)
+    monkeypatch.setattr(loader, "MAX_LINGER_S", 0.3)
     store = FakeStore()
-    writer = StagedWriter(store, tmp_path, load_rows=1000, linger_s=0.02)
+    writer = Loader(store, tmp_path, load_rows=1000, linger_s=0.02)
     writer.expect_more(lambda: True)  # a stuck decode must not hold loaded-able spans back for ever
     started = time.monotonic()
     writer.submit(*_batch(3)).result(5)
@@ -112,9 +112,9 @@ def test_spans_said_to_be_coming_wait_at_most_max_linger(tmp_path, monkeypatch):
 
 
 def test_a_failed_load_is_retried_and_nothing_is_lost(tmp_path, monkeypatch):
-    monkeypatch.setattr(staged_writer, "RETRY_AFTER_FAILURE_S", 0.01)
+    monkeypatch.setattr(loader, "RETRY_AFTER_FAILURE_S", 0.01)
     store = FakeStore(fail=2)
-    writer = StagedWriter(store, tmp_path, linger_s=0.01)
+    writer = Loader(store, tmp_path, linger_s=0.01)
     writer.submit(*_batch(5)).result(5)
     assert writer.sync(timeout=5)
     assert len(store.span_ids) == 5
@@ -124,12 +124,12 @@ def test_a_failed_load_is_retried_and_nothing_is_lost(tmp_path, monkeypatch):
 
 def test_acknowledged_spans_survive_a_crash_before_loading(tmp_path):
     gate = threading.Event()
-    crashed = StagedWriter(FakeStore(gate), tmp_path, linger_s=0.01)
+    crashed = Loader(FakeStore(gate), tmp_path, linger_s=0.01)
     crashed.submit(*_batch(2)).result(5)
     crashed.submit(*_batch(3)).result(5)
     # The process "dies" here: nothing was loaded. A new server on the same directory finds the spans.
     store = FakeStore()
-    recovered = StagedWriter(store, tmp_path, progress=lambda msg: None)
+    recovered = Loader(store, tmp_path, progress=lambda msg: None)
     assert len(store.span_ids) == 5
     assert recovered.stats.spans_replayed == 5
     gate.set()
@@ -137,12 +137,12 @@ def test_acknowledged_spans_survive_a_crash_before_loading(tmp_path):
     crashed.close()
     # Replayed segments are deleted, so a third start replays nothing.
     again = FakeStore()
-    StagedWriter(again, tmp_path).close()
+    Loader(again, tmp_path).close()
     assert again.loads == []
 
 
 def test_a_failed_log_write_fails_the_export_and_frees_the_backlog(tmp_path):
-    writer = StagedWriter(FakeStore(), tmp_path, log=FullLog(tmp_path))
+    writer = Loader(FakeStore(), tmp_path, log=FullLog(tmp_path))
     with pytest.raises(OSError, match="No space"):
         writer.submit(*_batch(2)).result(5)
     assert writer.pending_rows == 0
@@ -151,7 +151,7 @@ def test_a_failed_log_write_fails_the_export_and_frees_the_backlog(tmp_path):
 
 def test_close_loads_everything_then_refuses(tmp_path):
     store = FakeStore()
-    writer = StagedWriter(store, tmp_path, load_rows=10_000, linger_s=30)
+    writer = Loader(store, tmp_path, load_rows=10_000, linger_s=30)
     futures = [writer.submit(*_batch(2)) for _ in range(4)]
     writer.close()
     assert all(f.done() for f in futures)
@@ -164,7 +164,7 @@ def test_close_loads_everything_then_refuses(tmp_path):
 
 def test_idle_time_is_used_to_checkpoint(tmp_path):
     store = FakeStore()
-    writer = StagedWriter(store, tmp_path, linger_s=0.01, idle_after_s=0.05)
+    writer = Loader(store, tmp_path, linger_s=0.01, idle_after_s=0.05)
     writer.submit(*_batch(2)).result(5)
     assert writer.sync(timeout=5)
     deadline = threading.Event()
@@ -198,7 +198,7 @@ def _wait_for(condition, timeout: float = 5.0) -> None:
 def test_loads_under_way_stop_at_a_row_group_and_the_cut_export_stays_in_the_log(tmp_path):
     store = FakeStore()
     # One segment per export, so a segment can be deleted too early.
-    writer = StagedWriter(store, tmp_path, load_rows=1000, row_group_rows=8, linger_s=30,
+    writer = Loader(store, tmp_path, load_rows=1000, row_group_rows=8, linger_s=30,
                           log=StagingLog(tmp_path, segment_bytes=1))
     batches = [_batch(5) for _ in range(3)]
     assert [writer.submit(*b).result(5) for b in batches] == [5] * 3
@@ -215,7 +215,7 @@ def test_loads_under_way_stop_at_a_row_group_and_the_cut_export_stays_in_the_log
     crashed = tmp_path.parent / f"{tmp_path.name}-crashed"
     shutil.copytree(tmp_path, crashed)
     replayed = FakeStore()
-    StagedWriter(replayed, crashed, progress=lambda msg: None).close()
+    Loader(replayed, crashed, progress=lambda msg: None).close()
     for payload, _ in batches[1:]:
         assert set(pa.ipc.open_stream(payload).read_all().column("span_id").to_pylist()) <= replayed.span_ids
     assert writer.sync(timeout=5)
@@ -225,11 +225,11 @@ def test_loads_under_way_stop_at_a_row_group_and_the_cut_export_stays_in_the_log
 
 
 def test_a_draining_load_takes_everything_and_a_busy_one_only_whole_row_groups(tmp_path):
-    writer = StagedWriter(FakeStore(), tmp_path, load_rows=10**6, row_group_rows=4, linger_s=30)
+    writer = Loader(FakeStore(), tmp_path, load_rows=10**6, row_group_rows=4, linger_s=30)
     items = []
     for rows in (3, 3, 3):
         payload, n = _batch(rows)
-        items.append(staged_writer._Batch(payload, n))
+        items.append(loader._Batch(payload, n))
     load, tables = writer._whole_row_groups(items, drain=True)
     assert [t.num_rows for t in tables] == [3, 3, 3] and load == items
     load, tables = writer._whole_row_groups(items, drain=False)
@@ -249,7 +249,7 @@ def _segment_bytes(directory) -> int:
 def test_a_batch_logged_elsewhere_skips_the_log_and_resolves_once_loaded(tmp_path):
     gate = threading.Event()
     store = FakeStore(gate)
-    writer = StagedWriter(store, tmp_path, linger_s=0.01)
+    writer = Loader(store, tmp_path, linger_s=0.01)
     loaded = writer.submit_acknowledged(*_batch(3))
     logged = writer.submit(*_batch(2))
     assert logged.result(5) == 2
@@ -266,7 +266,7 @@ def test_a_batch_logged_elsewhere_skips_the_log_and_resolves_once_loaded(tmp_pat
 
 
 def test_only_the_logged_batches_are_written_to_the_log(tmp_path):
-    writer = StagedWriter(FakeStore(), tmp_path, linger_s=30)
+    writer = Loader(FakeStore(), tmp_path, linger_s=30)
     writer.submit_acknowledged(*_batch(50))
     assert _segment_bytes(tmp_path) == 0
     payload, rows = _batch(1)
@@ -277,7 +277,7 @@ def test_only_the_logged_batches_are_written_to_the_log(tmp_path):
 
 def test_a_cut_batch_logged_elsewhere_resolves_with_its_tail(tmp_path):
     store = FakeStore()
-    writer = StagedWriter(store, tmp_path, load_rows=1000, row_group_rows=8, linger_s=30, checkpoint_rows=1)
+    writer = Loader(store, tmp_path, load_rows=1000, row_group_rows=8, linger_s=30, checkpoint_rows=1)
     futures = [writer.submit_acknowledged(*_batch(5)) for _ in range(3)]
     with writer._cond:
         writer._load_rows = 8
@@ -305,7 +305,7 @@ def test_what_is_loaded_is_released_only_by_a_checkpoint(tmp_path):
     """DuckDB's WAL is never relied on (storage.clean_start): a batch logged elsewhere resolves (its record
     may leave the other log) only once a checkpoint has put the spans in the file."""
     store = FailingCheckpoints()
-    writer = StagedWriter(store, tmp_path, linger_s=0.01, idle_after_s=0.05, checkpoint_rows=10**9,
+    writer = Loader(store, tmp_path, linger_s=0.01, idle_after_s=0.05, checkpoint_rows=10**9,
                           checkpoint_after_s=3600)
     elsewhere = writer.submit_acknowledged(*_batch(4))
     writer.submit(*_batch(3)).result(5)
@@ -319,7 +319,7 @@ def test_what_is_loaded_is_released_only_by_a_checkpoint(tmp_path):
 
 def test_a_checkpoint_is_due_by_rows_or_by_age_under_steady_load(tmp_path):
     store = FakeStore()
-    writer = StagedWriter(store, tmp_path, linger_s=0.01, idle_after_s=3600, checkpoint_rows=6,
+    writer = Loader(store, tmp_path, linger_s=0.01, idle_after_s=3600, checkpoint_rows=6,
                           checkpoint_after_s=3600)
     first = writer.submit_acknowledged(*_batch(4))
     assert writer.sync(timeout=5)
@@ -328,7 +328,7 @@ def test_a_checkpoint_is_due_by_rows_or_by_age_under_steady_load(tmp_path):
     assert second.result(5) == 3 and first.result(5) == 4 and store.checkpoints == 1
     writer.close()
     aged = FakeStore()
-    writer = StagedWriter(aged, tmp_path / "aged", linger_s=0.01, idle_after_s=3600, checkpoint_rows=10**9,
+    writer = Loader(aged, tmp_path / "aged", linger_s=0.01, idle_after_s=3600, checkpoint_rows=10**9,
                           checkpoint_after_s=0.2)
     early = writer.submit_acknowledged(*_batch(1))
     assert writer.sync(timeout=5) and not early.done()
@@ -340,14 +340,14 @@ def test_a_checkpoint_is_due_by_rows_or_by_age_under_steady_load(tmp_path):
 
 def test_close_loads_the_batches_logged_elsewhere(tmp_path):
     store = FakeStore()
-    writer = StagedWriter(store, tmp_path, linger_s=30)
+    writer = Loader(store, tmp_path, linger_s=30)
     futures = [writer.submit_acknowledged(*_batch(2)) for _ in range(3)]
     writer.close()
     assert all(f.done() for f in futures) and len(store.span_ids) == 6
 
 
 def test_a_waiter_giving_up_does_not_stop_the_acknowledgements(tmp_path):
-    writer = StagedWriter(FakeStore(), tmp_path, linger_s=0.01, log=SlowLog(tmp_path))
+    writer = Loader(FakeStore(), tmp_path, linger_s=0.01, log=SlowLog(tmp_path))
     first = writer.submit(*_batch(2))
     time.sleep(0.05)
     first.cancel()  # what asyncio.wrap_future does to it when the export's client goes away
@@ -380,7 +380,7 @@ def _named(*names: str) -> tuple[bytes, int]:
 
 def test_a_poisoned_export_is_quarantined_and_the_others_in_its_load_are_stored(tmp_path):
     store = PoisonedStore()
-    writer = StagedWriter(store, tmp_path / "staging", linger_s=0.3)  # the three exports in one load
+    writer = Loader(store, tmp_path / "staging", linger_s=0.3)  # the three exports in one load
     futures = [writer.submit_acknowledged(*_named("good-1", "good-2")),
                writer.submit_acknowledged(*_named("poison", "innocent bystander")),
                writer.submit(*_named("good-3"))]
@@ -398,7 +398,7 @@ def test_a_poisoned_export_is_quarantined_and_the_others_in_its_load_are_stored(
 
 def test_a_store_that_keeps_failing_is_retried_until_close_and_close_is_bounded(tmp_path):
     store = PoisonedStore(down=True)
-    writer = StagedWriter(store, tmp_path / "staging", linger_s=0.01)
+    writer = Loader(store, tmp_path / "staging", linger_s=0.01)
     staged = writer.submit(*_named("kept-1", "kept-2"))
     assert staged.result(5) == 2  # acknowledged: in the log
     _wait_for(lambda: writer.stats.load_failures >= 1)
@@ -408,5 +408,5 @@ def test_a_store_that_keeps_failing_is_retried_until_close_and_close_is_bounded(
     assert writer.stats.spans_quarantined == 0  # a store fault is never the spans' fault
     assert not list((tmp_path / "quarantine").glob("*"))
     healthy = FakeStore()
-    StagedWriter(healthy, tmp_path / "staging").close()  # the next start loads what the log kept
+    Loader(healthy, tmp_path / "staging").close()  # the next start loads what the log kept
     assert len(healthy.span_ids) == 2

@@ -1,4 +1,5 @@
-"""Acknowledge on the staging log, load into the store behind it in large batches.
+"""The loader: acknowledged spans into the store in large batches, checkpointed before any log lets them go.
+OTLP/JSON exports are also acknowledged here, on the staging log.
 
 Two threads, so an acknowledgement never waits on DuckDB:
 
@@ -182,7 +183,7 @@ def conform(table: pa.Table) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=SPAN_SCHEMA)
 
 
-class StagedWriter:
+class Loader:
     def __init__(self, store: WritableStore, directory: str | Path, *, load_rows: int = LOAD_ROWS,
                  row_group_rows: int = ROW_GROUP_ROWS, linger_s: float = 0.05, idle_after_s: float = 1.0,
                  checkpoint_rows: int = CHECKPOINT_ROWS, checkpoint_after_s: float = CHECKPOINT_AFTER_S,
