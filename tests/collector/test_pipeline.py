@@ -175,7 +175,8 @@ class _HeldDecode:
 def _ack_first(tmp_path, store, ack_log_delay_s: float = 0.0, **options):
     writer = Loader(store, tmp_path / "staging", linger_s=0.01)
     ack_log = AckLog(tmp_path / "acklog", log=SlowLog(tmp_path / "acklog", ack_log_delay_s))
-    pipeline = IngestPipeline(writer, ThreadPoolExecutor(2), decode_slots=2, ack_log=ack_log, **options)
+    options.setdefault("decode_slots", 2)
+    pipeline = IngestPipeline(writer, ThreadPoolExecutor(2), ack_log=ack_log, **options)
     return pipeline, writer, ack_log
 
 
@@ -313,10 +314,9 @@ def test_an_acknowledged_export_leaves_the_ack_log_once_loaded_and_is_never_stag
     held = _HeldDecode(monkeypatch)
     load_gate = threading.Event()
     store = FakeStore(load_gate)
-    pipeline, writer, ack_log = _ack_first(tmp_path, store)
-    if grouped:
-        pipeline._batcher._slots = 1  # the first export holds the only worker; the others queue and group
-    else:
+    # One decode slot when grouped: the first export holds it; the others queue and are decoded as a group.
+    pipeline, writer, ack_log = _ack_first(tmp_path, store, decode_slots=1 if grouped else 2)
+    if not grouped:
         held.gate.set()
     spans = [make_span(f"s{i}") for i in range(4)]
 
