@@ -174,6 +174,21 @@ def write_isolated(store: WritableStore, tables: list[pa.Table], quarantine: Qua
         return sum(r[0] for r in results), sum(r[1] for r in results)
 
 
+def row_group_cut(rows: list[int], drain: bool, row_group_rows: int) -> tuple[int, int]:
+    """Where a load of batches of ``rows`` spans stops: (batches loaded whole, spans of the next batch loaded
+    as its head). Draining loads everything; otherwise the load ends on a row-group boundary, unless it is
+    smaller than one row group (then everything: nothing would load)."""
+    total = sum(rows)
+    keep = 0 if drain else total % row_group_rows
+    if keep == 0 or keep == total:
+        return len(rows), 0
+    cut, loaded, whole = total - keep, 0, 0
+    while loaded + rows[whole] <= cut:
+        loaded += rows[whole]
+        whole += 1
+    return whole, cut - loaded
+
+
 def conform(table: pa.Table) -> pa.Table:
     """A staged batch written by an older version: same columns by name, new ones null."""
     if table.schema.equals(SPAN_SCHEMA):
@@ -387,22 +402,16 @@ class Loader:
         """What to load now: everything when draining, else whole row groups, the rest of the export that
         straddles the cut (and any after it) going back to the front of the queue."""
         tables = [item.spans() for item in taken]
-        rows = sum(t.num_rows for t in tables)
-        keep = 0 if drain else rows % self._row_group_rows
-        if keep == 0 or keep == rows:
+        whole, inside = row_group_cut([t.num_rows for t in tables], drain, self._row_group_rows)
+        if whole == len(taken):
             return taken, tables
-        cut, loaded = rows - keep, 0
-        i = 0
-        while loaded + tables[i].num_rows <= cut:
-            loaded += tables[i].num_rows
-            i += 1
-        item, inside = taken[i], cut - loaded
+        i, item = whole, taken[whole]
         head = replace(item, payload=b"", rows=inside, table=tables[i].slice(0, inside), completes=False)
         tail = replace(item, payload=b"", rows=item.rows - inside, table=tables[i].slice(inside))
         rest = [tail, *taken[i + 1:]]
         with self._cond:
             self._staged.extendleft(reversed(rest))
-            self._staged_rows += keep
+            self._staged_rows += sum(b.rows for b in rest)
         load = taken[:i] + ([head] if inside else [])
         return load, tables[:i] + ([head.table] if inside else [])
 

@@ -198,14 +198,11 @@ def _wait_for(condition, timeout: float = 5.0) -> None:
 def test_loads_under_way_stop_at_a_row_group_and_the_cut_export_stays_in_the_log(tmp_path):
     store = FakeStore()
     # One segment per export, so a segment can be deleted too early.
-    writer = Loader(store, tmp_path, load_rows=1000, row_group_rows=8, linger_s=30,
-                          log=StagingLog(tmp_path, segment_bytes=1))
+    writer = Loader(store, tmp_path, load_rows=8, row_group_rows=8, linger_s=30,
+                    log=StagingLog(tmp_path, segment_bytes=1))
     batches = [_batch(5) for _ in range(3)]
+    # A load starts once 8 spans wait (after the second export, or the third if it is quicker) and takes them all.
     assert [writer.submit(*b).result(5) for b in batches] == [5] * 3
-    assert store.loads == []
-    with writer._cond:  # from here on 15 staged spans are worth a load
-        writer._load_rows = 8
-        writer._cond.notify_all()
     # The load is over once its spans leave the backlog (the store records them a moment earlier).
     _wait_for(lambda: writer.pending_rows < 15)
     # One whole row group: the second export was cut after 3 spans; its other 2 and the third export wait.
@@ -224,22 +221,15 @@ def test_loads_under_way_stop_at_a_row_group_and_the_cut_export_stays_in_the_log
     writer.close()
 
 
-def test_a_draining_load_takes_everything_and_a_busy_one_only_whole_row_groups(tmp_path):
-    writer = Loader(FakeStore(), tmp_path, load_rows=10**6, row_group_rows=4, linger_s=30)
-    items = []
-    for rows in (3, 3, 3):
-        payload, n = _batch(rows)
-        items.append(loader._Batch(payload, n))
-    load, tables = writer._whole_row_groups(items, drain=True)
-    assert [t.num_rows for t in tables] == [3, 3, 3] and load == items
-    load, tables = writer._whole_row_groups(items, drain=False)
-    assert [t.num_rows for t in tables] == [3, 3, 2]  # 9 spans: two row groups of 4 load now
-    assert [(b.rows, b.completes) for b in load] == [(3, True), (3, True), (2, False)]
-    assert [(b.rows, b.completes) for b in writer._staged] == [(1, True)]
-    assert writer._staged_rows == 1
-    writer._staged.clear()
-    writer._staged_rows = 0
-    writer.close()
+def test_a_draining_load_takes_everything_and_a_busy_one_only_whole_row_groups():
+    # 9 spans in three batches, row groups of 4: draining loads all; busy, two row groups (the third
+    # batch's first 2 spans), its last span waiting for the next load.
+    assert loader.row_group_cut([3, 3, 3], drain=True, row_group_rows=4) == (3, 0)
+    assert loader.row_group_cut([3, 3, 3], drain=False, row_group_rows=4) == (2, 2)
+    assert loader.row_group_cut([4, 4], drain=False, row_group_rows=4) == (2, 0)  # on a boundary already
+    assert loader.row_group_cut([3], drain=False, row_group_rows=4) == (1, 0)  # under one row group: all
+    assert loader.row_group_cut([2, 9], drain=False, row_group_rows=4) == (1, 6)  # cut inside a big batch
+    assert loader.row_group_cut([5, 5, 5], drain=False, row_group_rows=8) == (1, 3)
 
 
 def _segment_bytes(directory) -> int:
@@ -277,11 +267,10 @@ def test_only_the_logged_batches_are_written_to_the_log(tmp_path):
 
 def test_a_cut_batch_logged_elsewhere_resolves_with_its_tail(tmp_path):
     store = FakeStore()
-    writer = Loader(store, tmp_path, load_rows=1000, row_group_rows=8, linger_s=30, checkpoint_rows=1)
+    store.gate = threading.Event()  # the three batches queue up before the first load is written
+    writer = Loader(store, tmp_path, load_rows=8, row_group_rows=8, linger_s=30, checkpoint_rows=1)
     futures = [writer.submit_acknowledged(*_batch(5)) for _ in range(3)]
-    with writer._cond:
-        writer._load_rows = 8
-        writer._cond.notify_all()
+    store.gate.set()
     _wait_for(lambda: writer.pending_rows < 15)
     assert store.loads == [8]  # the second batch cut after 3 spans
     assert futures[0].done() and not futures[1].done() and not futures[2].done()
