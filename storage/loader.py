@@ -203,9 +203,11 @@ class Loader:
                  row_group_rows: int = ROW_GROUP_ROWS, linger_s: float = 0.05, idle_after_s: float = 1.0,
                  checkpoint_rows: int = CHECKPOINT_ROWS, checkpoint_after_s: float = CHECKPOINT_AFTER_S,
                  quarantine: Quarantine | None = None, log: StagingLog | None = None,
+                 clock: Callable[[], float] = time.monotonic,
                  progress: Callable[[str], None] | None = None) -> None:
         """``quarantine``: where spans that fail to load on their own go; by default the data directory's
-        (``quarantine/`` beside ``directory``). ``log``: the staging log, by default one in ``directory``."""
+        (``quarantine/`` beside ``directory``). ``log``: the staging log, by default one in ``directory``.
+        ``clock``: seconds, for when a checkpoint is due by age."""
         self._store = store
         self._quarantine = quarantine or Quarantine(Path(directory).parent / QUARANTINE_DIR)
         self._closing = threading.Event()
@@ -216,6 +218,7 @@ class Loader:
         self._idle_after_s = idle_after_s
         self._checkpoint_rows = checkpoint_rows
         self._checkpoint_after_s = checkpoint_after_s
+        self._clock = clock
         self._rows_since_checkpoint = 0
         # When the first load since the last checkpoint committed; None while everything loaded is checkpointed.
         self._first_uncheckpointed: float | None = None
@@ -474,7 +477,7 @@ class Loader:
             self._cond.notify_all()
         self._release(rows)
         if self._first_uncheckpointed is None:
-            self._first_uncheckpointed = time.monotonic()
+            self._first_uncheckpointed = self._clock()
         self._uncheckpointed.extend((item.future, item.rows) for item in taken if item.completes and not item.logged)
         # Every record of the segments before the last loaded one is now in the store (what waits, the
         # rest of a cut export included, is in that segment or later ones).
@@ -483,7 +486,7 @@ class Loader:
             self._discard_at = max(self._discard_at, logged[-1])
         self._rows_since_checkpoint += written
         if (self._rows_since_checkpoint >= self._checkpoint_rows
-                or time.monotonic() - self._first_uncheckpointed >= self._checkpoint_after_s):
+                or self._clock() - self._first_uncheckpointed >= self._checkpoint_after_s):
             self._checkpoint()
 
     def _checkpoint(self) -> None:

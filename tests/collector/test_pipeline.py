@@ -134,13 +134,14 @@ def test_a_bad_export_in_a_group_is_answered_alone_and_the_others_are_stored(tmp
 
 def test_a_client_going_away_while_its_export_is_staged_leaves_the_next_ones_acknowledged(tmp_path, monkeypatch):
     store = FakeStore()
-    writer = Loader(store, tmp_path, linger_s=0.01, log=SlowLog(tmp_path))
+    slow = SlowLog(tmp_path)
+    writer = Loader(store, tmp_path, linger_s=0.01, log=slow)
     pipeline = IngestPipeline(writer, ThreadPoolExecutor(1))  # decode first, acknowledged on the staging log
     gone, kept = make_span("gone"), make_span("kept")
 
     async def scenario():
         export = asyncio.ensure_future(pipeline.export(make_request([gone]).SerializeToString(), "protobuf", "p"))
-        await asyncio.sleep(0.15)  # decoded; its staging-log write under way
+        assert await asyncio.to_thread(slow.appending.wait, 5)  # decoded; its staging-log write under way
         export.cancel()
         with pytest.raises(asyncio.CancelledError):
             await export
@@ -160,10 +161,12 @@ class _HeldDecode:
 
     def __init__(self, monkeypatch) -> None:
         self.gate = threading.Event()
+        self.started = threading.Event()  # a decode has begun (and waits at the gate)
         self.fail: set[bytes] = set()
         real = pipeline_module._decode
 
         def held(body, encoding, project):
+            self.started.set()
             self.gate.wait(10)
             if any(bad in body for bad in self.fail):  # alone or within a group
                 raise RuntimeError("decoder bug")
@@ -172,9 +175,10 @@ class _HeldDecode:
         monkeypatch.setattr(pipeline_module, "_decode", held)
 
 
-def _ack_first(tmp_path, store, ack_log_delay_s: float = 0.0, **options):
+def _ack_first(tmp_path, store, record_log=None, **options):
+    """A pipeline acknowledging on an ack log (``record_log``: the log it writes to, e.g. a slow one)."""
     writer = Loader(store, tmp_path / "staging", linger_s=0.01)
-    ack_log = AckLog(tmp_path / "acklog", log=SlowLog(tmp_path / "acklog", ack_log_delay_s))
+    ack_log = AckLog(tmp_path / "acklog", log=record_log)
     options.setdefault("decode_slots", 2)
     pipeline = IngestPipeline(writer, ThreadPoolExecutor(2), ack_log=ack_log, **options)
     return pipeline, writer, ack_log
@@ -256,12 +260,13 @@ def test_the_backlog_is_counted_in_spans_and_a_big_export_gets_in_alone(tmp_path
 def test_an_export_whose_client_gives_up_during_the_append_is_still_decoded(tmp_path, monkeypatch):
     _HeldDecode(monkeypatch).gate.set()
     store = FakeStore()
-    pipeline, writer, ack_log = _ack_first(tmp_path, store, ack_log_delay_s=0.3)
+    slow = SlowLog(tmp_path / "acklog", 0.3)
+    pipeline, writer, ack_log = _ack_first(tmp_path, store, record_log=slow)
     span = make_span("orphaned")
 
     async def scenario():
         export = asyncio.ensure_future(pipeline.export(make_request([span]).SerializeToString(), "protobuf", "p"))
-        await asyncio.sleep(0.1)
+        assert await asyncio.to_thread(slow.appending.wait, 5)  # the record being written
         export.cancel()  # the client went away while the record was being written
         with pytest.raises(asyncio.CancelledError):
             await export
@@ -278,7 +283,7 @@ def test_an_export_whose_client_gives_up_during_the_append_is_still_decoded(tmp_
 
 
 async def _cut_short(pipeline, writer, held) -> None:
-    await asyncio.sleep(0.1)  # the decode under way
+    assert await asyncio.to_thread(held.started.wait, 5)  # the decode under way
     for task in list(pipeline._behind):  # what asyncio.run does to tasks left when the server stops hard
         task.cancel()
     await asyncio.gather(*pipeline._behind, return_exceptions=True)

@@ -316,12 +316,12 @@ def test_a_checkpoint_is_due_by_rows_or_by_age_under_steady_load(tmp_path):
     second = writer.submit_acknowledged(*_batch(3))
     assert second.result(5) == 3 and first.result(5) == 4 and store.checkpoints == 1
     writer.close()
-    aged = FakeStore()
+    aged, now = FakeStore(), [0.0]
     writer = Loader(aged, tmp_path / "aged", linger_s=0.01, idle_after_s=3600, checkpoint_rows=10**9,
-                          checkpoint_after_s=0.2)
+                    checkpoint_after_s=0.2, clock=lambda: now[0])
     early = writer.submit_acknowledged(*_batch(1))
     assert writer.sync(timeout=5) and not early.done()
-    time.sleep(0.25)
+    now[0] += 0.25  # the first unreleased load is now older than checkpoint_after_s
     late = writer.submit_acknowledged(*_batch(1))
     assert late.result(5) == 1 and early.done() and aged.checkpoints == 1
     writer.close()
@@ -336,9 +336,10 @@ def test_close_loads_the_batches_logged_elsewhere(tmp_path):
 
 
 def test_a_waiter_giving_up_does_not_stop_the_acknowledgements(tmp_path):
-    writer = Loader(FakeStore(), tmp_path, linger_s=0.01, log=SlowLog(tmp_path))
+    slow = SlowLog(tmp_path)
+    writer = Loader(FakeStore(), tmp_path, linger_s=0.01, log=slow)
     first = writer.submit(*_batch(2))
-    time.sleep(0.05)
+    assert slow.appending.wait(5)  # its record being written
     first.cancel()  # what asyncio.wrap_future does to it when the export's client goes away
     assert first.result(5) == 2  # logged all the same
     assert writer.submit(*_batch(3)).result(5) == 3
