@@ -7,6 +7,9 @@ trajscope documents its own convention and maps the other styles onto it (``../s
   warn | allow), ``guardrail.reason``, ``guardrail.score`` — on a span, or on span events named
   ``guardrail`` (one check per event);
 - the ``guard.*`` prefix some SDKs and peers use, with the same suffixes (and ``guard.passed``, inverted);
+- the GenAI conventions' ``apply_guardrail`` spans and ``gen_ai.guardrail.result`` / ``gen_ai.security.finding``
+  events (``gen_ai.security.decision.type`` allow | deny | modify | warn | audit, ``...decision.reason``), and
+  OpenLLMetry's guardrail module (``gen_ai.guardrail.name``, ``gen_ai.guardrail.status`` PASSED | FAILED);
 - NeMo Guardrails-style activated rails: ``rail.name``, ``rail.type``, ``rail.stop`` (a rail that stopped
   the flow blocked it);
 - OpenAI Agents SDK guardrail spans (``triggered`` with the guardrail's name as the span name) and any
@@ -32,16 +35,52 @@ class Check(NamedTuple):
     time_unix_nano: int | None = None  # an event's time; a span's check happens at the span's start
 
 
-# prefix → (name, triggered, passed (inverted triggered), action, reason, score) keys
-_STYLES: tuple[tuple[str, ...], ...] = (
-    ("guardrail.name", "guardrail.triggered", "guardrail.passed", "guardrail.action", "guardrail.reason",
-     "guardrail.score"),
-    ("guard.name", "guard.triggered", "guard.passed", "guard.action", "guard.reason", "guard.score"),
+class Style(NamedTuple):
+    """Where one style keeps a check's fields; a style applies when any of its ``signals`` keys is present."""
+    names: tuple[str, ...]
+    triggered: tuple[str, ...] = ()          # booleans: true means the check hit
+    passed: tuple[str, ...] = ()             # booleans, inverted
+    status: tuple[str, ...] = ()             # strings looked up (lower-cased) in STATUS_HIT
+    action: tuple[str, ...] = ()             # strings looked up (lower-cased) in ACTION_OF
+    reason: tuple[str, ...] = ()
+    score: tuple[str, ...] = ()
+    stop: tuple[str, ...] = ()               # booleans: true means the check stopped the flow (a block)
+
+    @property
+    def signals(self) -> frozenset[str]:
+        return frozenset(self.names + self.triggered + self.passed + self.status + self.action + self.stop)
+
+    @property
+    def keys(self) -> frozenset[str]:
+        return self.signals | frozenset(self.reason + self.score)
+
+
+# Tried in order; the first style with a signal key present reads the check.
+STYLES: tuple[Style, ...] = (
+    Style(names=("guardrail.name",), triggered=("guardrail.triggered",), passed=("guardrail.passed",),
+          action=("guardrail.action",), reason=("guardrail.reason",), score=("guardrail.score",)),
+    Style(names=("guard.name",), triggered=("guard.triggered",), passed=("guard.passed",),
+          action=("guard.action",), reason=("guard.reason",), score=("guard.score",)),
+    # GenAI conventions (``apply_guardrail`` spans, ``gen_ai.guardrail.result`` / security finding events)
+    # and OpenLLMetry's guardrail module (``gen_ai.guardrail.status`` PASSED | FAILED).
+    Style(names=("gen_ai.guardrail.name", "gen_ai.guardian.name", "gen_ai.security.policy.name"),
+          status=("gen_ai.guardrail.status",), action=("gen_ai.security.decision.type",),
+          reason=("gen_ai.security.decision.reason", "gen_ai.guardrail.error_message",
+                  "gen_ai.guardrail.error_type"),
+          score=("gen_ai.security.risk.score", "gen_ai.guardrail.score")),
+    # NeMo Guardrails-style activated rails.
+    Style(names=("rail.name",), stop=("rail.stop",)),
 )
 
-
-# Per style, the keys whose presence means the style is used.
-_STYLE_SIGNALS = tuple(frozenset(style[:4]) for style in _STYLES)
+# Normalised action of each value a style may send (lower-cased).
+ACTION_OF: dict[str, str] = {
+    "block": "block", "redact": "redact", "warn": "warn", "allow": "allow",
+    "deny": "block", "modify": "redact", "audit": "allow",
+}
+# Whether a status string means the check hit (lower-cased).
+STATUS_HIT: dict[str, bool] = {"failed": True, "fail": True, "passed": False, "pass": False}
+# Span events that each record one check.
+EVENT_NAMES = frozenset({"guardrail", "gen_ai.guardrail.result", "gen_ai.security.finding"})
 
 
 def _bool(value: Any) -> bool | None:
@@ -64,36 +103,46 @@ def _float(value: Any) -> float | None:
 
 
 def _action(value: Any) -> str | None:
-    return value.lower() if isinstance(value, str) and value.lower() in ACTIONS else None
+    return ACTION_OF.get(value.lower()) if isinstance(value, str) else None
+
+
+def _first(attrs: dict[str, Any], keys: tuple[str, ...], read: Any) -> Any:
+    for key in keys:
+        if key in attrs:
+            value = read(attrs[key])
+            if value is not None:
+                return value
+    return None
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def _from_attrs(attrs: dict[str, Any], default_name: str, source: str) -> Check | None:
-    for (name_key, trig_key, pass_key, action_key, reason_key, score_key), signal in zip(_STYLES, _STYLE_SIGNALS,
-                                                                                        strict=True):
-        if signal.isdisjoint(attrs):
+    for style in STYLES:
+        if style.signals.isdisjoint(attrs):
             continue
-        triggered = _bool(attrs.get(trig_key))
-        if triggered is None and (passed := _bool(attrs.get(pass_key))) is not None:
+        triggered = _first(attrs, style.triggered, _bool)
+        if triggered is None and (passed := _first(attrs, style.passed, _bool)) is not None:
             triggered = not passed
-        action = _action(attrs.get(action_key))
+        if triggered is None:
+            triggered = _first(attrs, style.status, lambda v: STATUS_HIT.get(v.lower()) if isinstance(v, str)
+                               else None)
+        action = _first(attrs, style.action, _action)
+        if (stopped := _first(attrs, style.stop, _bool)) is not None:
+            triggered, action = stopped, "block" if stopped else action
         if triggered is None and action is not None:
             triggered = action in ("block", "redact")
-        name = attrs.get(name_key)
-        reason = attrs.get(reason_key)
-        return Check(name if isinstance(name, str) and name else default_name, triggered, action,
-                     reason if isinstance(reason, str) else None, _float(attrs.get(score_key)), source)
-    if "rail.name" in attrs or "rail.stop" in attrs:
-        stopped = _bool(attrs.get("rail.stop"))
-        name = attrs.get("rail.name")
-        return Check(name if isinstance(name, str) and name else default_name, stopped,
-                     "block" if stopped else None, None, None, source)
+        return Check(_first(attrs, style.names, _text) or default_name, triggered, action,
+                     _first(attrs, style.reason, _text), _first(attrs, style.score, _float), source)
     return None
 
 
 # Keys whose presence means the span may record a guardrail check (the decoder flags spans by them).
-SIGNAL_KEYS = frozenset(k for style in _STYLES for k in style[:4]) | {"rail.name", "rail.stop"}
+SIGNAL_KEYS = frozenset().union(*(style.signals for style in STYLES))
 # Every span attribute ``checks`` reads: the decoder hands it just these.
-ATTRIBUTE_KEYS = frozenset(k for style in _STYLES for k in style) | {"rail.name", "rail.stop", "triggered"}
+ATTRIBUTE_KEYS = frozenset().union(*(style.keys for style in STYLES)) | {"triggered"}
 
 
 def checks(attrs: dict[str, Any], events: list[dict[str, Any]] | None, span_name: str,
@@ -108,7 +157,7 @@ def checks(attrs: dict[str, Any], events: list[dict[str, Any]] | None, span_name
     if own is not None:
         found.append(own)
     for event in events or ():
-        if event.get("name") == "guardrail":
+        if event.get("name") in EVENT_NAMES:
             check = _from_attrs(event.get("attributes") or {}, span_name, "event") or Check(
                 span_name, None, None, None, None, "event")
             when = event.get("time_unix_nano")

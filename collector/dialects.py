@@ -7,33 +7,58 @@ OpenInference, OpenLLMetry/Traceloop — see ../shared/SEMCONV.md.
 
 from __future__ import annotations
 
+# ``other`` stays last: the columnar normaliser uses its position for spans that map to nothing.
 CATEGORIES = (
-    "agent", "llm", "tool", "retriever", "embedding", "reranker", "guardrail", "evaluator", "chain", "other",
+    "agent", "llm", "tool", "retriever", "embedding", "reranker", "guardrail", "evaluator", "plan", "memory",
+    "chain", "other",
 )
 
-# Explicit span-kind attributes, most specific dialect first. Values are compared lower-cased.
+# Category by operation first: the span-kind attributes below are tried in this order and the first whose
+# (lower-cased) value is listed decides. ``gen_ai.operation.name`` leads because it names what the span
+# does, while agent names and models now also ride on the spans inside an agent.
 CATEGORY_BY_KIND: tuple[tuple[str, dict[str, str]], ...] = (
+    ("gen_ai.operation.name", {
+        "chat": "llm", "text_completion": "llm", "generate_content": "llm", "completion": "llm",
+        "embeddings": "embedding", "embedding": "embedding", "retrieval": "retriever",
+        "execute_tool": "tool", "create_agent": "agent", "invoke_agent": "agent",
+        # The current conventions fold workflows into (internal) agent invocations.
+        "invoke_workflow": "agent",
+        "plan": "plan",
+        "search_memory": "memory", "create_memory": "memory", "update_memory": "memory",
+        "upsert_memory": "memory", "delete_memory": "memory", "create_memory_store": "memory",
+        "delete_memory_store": "memory",
+        "apply_guardrail": "guardrail",
+        # OpenLLMetry's guardrail module (traceloop.sdk.guardrail): the run and each guard in it.
+        "guardrail.run": "guardrail", "guard": "guardrail",
+    }),
     ("openinference.span.kind", {
         "llm": "llm", "embedding": "embedding", "chain": "chain", "retriever": "retriever",
         "reranker": "reranker", "tool": "tool", "agent": "agent", "guardrail": "guardrail",
         "evaluator": "evaluator", "prompt": "chain",
     }),
-    ("gen_ai.operation.name", {
-        "chat": "llm", "text_completion": "llm", "generate_content": "llm", "completion": "llm",
-        "embeddings": "embedding", "embedding": "embedding", "retrieval": "retriever",
-        "execute_tool": "tool", "create_agent": "agent", "invoke_agent": "agent",
-        "invoke_workflow": "chain",
-    }),
-    ("traceloop.span.kind", {"workflow": "chain", "task": "chain", "agent": "agent", "tool": "tool"}),
+    # A Traceloop workflow is the run of an agent (what the current conventions call invoke_workflow).
+    ("traceloop.span.kind", {"workflow": "agent", "task": "chain", "agent": "agent", "tool": "tool"}),
     ("llm.request.type", {
         "chat": "llm", "completion": "llm", "embedding": "embedding", "rerank": "reranker",
     }),
 )
 
-# When no kind attribute is sent, the presence of a telling attribute decides.
+# Without a kind attribute, a GenAI span name that starts with an operation decides ("invoke_agent Planner").
+CATEGORY_BY_NAME_PREFIX: tuple[tuple[str, str], ...] = (
+    ("invoke_agent ", "agent"),
+    ("create_agent ", "agent"),
+    ("invoke_workflow ", "agent"),
+    ("execute_tool ", "tool"),
+    ("apply_guardrail", "guardrail"),
+)
+
+# Then the presence of a telling attribute decides. Agent names are not telling: they ride on every
+# span inside an agent (tools, model calls), so they never make a span an agent step by themselves.
 CATEGORY_BY_PRESENCE: tuple[tuple[str, str], ...] = (
     ("guardrail.name", "guardrail"),
     ("guardrail.triggered", "guardrail"),
+    ("gen_ai.guardrail.name", "guardrail"),
+    ("gen_ai.security.decision.type", "guardrail"),
     ("gen_ai.tool.name", "tool"),
     ("tool.name", "tool"),
     ("gen_ai.request.model", "llm"),
@@ -43,7 +68,8 @@ CATEGORY_BY_PRESENCE: tuple[tuple[str, str], ...] = (
     ("gen_ai.usage.prompt_tokens", "llm"),
     ("retrieval.documents", "retriever"),
     ("gen_ai.data_source.id", "retriever"),
-    ("gen_ai.agent.name", "agent"),
+    ("gen_ai.retrieval.query.text", "retriever"),
+    ("gen_ai.memory.store.id", "memory"),
 )
 
 # Normalised field → candidate attribute keys.
@@ -54,7 +80,7 @@ STRING_FIELDS: dict[str, tuple[str, ...]] = {
     "response_model": ("gen_ai.response.model", "llm.response.model", "llm.model_name"),
     "tool_name": ("gen_ai.tool.name", "tool.name", "tool_call.function.name"),
     "tool_call_id": ("gen_ai.tool.call.id", "tool_call.id"),
-    "agent_name": ("gen_ai.agent.name", "agent.name"),
+    "agent_name": ("gen_ai.agent.name", "agent.name", "gen_ai.workflow.name", "traceloop.workflow.name"),
     "session_id": (
         "session.id", "gen_ai.conversation.id", "traceloop.association.properties.session_id",
         "langfuse.session.id",
@@ -78,9 +104,10 @@ INT_FIELDS: dict[str, tuple[str, ...]] = {
         "gen_ai.usage.cache_read.input_tokens", "gen_ai.usage.cache_read_input_tokens",
         "llm.token_count.prompt_details.cache_read",
     ),
+    # Cache writes: "cache_write" in the newest names, "cache_creation" before.
     "cache_creation_input_tokens": (
-        "gen_ai.usage.cache_creation.input_tokens", "gen_ai.usage.cache_creation_input_tokens",
-        "llm.token_count.prompt_details.cache_write",
+        "gen_ai.usage.cache_write.input_tokens", "gen_ai.usage.cache_creation.input_tokens",
+        "gen_ai.usage.cache_creation_input_tokens", "llm.token_count.prompt_details.cache_write",
     ),
     "reasoning_tokens": (
         "gen_ai.usage.reasoning.output_tokens", "gen_ai.usage.reasoning_tokens",
@@ -94,13 +121,22 @@ FLOAT_FIELDS: dict[str, tuple[str, ...]] = {
 }
 
 # Traceloop names the tool or agent in `traceloop.entity.name`, qualified by its span kind.
-ENTITY_NAME_BY_KIND: dict[str, str] = {"tool": "tool_name", "agent": "agent_name"}
+ENTITY_NAME_BY_KIND: dict[str, str] = {"tool": "tool_name", "agent": "agent_name", "workflow": "agent_name"}
 
 # GenAI span names carry the subject after the operation: "execute_tool get_weather".
 NAME_PREFIX_FIELDS: tuple[tuple[str, str], ...] = (
     ("execute_tool ", "tool_name"),
     ("invoke_agent ", "agent_name"),
     ("create_agent ", "agent_name"),
+    ("invoke_workflow ", "agent_name"),
+)
+
+# Per-modality token counts (subsets of the totals), kept as sent in the span's attributes and shown per
+# span; the totals above are what cost is computed from.
+MODALITY_TOKEN_KEYS: tuple[str, ...] = (
+    "gen_ai.usage.text.input_tokens", "gen_ai.usage.image.input_tokens", "gen_ai.usage.audio.input_tokens",
+    "gen_ai.usage.video.input_tokens", "gen_ai.usage.text.output_tokens", "gen_ai.usage.audio.output_tokens",
+    "llm.token_count.prompt_details.audio", "llm.token_count.completion_details.audio",
 )
 
 # Where the project a span belongs to can be named on the resource.

@@ -33,14 +33,18 @@ class Normalised(NamedTuple):
 NORMALISED_FIELDS = Normalised._fields
 
 
-def category_of(attrs: dict[str, Any]) -> str:
-    """The span's category: an explicit kind attribute first, then telling attributes, else ``other``."""
+def category_of(attrs: dict[str, Any], name: str = "") -> str:
+    """The span's category: an explicit kind attribute first (the operation before the others), then a GenAI
+    span name, then telling attributes, else ``other``."""
     for key, mapping in dialects.CATEGORY_BY_KIND:
         value = attrs.get(key)
         if isinstance(value, str):
             category = mapping.get(value.lower())
             if category:
                 return category
+    for prefix, category in dialects.CATEGORY_BY_NAME_PREFIX:
+        if name.startswith(prefix):
+            return category
     for key, category in dialects.CATEGORY_BY_PRESENCE:
         if key in attrs:
             return category
@@ -119,7 +123,7 @@ def _exception_type(events: list[dict[str, Any]] | None) -> str | None:
 
 def normalise(name: str, attrs: dict[str, Any], events: list[dict[str, Any]] | None = None) -> Normalised:
     """Normalise one span. ``attrs`` are its attributes in typed-JSON form (see ``anyvalue``)."""
-    category = category_of(attrs)
+    category = category_of(attrs, name)
     strings = {field: _first_str(attrs, keys) for field, keys in dialects.STRING_FIELDS.items()}
     ints = {field: _first(attrs, keys, _as_int) for field, keys in dialects.INT_FIELDS.items()}
     cost = _first(attrs, dialects.FLOAT_FIELDS["cost_usd"], _as_float)

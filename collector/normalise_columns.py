@@ -113,7 +113,8 @@ def normalise_columns(cols: AttributeColumns, names: pa.StringArray,
     vtype = cols.vtype
     n = len(vtype)
     if n == 0:
-        return _without_attributes(names, events), np.zeros(spans, np.bool_)
+        bare = _without_attributes(names, events)
+        return bare, np.fromiter((c == "guardrail" for c in bare["category"]), np.bool_, spans)
     roles = _roles_of(cols.keys)
     ranks = roles[cols.key_index] if n else np.zeros((0, _WIDTH), np.uint8)
 
@@ -164,6 +165,8 @@ def normalise_columns(cols: AttributeColumns, names: pa.StringArray,
     out: dict[str, list[Any]] = {}
     cat = win[:, _CATEGORY]
     codes = np.where(cat >= 0, category_of[np.maximum(cat, 0)], len(dialects.CATEGORIES) - 1)
+    by_kind = (cat >= 0) & (ranks[np.maximum(cat, 0), _CATEGORY] < _PRESENCE_BASE)
+    _name_categories(names, codes, by_kind)
     out["category"] = [_CATEGORY_NAMES[c] for c in codes.tolist()]
 
     # All string fields in one take: spans × fields winners, flattened.
@@ -198,9 +201,21 @@ def normalise_columns(cols: AttributeColumns, names: pa.StringArray,
     return {f: out[f] for f in NORMALISED_FIELDS}, signal
 
 
+def _name_categories(names: pa.StringArray, codes: np.ndarray, decided: np.ndarray) -> None:
+    """Spans no kind attribute decided take a GenAI span name's operation (``CATEGORY_BY_NAME_PREFIX``)."""
+    decided = decided.copy()
+    for prefix, category in dialects.CATEGORY_BY_NAME_PREFIX:
+        found = np.asarray(pc.starts_with(names, prefix).fill_null(False), np.bool_) & ~decided
+        if found.any():
+            codes[found] = _CATEGORY_CODES[category]
+            decided |= found
+
+
 def _without_attributes(names: pa.StringArray, events: dict[int, list[dict[str, Any]]]) -> dict[str, list[Any]]:
     out: dict[str, list[Any]] = {f: [None] * len(names) for f in NORMALISED_FIELDS}
-    out["category"] = ["other"] * len(names)
+    codes = np.full(len(names), len(dialects.CATEGORIES) - 1, np.int64)
+    _name_categories(names, codes, np.zeros(len(names), np.bool_))
+    out["category"] = [_CATEGORY_NAMES[c] for c in codes.tolist()]
     _name_prefixes(names, out)
     for s, span_events in events.items():
         out["error_type"][s] = _exception_type(span_events)

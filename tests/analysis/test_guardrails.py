@@ -60,3 +60,30 @@ def test_openai_agents_style_triggered_on_a_guardrail_span():
 def test_name_falls_back_to_the_span_name_and_plain_spans_have_no_checks():
     assert one({"guardrail.triggered": "true"}, name="check-1") == Check("check-1", True, None, None, None, "span")
     assert checks({"gen_ai.operation.name": "chat"}, [], "chat", "llm") == []
+
+
+@pytest.mark.parametrize(("decision", "action", "triggered"), [
+    ("deny", "block", True), ("modify", "redact", True), ("warn", "warn", False), ("allow", "allow", False),
+    ("audit", "allow", False),
+])
+def test_genai_apply_guardrail_decisions(decision, action, triggered):
+    attrs = {"gen_ai.operation.name": "apply_guardrail", "gen_ai.guardian.name": "Content Filter",
+             "gen_ai.security.decision.type": decision, "gen_ai.security.decision.reason": "pii"}
+    (check,) = checks(attrs, None, "apply_guardrail Content Filter", "guardrail")
+    assert (check.name, check.action, check.triggered, check.reason) == ("Content Filter", action, triggered, "pii")
+
+
+@pytest.mark.parametrize(("status", "triggered"), [("PASSED", False), ("FAILED", True), ("odd", None)])
+def test_openllmetry_guardrail_status(status, triggered):
+    attrs = {"gen_ai.operation.name": "guard", "gen_ai.guardrail.name": "no_ssn", "gen_ai.guardrail.status": status}
+    (check,) = checks(attrs, None, "no_ssn.guard", "guardrail")
+    assert (check.name, check.triggered, check.action) == ("no_ssn", triggered, None)
+
+
+@pytest.mark.parametrize("event_name", ["gen_ai.guardrail.result", "gen_ai.security.finding", "guardrail"])
+def test_guardrail_result_events_are_checks(event_name):
+    events = [{"name": event_name, "time_unix_nano": 5,
+               "attributes": {"gen_ai.guardrail.name": "jailbreak", "gen_ai.security.decision.type": "deny"}}]
+    (check,) = checks({"gen_ai.operation.name": "chat"}, events, "chat", "llm")
+    assert (check.name, check.triggered, check.action, check.source, check.time_unix_nano) == (
+        "jailbreak", True, "block", "event", 5)

@@ -126,12 +126,16 @@ _known_keys = st.sampled_from([
     "openinference.span.kind", "llm.model_name", "gen_ai.tool.name", "session.id", "user.id", "error.type",
     "traceloop.span.kind", "traceloop.entity.name", "gen_ai.usage.cost", "guardrail.name", "guardrail.triggered",
     "llm.request.type", "tool.name", "agent.name", "triggered", "rail.name", "rail.stop", "guard.passed",
-    "guardrail.action", "guardrail.score", "guardrail.reason"])
+    "guardrail.action", "guardrail.score", "guardrail.reason", "gen_ai.guardrail.name", "gen_ai.guardrail.status",
+    "gen_ai.security.decision.type", "gen_ai.agent.name", "gen_ai.workflow.name",
+    "gen_ai.usage.cache_write.input_tokens"])
+_names = st.one_of(st.text(max_size=20), st.sampled_from([
+    "invoke_agent Planner", "execute_tool search", "apply_guardrail", "invoke_workflow x", "chat gpt"]))
 _attrs = st.dictionaries(st.one_of(_known_keys, st.text(min_size=1, max_size=12)), _values, max_size=8)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.tuples(_attrs, st.text(max_size=20), st.integers(0, 5), st.integers(0, 2)), min_size=1,
+@given(st.lists(st.tuples(_attrs, _names, st.integers(0, 5), st.integers(0, 2)), min_size=1,
                 max_size=6))
 def test_random_spans_decode_identically(spans):
     built = []

@@ -78,7 +78,7 @@ def test_normalise_openinference_tool_span():
 
 
 @pytest.mark.parametrize(("kind", "category", "field"), [
-    ("workflow", "chain", None), ("task", "chain", None), ("agent", "agent", "agent_name"),
+    ("workflow", "agent", "agent_name"), ("task", "chain", None), ("agent", "agent", "agent_name"),
     ("tool", "tool", "tool_name"),
 ])
 def test_normalise_openllmetry_span_kinds(kind, category, field):
@@ -104,6 +104,49 @@ def test_normalise_explicit_kind_beats_presence():
 
 def test_normalise_guardrail_by_convention():
     assert category_of({"guardrail.name": "pii", "guardrail.triggered": True}) == "guardrail"
+
+
+@pytest.mark.parametrize(("operation", "category"), [
+    ("invoke_agent", "agent"), ("create_agent", "agent"), ("invoke_workflow", "agent"), ("execute_tool", "tool"),
+    ("plan", "plan"), ("search_memory", "memory"), ("upsert_memory", "memory"), ("retrieval", "retriever"),
+    ("apply_guardrail", "guardrail"), ("guardrail.run", "guardrail"), ("guard", "guardrail"),
+    ("embeddings", "embedding"), ("generate_content", "llm"),
+])
+def test_current_genai_operations(operation, category):
+    assert category_of({"gen_ai.operation.name": operation}) == category
+
+
+def test_category_by_operation_first_agent_name_alone_is_not_an_agent_step():
+    # Current instrumentations put gen_ai.agent.name on the tool and model spans inside an agent.
+    tool = normalise("execute_tool search", {"gen_ai.operation.name": "execute_tool", "gen_ai.agent.name": "A"})
+    assert (tool.category, tool.tool_name, tool.agent_name) == ("tool", "search", "A")
+    assert category_of({"gen_ai.agent.name": "A"}) == "other"
+    assert category_of({"gen_ai.agent.name": "A", "gen_ai.request.model": "m"}) == "llm"
+    # The operation wins over another dialect's kind on the same span.
+    assert category_of({"gen_ai.operation.name": "execute_tool", "openinference.span.kind": "AGENT"}) == "tool"
+
+
+@pytest.mark.parametrize(("name", "category"), [
+    ("invoke_agent Planner", "agent"), ("invoke_workflow support", "agent"), ("execute_tool search", "tool"),
+    ("apply_guardrail PII", "guardrail"), ("chat gpt-4o", "other"),
+])
+def test_genai_span_name_decides_without_a_kind(name, category):
+    assert category_of({"x": 1}, name) == category
+    assert category_of({"openinference.span.kind": "CHAIN"}, name) == "chain"
+
+
+def test_workflow_name_is_the_agent_name_of_an_invoke_workflow_span():
+    n = normalise("invoke_workflow", {"gen_ai.operation.name": "invoke_workflow", "gen_ai.workflow.name": "triage"})
+    assert (n.category, n.agent_name) == ("agent", "triage")
+
+
+def test_cache_write_tokens_newest_name_first():
+    n = normalise("chat", {"gen_ai.operation.name": "chat", "gen_ai.usage.input_tokens": 300,
+                           "gen_ai.usage.cache_write.input_tokens": 200,
+                           "gen_ai.usage.cache_creation.input_tokens": 150})
+    assert (n.input_tokens, n.cache_creation_input_tokens) == (300, 200)
+    old = normalise("chat", {"gen_ai.usage.input_tokens": 300, "gen_ai.usage.cache_creation.input_tokens": 150})
+    assert old.cache_creation_input_tokens == 150
 
 
 def test_normalise_plain_span_is_other_with_nulls():
