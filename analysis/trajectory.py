@@ -93,11 +93,11 @@ def _requested_by(steps: list[list[Any]], spans: _Spans) -> None:
     for step in steps:
         if step[_CATEGORY] != "llm" or step[_VIRTUAL]:
             continue
-        attrs = spans.get("attributes", step[_SPAN_ID])
+        attrs, events = spans.get("attributes", step[_SPAN_ID]), spans.get("events", step[_SPAN_ID])
         # Only spans naming tool calls can have any: skip the key scan for the rest.
-        if "gen_ai.output.messages" not in attrs and not any(_FLAT_TOOL_CALLS in key for key in attrs):
+        if not events and "gen_ai.output.messages" not in attrs and not any(_FLAT_TOOL_CALLS in key for key in attrs):
             continue
-        calls = content.requested_tool_calls(attrs)
+        calls = content.requested_tool_calls(attrs, events)
         for call_id, _ in calls:
             if call_id:
                 by_call_id.setdefault(call_id, step[_SPAN_ID])

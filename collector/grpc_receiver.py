@@ -1,4 +1,4 @@
-"""OTLP/gRPC receiver: ``opentelemetry.proto.collector.trace.v1.TraceService/Export`` on port 4317.
+"""OTLP/gRPC receiver: ``TraceService/Export`` and ``LogsService/Export`` on port 4317.
 
 Registered as a generic handler that receives the raw request bytes, so decoding happens once, in the
 pipeline, off the event loop. gRPC compression (gzip, deflate) is handled by grpcio itself.
@@ -7,16 +7,22 @@ pipeline, off the event loop. gRPC compression (gzip, deflate) is handled by grp
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from trajscope.collector.auth import is_authorised, key_from_headers
+from trajscope.collector.otlp_logs import logs_response
 from trajscope.collector.pipeline import IngestPipeline, InvalidRequest, Overloaded, Unavailable
+
+if TYPE_CHECKING:
+    from trajscope.collector.logs_ingest import LogsIngest
 
 log = logging.getLogger(__name__)
 
 SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
+LOGS_SERVICE = "opentelemetry.proto.collector.logs.v1.LogsService"
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 PROJECT_METADATA = "x-trajscope-project"
 
@@ -30,7 +36,7 @@ def export_response(rejected: int, error_message: str) -> ExportTraceServiceResp
     return response
 
 
-def _handler(pipeline: IngestPipeline, api_key: str | None) -> grpc.GenericRpcHandler:
+def _handler(service: str, export_fn, response_of, api_key: str | None) -> grpc.GenericRpcHandler:
     async def export(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         metadata = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
         presented = key_from_headers(metadata.get("authorization"), metadata.get("x-api-key"))
@@ -38,25 +44,29 @@ def _handler(pipeline: IngestPipeline, api_key: str | None) -> grpc.GenericRpcHa
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong API key")
         project = metadata.get(PROJECT_METADATA) or "default"
         try:
-            outcome = await pipeline.export(request, "protobuf", project)
+            outcome = await export_fn(request, "protobuf", project)
         except InvalidRequest as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         except Overloaded as exc:
             await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
         except Unavailable as exc:
             await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
-        return export_response(outcome.rejected, outcome.error_message).SerializeToString()
+        return response_of(outcome.rejected, outcome.error_message).SerializeToString()
 
     rpc = grpc.unary_unary_rpc_method_handler(export)  # no (de)serializers: raw bytes in and out
-    return grpc.method_handlers_generic_handler(SERVICE, {"Export": rpc})
+    return grpc.method_handlers_generic_handler(service, {"Export": rpc})
 
 
-def build_grpc_server(pipeline: IngestPipeline, host: str, port: int, api_key: str | None) -> grpc.aio.Server:
+def build_grpc_server(pipeline: IngestPipeline, host: str, port: int, api_key: str | None,
+                      logs: LogsIngest | None = None) -> grpc.aio.Server:
     server = grpc.aio.server(options=[
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
         ("grpc.so_reuseport", 0),
     ])
-    server.add_generic_rpc_handlers((_handler(pipeline, api_key),))
+    handlers = [_handler(SERVICE, pipeline.export, export_response, api_key)]
+    if logs is not None:
+        handlers.append(_handler(LOGS_SERVICE, logs.export, logs_response, api_key))
+    server.add_generic_rpc_handlers(tuple(handlers))
     try:
         bound = server.add_insecure_port(f"{host}:{port}")
     except RuntimeError as exc:  # grpcio raises this when the bind fails

@@ -1,4 +1,4 @@
-"""OTLP/HTTP receiver: ``POST /v1/traces`` on port 4318, protobuf or JSON, optionally gzip.
+"""OTLP/HTTP receiver: ``POST /v1/traces`` and ``POST /v1/logs`` on port 4318, protobuf or JSON, optionally gzip.
 
 Status codes follow the OTLP specification: 200 with the export response (partial success when some
 spans were refused), 400 for malformed data (clients do not retry), 415 for an unsupported media type
@@ -20,6 +20,8 @@ from starlette.routing import Route
 
 from trajscope.collector.auth import is_authorised, key_from_headers
 from trajscope.collector.grpc_receiver import MAX_MESSAGE_BYTES, PROJECT_METADATA, export_response
+from trajscope.collector.logs_ingest import LogsIngest
+from trajscope.collector.otlp_logs import logs_response
 from trajscope.collector.pipeline import Encoding, IngestPipeline, InvalidRequest, Overloaded, Unavailable
 
 log = logging.getLogger(__name__)
@@ -79,38 +81,46 @@ async def read_body(request: Request, limit: int = MAX_MESSAGE_BYTES) -> bytes:
     return b"".join(chunks)
 
 
-def build_http_app(pipeline: IngestPipeline, api_key: str | None) -> Starlette:
-    async def traces(request: Request) -> Response:
-        media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        encoding = _MEDIA_TYPES.get(media_type)
-        if encoding is None:
-            return Response(
-                f"unsupported Content-Type {media_type!r}; use application/x-protobuf or application/json",
-                status_code=415, media_type="text/plain")
-        presented = key_from_headers(request.headers.get("authorization"), request.headers.get("x-api-key"))
-        if not is_authorised(api_key, presented):
-            return _error(encoding, 401, code_pb2.UNAUTHENTICATED, "missing or wrong API key")
-        try:
-            body = inflate(await read_body(request), request.headers.get("content-encoding", ""))
-        except BodyError as exc:
-            return _error(encoding, exc.status, code_pb2.INVALID_ARGUMENT, str(exc))
-        project = request.headers.get(PROJECT_METADATA) or "default"
-        try:
-            outcome = await pipeline.export(body, encoding, project)
-        except InvalidRequest as exc:
-            return _error(encoding, 400, code_pb2.INVALID_ARGUMENT, str(exc))
-        except Overloaded as exc:
-            return _error(encoding, 503, code_pb2.UNAVAILABLE, str(exc),
-                          headers={"Retry-After": str(exc.retry_after_s)})
-        except Unavailable as exc:
-            return _error(encoding, 503, code_pb2.UNAVAILABLE, str(exc), headers={"Retry-After": "1"})
-        response = export_response(outcome.rejected, outcome.error_message)
-        if encoding == "json":
-            payload = {}
-            if outcome.rejected or outcome.error_message:
-                payload["partialSuccess"] = {"rejectedSpans": str(outcome.rejected),
-                                             "errorMessage": outcome.error_message}
-            return Response(orjson.dumps(payload), media_type="application/json")
-        return Response(response.SerializeToString(), media_type="application/x-protobuf")
+def build_http_app(pipeline: IngestPipeline, api_key: str | None, logs: LogsIngest | None = None) -> Starlette:
+    """``/v1/traces`` and (with ``logs``) ``/v1/logs``: one request handling, two signals."""
 
-    return Starlette(routes=[Route("/v1/traces", traces, methods=["POST"])])
+    def route(export, response_of, rejected_field: str):
+        async def receive(request: Request) -> Response:
+            media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            encoding = _MEDIA_TYPES.get(media_type)
+            if encoding is None:
+                return Response(
+                    f"unsupported Content-Type {media_type!r}; use application/x-protobuf or application/json",
+                    status_code=415, media_type="text/plain")
+            presented = key_from_headers(request.headers.get("authorization"), request.headers.get("x-api-key"))
+            if not is_authorised(api_key, presented):
+                return _error(encoding, 401, code_pb2.UNAUTHENTICATED, "missing or wrong API key")
+            try:
+                body = inflate(await read_body(request), request.headers.get("content-encoding", ""))
+            except BodyError as exc:
+                return _error(encoding, exc.status, code_pb2.INVALID_ARGUMENT, str(exc))
+            project = request.headers.get(PROJECT_METADATA) or "default"
+            try:
+                outcome = await export(body, encoding, project)
+            except InvalidRequest as exc:
+                return _error(encoding, 400, code_pb2.INVALID_ARGUMENT, str(exc))
+            except Overloaded as exc:
+                return _error(encoding, 503, code_pb2.UNAVAILABLE, str(exc),
+                              headers={"Retry-After": str(exc.retry_after_s)})
+            except Unavailable as exc:
+                return _error(encoding, 503, code_pb2.UNAVAILABLE, str(exc), headers={"Retry-After": "1"})
+            if encoding == "json":
+                payload = {}
+                if outcome.rejected or outcome.error_message:
+                    payload["partialSuccess"] = {rejected_field: str(outcome.rejected),
+                                                 "errorMessage": outcome.error_message}
+                return Response(orjson.dumps(payload), media_type="application/json")
+            return Response(response_of(outcome.rejected, outcome.error_message).SerializeToString(),
+                            media_type="application/x-protobuf")
+
+        return receive
+
+    routes = [Route("/v1/traces", route(pipeline.export, export_response, "rejectedSpans"), methods=["POST"])]
+    if logs is not None:
+        routes.append(Route("/v1/logs", route(logs.export, logs_response, "rejectedLogRecords"), methods=["POST"]))
+    return Starlette(routes=routes)

@@ -31,6 +31,8 @@ from trajscope.storage.load_marks import MARK_COLUMN, mark_ranges, ranges_pay, s
 from trajscope.storage.migrations import migrate
 from trajscope.storage.schema import (
     JSON_COLUMNS,
+    LOG_COLUMN_NAMES,
+    LOG_SCHEMA,
     ROW_GROUP_ROWS,
     SPAN_COLUMN_NAMES,
     SPAN_SCHEMA,
@@ -47,6 +49,7 @@ CHECKPOINT_BACKSTOP = "512MB"
 INDEX_SCAN_MAX_ROWS = 2048
 STORAGE_VERSION = "v1.5.0"
 _SPAN_COLS = ", ".join(SPAN_COLUMN_NAMES)
+_LOG_COLS = ", ".join(LOG_COLUMN_NAMES)
 _TRACE_COLS = ", ".join(TRACE_COLUMN_NAMES)
 _FACT_COLS = ", ".join(FACT_COLUMNS)
 _FACTS_SCHEMA = pa.schema([SPAN_SCHEMA.field(c) for c in FACT_COLUMNS])
@@ -122,6 +125,7 @@ class DuckDBStore:
         self._reader_lock = threading.Lock()
         self._reader_cursors: list[duckdb.DuckDBPyConnection] = []
         self._write_lock = threading.Lock()
+        self.checkpoints = 0  # completed checkpoints: what was committed before one is in the file
         self._closed = False
         self._known: KnownTraces | None = None
         self._last_mark = 0  # the last load mark given (storage.load_marks)
@@ -522,6 +526,40 @@ class DuckDBStore:
     def checkpoint(self) -> None:
         with self._write_lock:
             self._con.execute("CHECKPOINT")
+            self.checkpoints += 1
+
+    def write_logs(self, records: pa.Table) -> int:
+        """Store OTLP log records (``schema.LOG_SCHEMA``); records already stored (same project and record id:
+        a replay or a client's retry) are skipped. Returns the records added."""
+        if records.num_rows == 0:
+            return 0
+        try:
+            with self._transaction() as con:
+                con.register("incoming_logs", records)
+                try:
+                    added = con.execute(f"""
+                        INSERT INTO log_records ({_LOG_COLS})
+                        SELECT {_LOG_COLS} FROM incoming_logs i
+                        WHERE NOT EXISTS (SELECT 1 FROM log_records l
+                                          WHERE l.project = i.project AND l.record_id = i.record_id)
+                    """).fetchone()
+                finally:
+                    con.unregister("incoming_logs")
+            return int(added[0]) if added else 0
+        except _STORE_FAULTS as exc:
+            raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
+
+    def get_logs(self, trace_id: str, project: str | None = None) -> pa.Table:
+        """A trace's log records, oldest first."""
+        if not _is_hex_id(trace_id):
+            return LOG_SCHEMA.empty_table()
+        where, params = "trace_id = ?", [trace_id]
+        if project is not None:
+            where += " AND project = ?"
+            params.append(project)
+        with self._reader() as cur:
+            return cur.execute(f"SELECT {_LOG_COLS} FROM log_records WHERE {where} "
+                               "ORDER BY time_unix_nano, record_id", params).to_arrow_table()
 
     def set_ingest_mode(self, loading: bool) -> None:
         """Switch DuckDB to ``ingest_threads`` while a burst of loads runs (``loading``) and back to its own

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import duckdb
 
-from trajscope.storage.schema import ADDED_IN_VERSION, SPAN_COLUMNS, TRACE_COLUMNS, columns_ddl
+from trajscope.storage.schema import ADDED_IN_VERSION, LOG_COLUMNS, SPAN_COLUMNS, TRACE_COLUMNS, columns_ddl
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +51,19 @@ def _v3(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("UPDATE spans SET cost_source = 'reported' WHERE cost_usd IS NOT NULL")
 
 
+def _v4(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(f"""
+        CREATE TABLE log_records (
+            {columns_ddl(LOG_COLUMNS, 4)}
+        )""")
+    con.execute("CREATE INDEX log_records_trace_id ON log_records (trace_id)")
+
+
 MIGRATIONS: tuple[Callable[[duckdb.DuckDBPyConnection], None], ...] = (
     _v1,
     _add_columns(2),  # traces.critical_breakdown, traces.usage_breakdown (issue #3 stats)
     _v3,  # spans.cost_source (issue #6 pricing)
+    _v4,  # log_records (issue #22: GenAI events as OTLP logs)
 )
 LATEST_VERSION = len(MIGRATIONS)
 

@@ -130,6 +130,35 @@ TRACE_COLUMN_NAMES: tuple[str, ...] = tuple(c[0] for c in TRACE_COLUMNS)
 TRACE_SCHEMA = pa.schema([pa.field(name, typ, nullable) for name, typ, _, nullable in TRACE_COLUMNS])
 
 
+# OTLP log records (GenAI events arrive as logs): one row each. A record naming a span is read as an event
+# of that span (``storage.log_events``), whichever arrived first; the others are listed with their trace.
+# ``record_id`` (the export's digest and the record's place in it) makes replays and client retries idempotent.
+LOG_COLUMNS: tuple[tuple[str, pa.DataType, str, bool], ...] = (
+    ("project", pa.string(), "VARCHAR", False),
+    ("record_id", pa.string(), "VARCHAR", False),
+    ("trace_id", pa.string(), "VARCHAR", True),
+    ("span_id", pa.string(), "VARCHAR", True),
+    ("time_unix_nano", pa.int64(), "BIGINT", False),
+    ("observed_time_unix_nano", pa.int64(), "BIGINT", True),
+    ("severity_number", pa.int32(), "INTEGER", True),
+    ("severity_text", pa.string(), "VARCHAR", True),
+    ("event_name", pa.string(), "VARCHAR", True),
+    ("body", pa.string(), "JSON", True),
+    ("attributes", pa.string(), "JSON", False),
+    ("dropped_attributes_count", pa.uint32(), "UINTEGER", False),
+    ("flags", pa.uint32(), "UINTEGER", False),
+    ("service_name", pa.string(), "VARCHAR", True),
+    ("resource_attributes", pa.string(), "JSON", False),
+    ("scope_name", pa.string(), "VARCHAR", True),
+    ("scope_version", pa.string(), "VARCHAR", True),
+    # Guardrail checks the record states (a guardrail result event), as on spans.
+    ("guardrails", GUARDRAIL_CHECKS, struct_list_sql(GUARDRAIL_CHECKS), True),
+    ("ingested_at_unix_nano", pa.int64(), "BIGINT", False),
+)
+LOG_COLUMN_NAMES: tuple[str, ...] = tuple(c[0] for c in LOG_COLUMNS)
+LOG_SCHEMA = pa.schema([pa.field(name, typ, nullable) for name, typ, _, nullable in LOG_COLUMNS])
+
+
 # Columns added after version 1, with the schema version that added them; migrations create each column in
 # its own version, so the lists above always describe the latest schema.
 ADDED_IN_VERSION: dict[str, int] = {"critical_breakdown": 2, "usage_breakdown": 2, "cost_source": 3,
@@ -139,7 +168,7 @@ ADDED_IN_VERSION: dict[str, int] = {"critical_breakdown": 2, "usage_breakdown": 
 # Long, high-entropy text (prompts, completions, tool results) compresses several times better with ZSTD
 # than with DuckDB's default FSST. Needs a database file created at storage version >= 1.2 (DuckDBStore
 # creates new files so); older files keep FSST.
-ZSTD_COLUMNS = frozenset({"attributes", "events", "links"})
+ZSTD_COLUMNS = frozenset({"attributes", "events", "links", "body"})
 
 
 def column_ddl(name: str, sql: str, nullable: bool) -> str:

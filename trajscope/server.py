@@ -25,6 +25,7 @@ from trajscope.collector.allocator import keep_freed_memory
 from trajscope.collector.decode_pool import make_decoder
 from trajscope.collector.grpc_receiver import build_grpc_server
 from trajscope.collector.http_receiver import build_http_app
+from trajscope.collector.logs_ingest import LOGS_ACK_DIR, LogsIngest
 from trajscope.collector.pipeline import IngestPipeline
 from trajscope.config import ServerSettings, ingest_threads
 from trajscope.query.alerting import AlertConfig, AlertConfigError, AlertMonitor, load_rules
@@ -118,12 +119,13 @@ async def serve(settings: ServerSettings) -> None:
                               decode_slots=max(1, settings.decode_workers),
                               ack_log=ack_log if settings.decode_backlog > 0 else None,
                               decode_backlog=settings.decode_backlog)
-
+    logs = LogsIngest(store, AckLog(settings.data / LOGS_ACK_DIR, quarantine))
 
     def ingest_stats() -> dict:
         entries, spans = quarantine.counts()
         return {**asdict(pipeline.stats), "pending_spans": writer.pending_rows, **asdict(writer.stats),
-                "quarantine_entries": entries, "quarantine_spans": spans}
+                "quarantine_entries": entries, "quarantine_spans": spans,
+                **{f"logs_{k}": v for k, v in asdict(logs.stats).items()}}
 
     state = AppState(store, settings.api_key, ingest_stats, pipeline.sync, settings.sql_timeout_s,
                      caught_up=pipeline.caught_up)
@@ -131,8 +133,8 @@ async def serve(settings: ServerSettings) -> None:
         state.analysis_executor = decoder
     monitor = AlertMonitor(store, alert_config) if alert_config else None
     state.alerts = monitor
-    grpc_server = build_grpc_server(pipeline, settings.host, settings.grpc_port, settings.api_key)
-    otlp_http = _uvicorn(build_http_app(pipeline, settings.api_key), settings.host, settings.http_port)
+    grpc_server = build_grpc_server(pipeline, settings.host, settings.grpc_port, settings.api_key, logs)
+    otlp_http = _uvicorn(build_http_app(pipeline, settings.api_key, logs), settings.host, settings.http_port)
     api = _uvicorn(create_app(state), settings.host, settings.api_port)
 
     stop = asyncio.Event()
@@ -142,6 +144,7 @@ async def serve(settings: ServerSettings) -> None:
 
     await pipeline.warm_up(settings.decode_workers)
     await pipeline.reload_earlier_run(ack_log, progress=lambda msg: print(f"trajscope: {msg}", flush=True))
+    await loop.run_in_executor(None, logs.reload_earlier_run, lambda msg: print(f"trajscope: {msg}", flush=True))
     await grpc_server.start()
     tasks = [asyncio.create_task(s.serve()) for s in (otlp_http, api)]
     try:
@@ -156,7 +159,7 @@ async def serve(settings: ServerSettings) -> None:
         host = settings.host
         print(f"trajscope serving — data in {store.db_path}", flush=True)
         print(f"  OTLP/gRPC  {host}:{settings.grpc_port}", flush=True)
-        print(f"  OTLP/HTTP  http://{host}:{settings.http_port}/v1/traces", flush=True)
+        print(f"  OTLP/HTTP  http://{host}:{settings.http_port}/v1/traces and /v1/logs", flush=True)
         print(f"  API        http://{host}:{settings.api_port}/api/v1  (docs at /docs)", flush=True)
         await stop.wait()
         print("trajscope: shutting down, flushing spans…", flush=True)
@@ -171,6 +174,7 @@ async def serve(settings: ServerSettings) -> None:
         await pipeline.drain()  # acknowledged exports still being decoded
         writer.close()
         ack_log.close()
+        logs.close()
         decoder.shutdown(wait=True)
         try:
             store.checkpoint()
