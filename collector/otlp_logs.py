@@ -25,7 +25,8 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
 )
 
 from trajscope.analysis import guardrails
-from trajscope.collector.anyvalue import TAGS, any_value, key_values
+from trajscope.analysis.log_events import as_event
+from trajscope.collector.anyvalue import any_value, key_values
 from trajscope.collector.span_parts import (
     INT64_MAX,
     MAX_MESSAGES,
@@ -79,22 +80,6 @@ def event_name_of(record_name: str, attrs: dict[str, Any]) -> str | None:
     return None
 
 
-def as_event(event_name: str | None, time_unix_nano: int, attrs: dict[str, Any], body: Any) -> dict[str, Any]:
-    """A log record in the shape of a span event (``span_parts.events_of``), read exactly like one. A body
-    that is a map contributes its entries where the attributes lack them (older GenAI events put the
-    message there); any other body is kept as ``body``."""
-    merged = dict(attrs)
-    if isinstance(body, dict) and len(body) == 1 and "$kvlist" in body:
-        body = body["$kvlist"]
-    if isinstance(body, dict) and not (len(body) == 1 and next(iter(body)) in TAGS):
-        for key, value in body.items():
-            merged.setdefault(key, value)
-    elif body is not None:
-        merged.setdefault("body", body)
-    return {"time_unix_nano": time_unix_nano, "name": event_name or "log", "attributes": merged,
-            "source": "log"}
-
-
 def decode_logs_message(request: ExportLogsServiceRequest, project_default: str, digest: str) -> DecodedLogs:
     rows: dict[str, list[Any]] = {name: [] for name in LOG_SCHEMA.names}
     rejected, messages = 0, []
@@ -119,7 +104,7 @@ def decode_logs_message(request: ExportLogsServiceRequest, project_default: str,
                 when = record.time_unix_nano or record.observed_time_unix_nano or now
                 found = guardrails.checks({}, [as_event(name, when, attrs, body)], name or "log", "other")
                 rows["project"].append(resource.project)
-                rows["record_id"].append(f"{digest}:{index}")
+                rows["record_id"].append(f"{digest}:{index:06d}")
                 rows["trace_id"].append(_id(record.trace_id, ZERO_TRACE))
                 rows["span_id"].append(_id(record.span_id, ZERO_SPAN) if record.trace_id else None)
                 rows["time_unix_nano"].append(when)

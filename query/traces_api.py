@@ -11,6 +11,7 @@ import pyarrow as pa
 from fastapi import FastAPI, Header, Query, Request
 from fastapi.responses import Response
 
+from trajscope.analysis import evaluations, log_events, messages
 from trajscope.analysis.latency import COLUMNS as LATENCY_COLUMNS
 from trajscope.analysis.trajectory import COLUMNS as TRAJECTORY_COLUMNS
 from trajscope.analysis.trajectory import trajectory_of_table
@@ -80,18 +81,33 @@ def add_trace_routes(app: FastAPI, state: AppState, guarded: list) -> None:
         return OrjsonResponse({"traces": [trace_item(r) for r in page], "next_cursor": next_cursor})
 
     def trace_table(trace_id: str, project: str | None, columns: tuple[str, ...] | None = None,
-                    version: TraceVersion | None = None) -> pa.Table:
-        """A validated trace id's stored spans (those columns), or 404."""
+                    version: TraceVersion | None = None) -> tuple[pa.Table, list[dict[str, Any]]]:
+        """A validated trace id's stored spans (those columns), with the log records that name one of them
+        among its events (``analysis.log_events``), and the other log records; or 404."""
         table = state.store.get_trace(trace_id, project, columns, version)
         if table.num_rows == 0:
             raise ApiError(ErrorCode.NOT_FOUND, f"no trace {trace_id}")
-        return table
+        return log_events.attach(table, state.store.get_logs(trace_id, project))
 
     @app.get("/api/v1/traces/{trace_id}", tags=["traces"], dependencies=guarded)
     def get_trace(trace_id: str, project: str | None = None) -> Any:
-        """Every stored span of a trace (normalised fields and the raw OTLP content), by start time."""
+        """Every stored span of a trace (normalised fields, the raw OTLP content, and per span its `messages`
+        and `evaluations` as read from attributes and events), by start time; and `logs`, the trace's log
+        records that name no stored span."""
         trace_id = trace_id_param(trace_id)
-        return OrjsonResponse({"trace_id": trace_id, "spans": span_rows(trace_table(trace_id, project))})
+        table, left = trace_table(trace_id, project)
+        spans = span_rows(table)
+        for span in spans:
+            span["messages"] = messages.messages(span["attributes"], span["events"])
+            span["evaluations"] = evaluations.of_events(span["events"])
+        return OrjsonResponse({"trace_id": trace_id, "spans": spans, "logs": left})
+
+    @app.get("/api/v1/traces/{trace_id}/logs", tags=["traces"], dependencies=guarded)
+    def get_trace_logs(trace_id: str, project: str | None = None) -> Any:
+        """Every OTLP log record of a trace, oldest first; `span_id` names the span it is an event of."""
+        trace_id = trace_id_param(trace_id)
+        return OrjsonResponse({"trace_id": trace_id,
+                               "logs": log_events.record_dicts(state.store.get_logs(trace_id, project))})
 
     def analysis_response(kind: str, trace_id: str, project: str | None, cache_control: str | None,
                           build: Callable[[TraceVersion | None], bytes]) -> Response:
@@ -99,7 +115,7 @@ def add_trace_routes(app: FastAPI, state: AppState, guarded: list) -> None:
         rebuilds it. `X-Trajscope-Cache` says which happened."""
         version = state.store.trace_version(trace_id, project)
         cacheable = version is not None and version.span_count >= CACHE_MIN_SPANS
-        key = (kind, trace_id, project, version)
+        key = (kind, trace_id, project, version, state.store.log_count(trace_id, project) if cacheable else 0)
         if cacheable and "no-cache" not in (cache_control or ""):
             body = state.analysis_cache.get(key)
             if body is not None:
@@ -119,7 +135,7 @@ def add_trace_routes(app: FastAPI, state: AppState, guarded: list) -> None:
         trace_id = trace_id_param(trace_id)
 
         def build(version: TraceVersion | None) -> bytes:
-            table = trace_table(trace_id, project, TRAJECTORY_COLUMNS, version)
+            table, _ = trace_table(trace_id, project, TRAJECTORY_COLUMNS, version)
             return orjson.dumps(trajectory_of_table(trace_id, table, layout))
 
         return analysis_response(f"trajectory-{layout}", trace_id, project, cache_control, build)
@@ -133,7 +149,7 @@ def add_trace_routes(app: FastAPI, state: AppState, guarded: list) -> None:
         trace_id = trace_id_param(trace_id)
 
         def build(version: TraceVersion | None) -> bytes:
-            table = trace_table(trace_id, project, LATENCY_COLUMNS, version)
+            table, _ = trace_table(trace_id, project, LATENCY_COLUMNS, version)
             return latency_body(state.analysis_executor, trace_id, table, layout)
 
         return analysis_response(f"latency-{layout}", trace_id, project, cache_control, build)

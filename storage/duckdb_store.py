@@ -549,6 +549,17 @@ class DuckDBStore:
         except _STORE_FAULTS as exc:
             raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
+    def log_count(self, trace_id: str, project: str | None = None) -> int:
+        """How many log records a trace has: part of what a cached analysis of it depends on."""
+        if not _is_hex_id(trace_id):
+            return 0
+        where, params = "trace_id = ?", [trace_id]
+        if project is not None:
+            where += " AND project = ?"
+            params.append(project)
+        with self._reader() as cur:
+            return int(cur.execute(f"SELECT count(*) FROM log_records WHERE {where}", params).fetchone()[0])
+
     def get_logs(self, trace_id: str, project: str | None = None) -> pa.Table:
         """A trace's log records, oldest first."""
         if not _is_hex_id(trace_id):
@@ -559,7 +570,7 @@ class DuckDBStore:
             params.append(project)
         with self._reader() as cur:
             return cur.execute(f"SELECT {_LOG_COLS} FROM log_records WHERE {where} "
-                               "ORDER BY time_unix_nano, record_id", params).to_arrow_table()
+                               "ORDER BY time_unix_nano, ingested_at_unix_nano, record_id", params).to_arrow_table()
 
     def set_ingest_mode(self, loading: bool) -> None:
         """Switch DuckDB to ``ingest_threads`` while a burst of loads runs (``loading``) and back to its own

@@ -62,6 +62,14 @@ class SpanStore(Protocol):
         traces within their time span."""
         ...
 
+    def get_logs(self, trace_id: str, project: str | None = None) -> pa.Table:
+        """The OTLP log records of one trace (``schema.LOG_SCHEMA``), oldest first."""
+        ...
+
+    def log_count(self, trace_id: str, project: str | None = None) -> int:
+        """How many log records the trace has."""
+        ...
+
     def trace_version(self, trace_id: str, project: str | None = None) -> TraceVersion | None:
         """What changes whenever a write touches the trace (and its extent), or None if unknown."""
         ...

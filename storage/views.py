@@ -37,8 +37,8 @@ VIEWS: dict[str, str] = {
            coalesce(s.attributes->>'$."gen_ai.tool.call.result"', s.attributes->>'$."output.value"') AS result,
            s.status_code, s.status_message, s.error_type, s.attributes
     {_FROM} WHERE s.category = 'tool'""",
-    # One row per guardrail check, as normalised at ingest (analysis.guardrails: spans and `guardrail`
-    # events, in every supported style). `triggered` NULL: the check's outcome was not reported.
+    # One row per guardrail check, as normalised at ingest (analysis.guardrails: spans, their events and
+    # OTLP log records, in every supported style). `triggered` NULL: the check's outcome was not reported.
     "guardrail_events": """
     SELECT s.project, s.trace_id, s.span_id, s.service_name, coalesce(s.agent_name, t.agent_name) AS agent_name,
            coalesce(s.session_id, t.session_id) AS session_id,
@@ -46,7 +46,35 @@ VIEWS: dict[str, str] = {
            coalesce(g.time_unix_nano, s.start_time_unix_nano) AS time_unix_nano,
            g.name AS guardrail_name, g.triggered, g.action, g.reason, g.score, g.source
     FROM (SELECT *, unnest(guardrails) AS g FROM spans WHERE guardrails IS NOT NULL) s
-    LEFT JOIN traces t ON t.project = s.project AND t.trace_id = s.trace_id""",
+    LEFT JOIN traces t ON t.project = s.project AND t.trace_id = s.trace_id
+    UNION ALL
+    SELECT l.project, l.trace_id, l.span_id, l.service_name, coalesce(s.agent_name, t.agent_name) AS agent_name,
+           coalesce(s.session_id, t.session_id) AS session_id,
+           to_timestamp(l.g.time_unix_nano / 1e9) AS time, l.g.time_unix_nano AS time_unix_nano,
+           l.g.name AS guardrail_name, l.g.triggered, l.g.action, l.g.reason, l.g.score, 'log' AS source
+    FROM (SELECT *, unnest(guardrails) AS g FROM log_records WHERE guardrails IS NOT NULL) l
+    LEFT JOIN spans s ON s.project = l.project AND s.trace_id = l.trace_id AND s.span_id = l.span_id
+    LEFT JOIN traces t ON t.project = l.project AND t.trace_id = l.trace_id""",
+    # One row per `gen_ai.evaluation.result`, from span events and from OTLP log records (analysis.evaluations).
+    "evaluations": """
+    WITH found AS (
+        SELECT project, trace_id, span_id, e AS event, 'span' AS source
+        FROM (SELECT project, trace_id, span_id, unnest(CAST(events AS JSON[])) AS e FROM spans
+              WHERE events IS NOT NULL AND contains(CAST(events AS VARCHAR), 'gen_ai.evaluation.result'))
+        WHERE e->>'name' = 'gen_ai.evaluation.result'
+        UNION ALL
+        SELECT project, trace_id, span_id,
+               json_object('time_unix_nano', time_unix_nano, 'attributes', attributes) AS event, 'log' AS source
+        FROM log_records WHERE event_name = 'gen_ai.evaluation.result')
+    SELECT project, trace_id, span_id,
+           to_timestamp(CAST(event->>'time_unix_nano' AS BIGINT) / 1e9) AS time,
+           event->'attributes'->>'$."gen_ai.evaluation.name"' AS evaluation_name,
+           TRY_CAST(event->'attributes'->>'$."gen_ai.evaluation.score.value"' AS DOUBLE) AS score_value,
+           event->'attributes'->>'$."gen_ai.evaluation.score.label"' AS score_label,
+           event->'attributes'->>'$."gen_ai.evaluation.explanation"' AS explanation,
+           event->'attributes'->>'$."gen_ai.response.id"' AS response_id,
+           source
+    FROM found""",
     "sessions": """
     SELECT project, session_id,
            min(user_id) AS user_id, min(agent_name) AS agent_name,
@@ -61,7 +89,7 @@ VIEWS: dict[str, str] = {
     GROUP BY project, session_id""",
 }
 
-TABLES = ("spans", "traces")
+TABLES = ("spans", "traces", "log_records")
 ANALYST_RELATIONS = (*TABLES, *VIEWS)
 
 
