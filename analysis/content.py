@@ -10,9 +10,9 @@ from trajscope.analysis import messages
 
 PREVIEW_CHARS = 200
 
-_INPUT_KEYS = ("input.value", "gen_ai.input.messages", "traceloop.entity.input", "gen_ai.tool.call.arguments",
+_INPUT_KEYS = ("input.value", "traceloop.entity.input", "gen_ai.tool.call.arguments",
                "tool.parameters", "gen_ai.retrieval.query.text", "gen_ai.prompt")
-_OUTPUT_KEYS = ("output.value", "gen_ai.output.messages", "traceloop.entity.output", "gen_ai.tool.call.result",
+_OUTPUT_KEYS = ("output.value", "traceloop.entity.output", "gen_ai.tool.call.result",
                 "gen_ai.completion")
 _INPUT_FIRST = ("gen_ai.prompt.0.content", "llm.input_messages.0.message.content")
 _OUTPUT_FIRST = ("gen_ai.completion.0.content", "llm.output_messages.0.message.content")
@@ -66,6 +66,8 @@ def _from_messages(attrs: dict[str, Any], events: list[dict[str, Any]], which: s
 
 
 def input_text(attrs: dict[str, Any], events: list[dict[str, Any]]) -> str | None:
+    if "gen_ai.input.messages" in attrs:
+        return _from_messages(attrs, events, "input")
     for key in _INPUT_KEYS:
         if key in attrs:
             return _text(attrs[key], last=True)
@@ -73,6 +75,8 @@ def input_text(attrs: dict[str, Any], events: list[dict[str, Any]]) -> str | Non
 
 
 def output_text(attrs: dict[str, Any], events: list[dict[str, Any]]) -> str | None:
+    if "gen_ai.output.messages" in attrs:
+        return _from_messages(attrs, events, "output")
     for key in _OUTPUT_KEYS:
         if key in attrs:
             return _text(attrs[key], last=False)
@@ -81,7 +85,8 @@ def output_text(attrs: dict[str, Any], events: list[dict[str, Any]]) -> str | No
 
 # Every attribute key ``input_text`` / ``output_text`` can read a text from (flattened lists start at their
 # ``.0.`` key): a span carrying none of them and no events has neither.
-TEXT_KEYS = frozenset(_INPUT_KEYS + _OUTPUT_KEYS + _INPUT_FIRST + _OUTPUT_FIRST)
+TEXT_KEYS = (frozenset(_INPUT_KEYS + _OUTPUT_KEYS + _INPUT_FIRST + _OUTPUT_FIRST
+                       + ("gen_ai.input.messages", "gen_ai.output.messages")) | messages.FLAT_FIRST_KEYS)
 
 
 def texts(attrs: dict[str, Any], events: list[dict[str, Any]]) -> tuple[str | None, str | None]:

@@ -36,6 +36,10 @@ _FLAT = (
     ("openinference", re.compile(r"^llm\.(input|output)_messages\.(\d+)\.message\.(.+)$")),
     ("openllmetry", re.compile(r"^gen_ai\.(prompt|completion)\.(\d+)\.(.+)$")),
 )
+# The keys a flattened message list is recognised by (its first message's role or content).
+FLAT_FIRST_KEYS = frozenset(f"{prefix}.0.{suffix}" for prefix, sep in (
+    ("llm.input_messages", "message."), ("llm.output_messages", "message."), ("gen_ai.prompt", ""),
+    ("gen_ai.completion", "")) for suffix in (f"{sep}role", f"{sep}content"))
 _FLAT_LIST = {"input": "input", "prompt": "input", "output": "output", "completion": "output"}
 _FLAT_TOOL = re.compile(r"^tool_calls\.(\d+)\.(?:tool_call\.)?(id|name|arguments|function\.name|function\.arguments)$")
 
@@ -97,7 +101,8 @@ def _flat(attrs: dict[str, Any]) -> dict[str, tuple[str, list[dict[str, Any]]]]:
             if which in found:
                 continue
             indexed = sorted((i, fields) for (w, i), fields in rows.items() if w == which)
-            if indexed:
+            # A flattened list starts with a role or content at index 0 (``FLAT_FIRST_KEYS``).
+            if indexed and indexed[0][0] == 0 and ("role" in indexed[0][1] or "content" in indexed[0][1]):
                 found[which] = (source, [_flat_message(fields, which) for _, fields in indexed])
     return found
 
@@ -181,9 +186,26 @@ def messages(attrs: dict[str, Any], events: list[dict[str, Any]] | None) -> dict
     return out
 
 
+def _part_text(part: Any) -> str | None:
+    if not isinstance(part, dict):
+        return part if isinstance(part, str) else None
+    kind = part.get("type")
+    if kind in ("text", "reasoning", None):
+        content = part.get("content", part.get("text"))
+        return content if isinstance(content, str) else None if content is None else json.dumps(content)
+    if kind == "tool_call":
+        arguments = part.get("arguments")
+        shown = arguments if isinstance(arguments, str) else json.dumps(arguments) if arguments is not None else ""
+        return f"→ {part.get('name') or 'tool'}({shown})"
+    if kind == "tool_call_response":
+        result = part.get("result", part.get("response"))
+        return result if isinstance(result, str) else json.dumps(result)
+    return f"[{kind}]"
+
+
 def text_of(message: dict[str, Any]) -> str | None:
-    texts = [p.get("content") for p in message.get("parts") or () if isinstance(p, dict) and p.get("type") == "text"]
-    texts = [t for t in texts if isinstance(t, str)]
+    """What a message says, for a preview: its text, its tool calls as ``→ name(arguments)``, tool results."""
+    texts = [t for t in (_part_text(p) for p in message.get("parts") or ()) if t]
     return "\n".join(texts) if texts else None
 
 

@@ -182,7 +182,11 @@ def _totals(steps: list[list[Any]], spans: _Spans) -> dict[str, Any]:
     rows = spans.row
     counted = token_counting_spans(
         (span_id, cols["parent_span_id"][i], inp[i] is not None or out[i] is not None) for span_id, i in rows.items())
-    costs = [s[_COST] for s in real if s[_COST] is not None]
+    # A wrapper span (an agent) reporting its calls' usage again is not counted twice, nor is its cost.
+    cost_of = cols["cost_usd"]
+    costs = [cost_of[rows[i]] for i in counted if cost_of[rows[i]] is not None]
+    costs += [s[_COST] for s in real if s[_COST] is not None and s[_SPAN_ID] not in counted
+              and inp[rows[s[_SPAN_ID]]] is None and out[rows[s[_SPAN_ID]]] is None]
     return {
         "span_count": len(real),
         "llm_calls": sum(1 for s in real if s[_CATEGORY] == "llm"),

@@ -30,6 +30,8 @@ CATEGORY_BY_KIND: tuple[tuple[str, dict[str, str]], ...] = (
         "apply_guardrail": "guardrail",
         # OpenLLMetry's guardrail module (traceloop.sdk.guardrail): the run and each guard in it.
         "guardrail.run": "guardrail", "guard": "guardrail",
+        # Strands Agents: one reasoning cycle of its event loop (model call, then tools).
+        "execute_event_loop_cycle": "chain",
     }),
     ("openinference.span.kind", {
         "llm": "llm", "embedding": "embedding", "chain": "chain", "retriever": "retriever",

@@ -36,7 +36,8 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("get", "/api/v1/health"): _object(status={"type": "string"}, schema_version={"type": ["integer", "null"]},
                                        ingest={"type": "object"}),
     ("get", "/api/v1/traces"): _object(traces=_OBJECTS, **_PAGE),
-    ("get", "/api/v1/traces/{trace_id}"): _object(trace_id={"type": "string"}, spans=_OBJECTS),
+    ("get", "/api/v1/traces/{trace_id}"): _object(trace_id={"type": "string"}, spans=_OBJECTS, logs=_OBJECTS),
+    ("get", "/api/v1/traces/{trace_id}/logs"): _object(trace_id={"type": "string"}, logs=_OBJECTS),
     ("get", "/api/v1/traces/{trace_id}/trajectory"): _object(
         trace_id={"type": "string"}, complete={"type": "boolean"}, root_span_id=_STRING_OR_NULL,
         duration_ms=_NUMBER_OR_NULL, steps=_LAYOUT, anomalies=_OBJECTS, totals={"type": "object"}),
@@ -50,6 +51,8 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("get", "/api/v1/stats/latency"): _object(total_critical_ms={"type": "number"}, **_GROUPS),
     ("get", "/api/v1/stats/usage"): _object(**_GROUPS),
     ("get", "/api/v1/stats/guardrails"): _object(**_GROUPS),
+    ("get", "/api/v1/stats/unmapped"): _object(unmapped_spans={"type": "integer"}, span_names=_OBJECTS,
+                                               attribute_prefixes=_OBJECTS),
     ("get", "/api/v1/alerts"): _object(configured={"type": "boolean"}, alerts=_OBJECTS),
     ("get", "/api/v1/prices"): _object(extra_file=_STRING_OR_NULL, unit={"type": "string"}, prices=_OBJECTS),
     ("get", "/api/v1/stats/unpriced_models"): _object(models=_OBJECTS),

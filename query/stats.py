@@ -136,3 +136,27 @@ def guardrail_stats(store: SpanStore, group_by: str, flt: RunFilter) -> dict[str
         known = r["checks"] - r["outcome_unknown"]
         r["hit_rate"] = round(r["hits"] / known, 4) if known else None
     return {"group_by": group_by, "groups": rows}
+
+
+UNMAPPED_PREFIX_SEGMENTS = 2
+
+
+def unmapped_stats(store: SpanStore, flt: RunFilter, limit: int) -> dict[str, Any]:
+    """What arrived that no dialect table mapped: spans of category ``other`` per span name, and their
+    attribute keys per prefix (the first two dotted segments, e.g. ``mycorp.agent``), with counts and a few
+    example keys — what a user would add to ``collector.dialects`` to map them."""
+    where = flt.traces("s").add("s.category = 'other'")
+    names = store.query(f"""
+        SELECT s.name, count(*) AS spans, count(DISTINCT s.trace_id) AS traces
+        FROM spans s WHERE {where.sql()} GROUP BY ALL ORDER BY spans DESC, s.name LIMIT ?""",
+                        [*where.params, limit]).to_pylist()
+    prefixes = store.query(f"""
+        WITH keys AS (
+            SELECT s.trace_id, s.span_id, unnest(json_keys(s.attributes)) AS key
+            FROM spans s WHERE {where.sql()})
+        SELECT array_to_string(list_slice(string_split(key, '.'), 1, {UNMAPPED_PREFIX_SEGMENTS}), '.') AS prefix,
+               count(DISTINCT (trace_id, span_id)) AS spans,
+               list_sort(list_slice(list(DISTINCT key), 1, 5)) AS example_keys
+        FROM keys GROUP BY ALL ORDER BY spans DESC, prefix LIMIT ?""", [*where.params, limit]).to_pylist()
+    total = store.query(f"SELECT count(*) AS n FROM spans s WHERE {where.sql()}", where.params).column("n")[0]
+    return {"unmapped_spans": int(total.as_py()), "span_names": names, "attribute_prefixes": prefixes}

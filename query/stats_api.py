@@ -1,4 +1,4 @@
-"""Cross-run statistics: latency, usage and guardrails per group."""
+"""Cross-run statistics: latency, usage and guardrails per group; what no dialect mapped."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from fastapi import Depends, FastAPI, Query
 from trajscope.query.filters import RunFilter, run_filter
 from trajscope.query.serialise import OrjsonResponse
 from trajscope.query.state import AppState
-from trajscope.query.stats import guardrail_stats, latency_stats, usage_stats
+from trajscope.query.stats import guardrail_stats, latency_stats, unmapped_stats, usage_stats
 
 
 def add_stats_routes(app: FastAPI, state: AppState, guarded: list) -> None:
@@ -38,3 +38,12 @@ def add_stats_routes(app: FastAPI, state: AppState, guarded: list) -> None:
         """Guardrail checks per group: checks, hits, blocks, checks whose outcome was not reported, and
         the hit rate over checks with a known outcome."""
         return OrjsonResponse(guardrail_stats(state.store, group_by, flt))
+
+    @app.get("/api/v1/stats/unmapped", tags=["stats"], dependencies=guarded)
+    def stats_unmapped(
+        flt: Annotated[RunFilter, Depends(run_filter)],
+        limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    ) -> Any:
+        """Spans no dialect mapped (category `other`): how many, per span name, and their attribute keys per
+        prefix with example keys — what to add to the dialect tables (docs/dialects.md)."""
+        return OrjsonResponse(unmapped_stats(state.store, flt, limit))

@@ -27,7 +27,8 @@ def _requested_by(steps: list[dict[str, Any]], spans: dict[str, dict[str, Any]])
     for step in steps:
         if step["category"] != "llm" or step.get("virtual"):
             continue
-        calls = content.requested_tool_calls(spans[step["span_id"]]["attributes"])
+        span = spans[step["span_id"]]
+        calls = content.requested_tool_calls(span["attributes"], span.get("events") or [])
         for call_id, _ in calls:
             if call_id:
                 by_call_id.setdefault(call_id, step["span_id"])
@@ -138,7 +139,9 @@ def _totals(steps: list[dict[str, Any]], spans: dict[str, dict[str, Any]]) -> di
     counted = token_counting_spans(
         (s["span_id"], s["parent_span_id"], s["input_tokens"] is not None or s["output_tokens"] is not None)
         for s in spans.values())
-    costs = [s["cost_usd"] for s in real if s["cost_usd"] is not None]
+    # Costs of the spans whose tokens count, and of spans with a cost and no tokens at all.
+    costs = [s["cost_usd"] for s in real if s["cost_usd"] is not None
+             and (s["span_id"] in counted or (s["input_tokens"] is None and s["output_tokens"] is None))]
     return {
         "span_count": len(real),
         "llm_calls": sum(1 for s in real if s["category"] == "llm"),

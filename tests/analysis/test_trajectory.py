@@ -80,7 +80,7 @@ def test_trajectory_tool_linked_to_requesting_llm_by_call_id_then_by_name():
             span("search", "root", 4, 8, category="tool", tool_name="search", tool_call_id="call_a"),
             span("weather", "root", 4, 9, category="tool", tool_name="weather"),
             span("llm2", "root", 10, 12, category="llm",
-                 attrs={"gen_ai.completion.0.tool_calls.0.name": "search"}),
+                 attrs={"gen_ai.completion.0.role": "assistant", "gen_ai.completion.0.tool_calls.0.name": "search"}),
             span("search2", "root", 12, 15, category="tool", tool_name="search")]
     steps = {s["span_id"]: s for s in build_trajectory("t", rows)["steps"]}
     assert steps["search"]["requested_by"] == "llm1"

@@ -48,6 +48,7 @@ def test_migrate_v1_data_directory_gains_breakdowns_recomputed_from_spans(tmp_pa
     store._con.execute("ALTER TABLE traces DROP COLUMN critical_breakdown")
     store._con.execute("ALTER TABLE traces DROP COLUMN usage_breakdown")
     _undo_v3(store)
+    store._con.execute("DROP TABLE log_records")
     store._con.execute("DELETE FROM schema_version WHERE version >= 2")
     store.close()
 
@@ -75,6 +76,7 @@ def test_migrate_v2_marks_stored_costs_as_reported(tmp_path):
                                              "gen_ai.usage.input_tokens": 10})
     store.write(table_of([reported, tokens_only]))
     _undo_v3(store)
+    store._con.execute("DROP TABLE log_records")
     store._con.execute("DELETE FROM schema_version WHERE version >= 3")
     store.close()
 
