@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 DATA   ?= ./data
 
-.PHONY: serve test lint install bench clean chromium
+.PHONY: serve test lint install bench clean chromium client-venvs
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,7 +30,12 @@ chromium:
 	@command -v chromium >/dev/null 2>&1 || apt-get install -y -qq chromium >/dev/null 2>&1 \
 		|| (apt-get update -qq && apt-get install -y -qq chromium)
 
-test: install tests/e2e/js/node_modules/.package-lock.json lint chromium
+# Real agent frameworks whose pins clash with ours run from environments of their own (tests/clients),
+# built once from their lock files and cached outside the work tree.
+client-venvs: install
+	$(BIN)/python -m tests.clients.venvs
+
+test: install tests/e2e/js/node_modules/.package-lock.json lint chromium client-venvs
 	$(BIN)/python -m pytest -q
 
 bench: install

@@ -56,31 +56,29 @@ def _text(value: Any, *, last: bool) -> str | None:
     return json.dumps(value, ensure_ascii=False)
 
 
-def _from_messages(attrs: dict[str, Any], events: list[dict[str, Any]], which: str) -> str | None:
-    """The last input or first output message's text, read by ``messages`` (its precedence rule)."""
+def _plain(attrs: dict[str, Any], keys: tuple[str, ...], *, last: bool) -> str | None:
+    for key in keys:
+        if key in attrs:
+            return _text(attrs[key], last=last)
+    return None
+
+
+def _texts(attrs: dict[str, Any], events: list[dict[str, Any]]) -> tuple[str | None, str | None]:
+    """Messages first (``messages``' rule: the last input message, the first output message), else the
+    dialects' plain input and output values."""
     found = messages.messages(attrs, events)
-    listed = found and found[which]
-    if not listed:
-        return None
-    return messages.text_of(listed[-1] if which == "input" else listed[0])
+    text_in = messages.text_of(found["input"][-1]) if found and found["input"] else None
+    text_out = messages.text_of(found["output"][0]) if found and found["output"] else None
+    return (text_in if text_in is not None else _plain(attrs, _INPUT_KEYS, last=True),
+            text_out if text_out is not None else _plain(attrs, _OUTPUT_KEYS, last=False))
 
 
 def input_text(attrs: dict[str, Any], events: list[dict[str, Any]]) -> str | None:
-    if "gen_ai.input.messages" in attrs:
-        return _from_messages(attrs, events, "input")
-    for key in _INPUT_KEYS:
-        if key in attrs:
-            return _text(attrs[key], last=True)
-    return _from_messages(attrs, events, "input")
+    return _texts(attrs, events)[0]
 
 
 def output_text(attrs: dict[str, Any], events: list[dict[str, Any]]) -> str | None:
-    if "gen_ai.output.messages" in attrs:
-        return _from_messages(attrs, events, "output")
-    for key in _OUTPUT_KEYS:
-        if key in attrs:
-            return _text(attrs[key], last=False)
-    return _from_messages(attrs, events, "output")
+    return _texts(attrs, events)[1]
 
 
 # Every attribute key ``input_text`` / ``output_text`` can read a text from (flattened lists start at their
@@ -93,7 +91,7 @@ def texts(attrs: dict[str, Any], events: list[dict[str, Any]]) -> tuple[str | No
     """(input_text, output_text); most tool and agent spans of a big run carry neither, decided in C."""
     if not events and attrs.keys().isdisjoint(TEXT_KEYS):
         return None, None
-    return input_text(attrs, events), output_text(attrs, events)
+    return _texts(attrs, events)
 
 
 def preview(text: str | None) -> str | None:

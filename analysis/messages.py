@@ -172,11 +172,11 @@ def messages(attrs: dict[str, Any], events: list[dict[str, Any]] | None) -> dict
             if key in event_attrs and (found := _as_list(event_attrs[key], role)):
                 out[name], sources[name] = found, "event"
                 break
-    if out["input"] is None or out["output"] is None:
+    if (out["input"] is None or out["output"] is None) and not FLAT_FIRST_KEYS.isdisjoint(attrs):
         for which, (source, found) in _flat(attrs).items():
             if out[which] is None:
                 out[which], sources[which] = found, source
-    if out["input"] is None or out["output"] is None:
+    if events and (out["input"] is None or out["output"] is None):
         for which, found in _from_message_events(events).items():
             if out[which] is None:
                 out[which], sources[which] = found, "message_events"
