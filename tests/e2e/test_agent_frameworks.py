@@ -102,7 +102,7 @@ def test_official_openai_instrumentation_in_both_stability_modes(server, fake_op
 
 def test_traceloop_workflow_agent_tool_and_guardrails(server, fake_openai):
     run = _run(server, fake_openai, "traceloop", "traceloop-weather")
-    llms, tool = _common_turn(run, "weather_agent")
+    llms, _ = _common_turn(run, "weather_agent")
     root = run["steps"][0]
     # A Traceloop workflow is an agent invocation under the current conventions.
     assert (root["name"], root["category"], root["agent_name"]) == ("weather_support.workflow", "agent",
