@@ -247,3 +247,43 @@ def test_no_view_shows_null_undefined_nan_or_object_text(fed, page):
         if junk := _visible_junk(page):
             found[name] = junk
     assert not found, found
+
+
+def test_step_details_show_messages_and_evaluations_sent_as_log_records(fed, page):
+    import json
+
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+    from tests.otlp_builders import kvs, make_span
+
+    llm = make_span("chat gpt-4o", attrs={"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o",
+                                          "gen_ai.usage.input_tokens": 12, "gen_ai.usage.output_tokens": 4},
+                    start=1_700_000_000_000_000_000, end=1_700_000_001_000_000_000)
+    assert fed.export([llm]).status_code == 200
+    request = ExportLogsServiceRequest()
+    scope = request.resource_logs.add().scope_logs.add()
+    details = {"gen_ai.system_instructions": json.dumps([{"type": "text", "content": "Be terse."}]),
+               "gen_ai.input.messages": json.dumps([{"role": "user", "parts": [
+                   {"type": "text", "content": "Is it raining in Oslo?"}]}]),
+               "gen_ai.output.messages": json.dumps([{"role": "assistant", "parts": [
+                   {"type": "tool_call", "id": "c1", "name": "get_weather", "arguments": {"city": "Oslo"}}]}])}
+    evaluation = {"gen_ai.evaluation.name": "Groundedness", "gen_ai.evaluation.score.value": 0.25,
+                  "gen_ai.evaluation.score.label": "ungrounded", "gen_ai.evaluation.explanation": "cites nothing"}
+    for name, attrs in (("gen_ai.client.inference.operation.details", details), ("gen_ai.evaluation.result", evaluation)):
+        record = scope.log_records.add(time_unix_nano=1_700_000_000_500_000_000, trace_id=llm.trace_id,
+                                       span_id=llm.span_id, event_name=name)
+        record.attributes.extend(kvs(attrs))
+    sent = httpx.post(f"http://127.0.0.1:{fed.http_port}/v1/logs", content=request.SerializeToString(),
+                      headers={"Content-Type": "application/x-protobuf"}, timeout=30)
+    assert sent.status_code == 200
+    trace_id, span_id = llm.trace_id.hex(), llm.span_id.hex()
+    page.goto(f"{fed.api}/#/run/{trace_id}/{span_id}")
+    details_panel = page.locator("#details")
+    details_panel.locator(".messages-input").wait_for()
+    assert "Input messages (1, from event)" in details_panel.locator(".messages-input summary").inner_text()
+    assert "Is it raining in Oslo?" in details_panel.locator(".messages-input").inner_text()
+    assert "Be terse." in details_panel.locator(".messages-system").inner_text()
+    assert '→ get_weather({"city":"Oslo"})' in details_panel.locator(".messages-output").inner_text()
+    table = details_panel.locator(".evaluations").inner_text()
+    assert "Groundedness" in table and "0.25" in table and "ungrounded" in table and "cites nothing" in table
+    page.screenshot(path=str(ARTIFACTS / "step-messages.png"))

@@ -8,7 +8,7 @@
 const API = "/api/v1";
 const ROW_H = 24;
 const CATEGORY_LETTER = { agent: "A", llm: "L", tool: "T", retriever: "R", embedding: "E", guardrail: "G",
-  chain: "C", reranker: "K", evaluator: "V", other: "·" };
+  chain: "C", reranker: "K", evaluator: "V", plan: "P", memory: "M", other: "·" };
 const app = document.getElementById("app");
 const statusLine = document.getElementById("status");
 let cleanup = [];  // timers and listeners of the current view
@@ -335,11 +335,52 @@ async function runView(traceId, stepId) {
   statusLine.textContent = `${steps.length} steps`;
 }
 
-// Long prompts as chat messages when they are message lists; everything else as it was sent.
+// A part of a normalised message (the API's `messages`, GenAI conventions' shape) as text.
+function partText(p) {
+  if (p === null || typeof p !== "object") return typeof p === "string" ? p : "";
+  if (p.type === "tool_call") return `→ ${p.name || "tool"}(${typeof p.arguments === "string" ? p.arguments : JSON.stringify(p.arguments ?? {})})`;
+  if (p.type === "tool_call_response") return `← ${typeof p.result === "string" ? p.result : JSON.stringify(p.result ?? p.response ?? "")}`;
+  const text = p.content ?? p.text;
+  if (typeof text === "string") return text;
+  return text === undefined ? `[${p.type || "part"}]` : JSON.stringify(text);
+}
+
+// The model call's messages, whatever dialect or signal they came in: system, input, output, tools.
+function messageSections(messages) {
+  const out = [];
+  const sources = messages.sources || {};
+  for (const [key, title] of [["system", "System instructions"], ["input", "Input messages"], ["output", "Output messages"]]) {
+    const list = messages[key];
+    if (!list || !list.length) continue;
+    out.push(el("details", { open: list.length <= 12, class: `messages messages-${key}` },
+      el("summary", {}, `${title} (${list.length}, from ${sources[key] || "span"})`),
+      list.map((m) => el("div", { class: "msg" }, el("div", { class: "role" }, m.role || "message"),
+        (m.parts || []).map(partText).filter(Boolean).join("\n")))));
+  }
+  if (messages.tools && messages.tools.length) {
+    const names = messages.tools.map((t) => t.name || (t.function && t.function.name) || t.type || "tool");
+    out.push(el("details", { class: "messages messages-tools" }, el("summary", {}, `Tools offered (${names.length}): ${names.join(", ")}`),
+      el("pre", {}, JSON.stringify(messages.tools, null, 2))));
+  }
+  return out;
+}
+
+function evaluationTable(evaluations) {
+  return el("div", { class: "evaluations" }, el("b", {}, "Evaluations"),
+    el("table", {}, el("thead", {}, el("tr", {}, el("th", {}, "name"), el("th", { class: "num" }, "score"), el("th", {}, "label"), el("th", {}, "explanation"))),
+      el("tbody", {}, evaluations.map((e) => el("tr", {}, el("td", {}, e.name || "—"),
+        el("td", { class: "num" }, e.score_value === null || e.score_value === undefined ? "—" : String(e.score_value)),
+        el("td", {}, e.score_label || "—"), el("td", {}, e.explanation || ""))))));
+}
+
+// Messages as chat; other long values as chat messages when they are message lists; the rest as sent.
 function fullContent(record) {
   const out = [];
   const attrs = record.attributes || {};
-  for (const key of ["input.value", "gen_ai.input.messages", "gen_ai.prompt", "output.value", "gen_ai.output.messages", "gen_ai.completion"]) {
+  if (record.messages) out.push(...messageSections(record.messages));
+  if (record.evaluations && record.evaluations.length) out.push(evaluationTable(record.evaluations));
+  const shown = record.messages ? ["input.value", "output.value"] : ["input.value", "gen_ai.input.messages", "gen_ai.prompt", "output.value", "gen_ai.output.messages", "gen_ai.completion"];
+  for (const key of shown) {
     if (!(key in attrs)) continue;
     const messages = asMessages(attrs[key]);
     out.push(el("details", { open: messages !== null && messages.length <= 12 },
