@@ -67,7 +67,7 @@ STYLES: tuple[Style, ...] = (
           status=("gen_ai.guardrail.status",), action=("gen_ai.security.decision.type",),
           reason=("gen_ai.security.decision.reason", "gen_ai.guardrail.error_message",
                   "gen_ai.guardrail.error_type"),
-          score=("gen_ai.security.risk.score", "gen_ai.guardrail.score")),
+          score=("gen_ai.security.risk.score",)),
     # NeMo Guardrails-style activated rails.
     Style(names=("rail.name",), stop=("rail.stop",)),
 )

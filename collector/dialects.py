@@ -133,13 +133,16 @@ NAME_PREFIX_FIELDS: tuple[tuple[str, str], ...] = (
     ("invoke_workflow ", "agent_name"),
 )
 
-# Per-modality token counts (subsets of the totals), kept as sent in the span's attributes and shown per
-# span; the totals above are what cost is computed from.
-MODALITY_TOKEN_KEYS: tuple[str, ...] = (
-    "gen_ai.usage.text.input_tokens", "gen_ai.usage.image.input_tokens", "gen_ai.usage.audio.input_tokens",
-    "gen_ai.usage.video.input_tokens", "gen_ai.usage.text.output_tokens", "gen_ai.usage.audio.output_tokens",
-    "llm.token_count.prompt_details.audio", "llm.token_count.completion_details.audio",
-)
+# Per-modality token counts (subsets of the totals) → candidate keys, GenAI conventions first. Kept as sent in
+# the span's attributes; the ``llm_calls`` view reads them into columns. Cost is computed from the totals.
+MODALITY_TOKENS: dict[str, tuple[str, ...]] = {
+    "text_input_tokens": ("gen_ai.usage.text.input_tokens",),
+    "image_input_tokens": ("gen_ai.usage.image.input_tokens",),
+    "audio_input_tokens": ("gen_ai.usage.audio.input_tokens", "llm.token_count.prompt_details.audio"),
+    "video_input_tokens": ("gen_ai.usage.video.input_tokens",),
+    "text_output_tokens": ("gen_ai.usage.text.output_tokens",),
+    "audio_output_tokens": ("gen_ai.usage.audio.output_tokens", "llm.token_count.completion_details.audio"),
+}
 
 # Where the project a span belongs to can be named on the resource.
 PROJECT_RESOURCE_KEYS: tuple[str, ...] = ("trajscope.project", "openinference.project.name")

@@ -11,12 +11,18 @@ from __future__ import annotations
 
 import duckdb
 
+from trajscope.collector.dialects import MODALITY_TOKENS
+
 _TIME = "to_timestamp(s.start_time_unix_nano / 1e9) AS start_time"
 # A span's own agent/session/user, else its trace's (SDKs often set them on the root span only).
 _WHO = """s.project, s.trace_id, s.span_id, s.parent_span_id, s.name, s.service_name,
            coalesce(s.agent_name, t.agent_name) AS agent_name, coalesce(s.session_id, t.session_id) AS session_id,
            coalesce(s.user_id, t.user_id) AS user_id"""
 _FROM = "FROM spans s LEFT JOIN traces t ON t.project = s.project AND t.trace_id = s.trace_id"
+
+_MODALITY_COLUMNS = ",\n           ".join(
+    "TRY_CAST(coalesce({}) AS BIGINT) AS {}".format(", ".join(f"s.attributes->>'$.\"{k}\"'" for k in keys), name)
+    for name, keys in MODALITY_TOKENS.items())
 
 VIEWS: dict[str, str] = {
     "llm_calls": f"""
@@ -26,6 +32,7 @@ VIEWS: dict[str, str] = {
            coalesce(s.response_model, s.request_model) AS model,
            s.input_tokens, s.output_tokens, s.cached_input_tokens, s.cache_creation_input_tokens,
            s.reasoning_tokens, s.cost_usd, s.cost_source, s.status_code, s.status_message, s.error_type,
+           {_MODALITY_COLUMNS},
            s.attributes
     {_FROM} WHERE s.category = 'llm'""",
     "tool_calls": f"""

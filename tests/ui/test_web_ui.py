@@ -269,7 +269,8 @@ def test_step_details_show_messages_and_evaluations_sent_as_log_records(fed, pag
                    {"type": "tool_call", "id": "c1", "name": "get_weather", "arguments": {"city": "Oslo"}}]}])}
     evaluation = {"gen_ai.evaluation.name": "Groundedness", "gen_ai.evaluation.score.value": 0.25,
                   "gen_ai.evaluation.score.label": "ungrounded", "gen_ai.evaluation.explanation": "cites nothing"}
-    for name, attrs in (("gen_ai.client.inference.operation.details", details), ("gen_ai.evaluation.result", evaluation)):
+    for name, attrs in (("gen_ai.client.inference.operation.details", details),
+                        ("gen_ai.evaluation.result", evaluation)):
         record = scope.log_records.add(time_unix_nano=1_700_000_000_500_000_000, trace_id=llm.trace_id,
                                        span_id=llm.span_id, event_name=name)
         record.attributes.extend(kvs(attrs))
