@@ -15,6 +15,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from trajscope.collector.ack_log import AckLog
+from trajscope.collector.logs_ingest import LogsIngest, LogStore
 from trajscope.collector.otlp_decode import InvalidRequest, decode_request
 from trajscope.storage.loader import LOAD_ROWS, WritableStore, write_in_loads, write_isolated
 
@@ -51,3 +52,16 @@ def load_acknowledged(directory: str | Path, store: WritableStore,
     if exports and progress:
         progress(f"loaded {spans} spans of {exports} acknowledged export(s) left in {directory}")
     return spans
+
+
+def load_acknowledged_logs(directory: str | Path, store: LogStore,
+                           progress: Callable[[str], None] | None = None) -> int:
+    """The same for the OTLP logs' acknowledgement log (``logs_ingest.LOGS_ACK_DIR``); returns the records added."""
+    directory = Path(directory)
+    if not any(directory.glob("seg-*.log")):
+        return 0
+    ingest = LogsIngest(store, AckLog(directory))
+    try:
+        return ingest.reload_earlier_run(progress)
+    finally:
+        ingest.close()

@@ -25,7 +25,7 @@ import pyarrow as pa
 from trajscope.storage.clean_start import DirectoryInUse, DirectoryLock, set_aside_folder, set_aside_wals
 from trajscope.storage.duckdb_store import DB_FILE, DuckDBStore, StoreError
 from trajscope.storage.loader import Loader, conform
-from trajscope.storage.schema import SPAN_COLUMN_NAMES, SPAN_SCHEMA
+from trajscope.storage.schema import LOG_SCHEMA, SPAN_COLUMN_NAMES, SPAN_SCHEMA
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ def _damage(data: Path) -> str | None:
     except duckdb.Error as exc:  # opened, but its schema or summaries could not be read or checkpointed
         return str(exc).splitlines()[0]
     try:
-        for table in ("spans", "traces"):
+        for table in ("spans", "traces", "log_records"):
             reader = store.cursor().execute(f"SELECT * FROM {table}").to_arrow_reader(1 << 16)
             for _ in reader:
                 pass
@@ -128,6 +128,7 @@ def _salvage(data: Path, db: Path, report: RecoveryReport, progress: Callable[[s
             return folder
         try:
             _copy_ranges(con, store, report, progress)
+            _copy_logs(con, store, report, progress)
         finally:
             con.close()
         store.checkpoint()
@@ -160,6 +161,24 @@ def _copy_ranges(con: duckdb.DuckDBPyConnection, store: DuckDBStore, report: Rec
         store.write(_as_spans(table))
         report.spans_salvaged += table.num_rows
         progress(f"… {last:,} / {rows:,} rows of the damaged file read")
+
+
+def _copy_logs(con: duckdb.DuckDBPyConnection, store: DuckDBStore, report: RecoveryReport,
+               progress: Callable[[str], None]) -> None:
+    """The damaged file's OTLP log records, if it has the table and it reads (the logs' own acknowledgement
+    log re-applies what it still holds)."""
+    try:
+        if not con.execute("SELECT 1 FROM duckdb_tables() WHERE database_name = 'damaged' "
+                           "AND table_name = 'log_records'").fetchall():
+            return
+        table = con.execute(f"SELECT {', '.join(LOG_SCHEMA.names)} FROM damaged.log_records").to_arrow_table()
+    except duckdb.Error as exc:
+        progress(f"the damaged file's log records cannot be read ({str(exc).splitlines()[0]})")
+        report.row_ranges_lost += 1
+        return
+    arrays = [_plain(table.column(f.name)).cast(f.type) for f in LOG_SCHEMA]
+    added = store.write_logs(pa.Table.from_arrays(arrays, schema=LOG_SCHEMA))
+    progress(f"… {added:,} log records of the damaged file read")
 
 
 def _plain(column: pa.ChunkedArray) -> pa.ChunkedArray:

@@ -128,14 +128,16 @@ def _configure_prices(prices: Path | None) -> bool:
 
 def _recover(args: argparse.Namespace) -> int:
     from trajscope.collector.ack_log import ACK_LOG_DIR
-    from trajscope.collector.ack_replay import load_acknowledged
+    from trajscope.collector.ack_replay import load_acknowledged, load_acknowledged_logs
+    from trajscope.collector.logs_ingest import LOGS_ACK_DIR
     from trajscope.storage.recovery import RecoveryError, recover
 
     if not _configure_prices(args.prices):
         return 1
     _say(f"recovering {args.data} …")
     try:
-        report = recover(args.data, lambda store: load_acknowledged(Path(args.data) / ACK_LOG_DIR, store, _say),
+        report = recover(args.data, lambda store: (load_acknowledged(Path(args.data) / ACK_LOG_DIR, store, _say),
+                                                   load_acknowledged_logs(Path(args.data) / LOGS_ACK_DIR, store, _say)),
                          progress=_say)
     except RecoveryError as exc:
         _say(str(exc))
@@ -197,7 +199,8 @@ def main(argv: list[str] | None = None) -> int:
         return _quarantine(args)
     if args.command == "compact":
         from trajscope.collector.ack_log import ACK_LOG_DIR
-        from trajscope.collector.ack_replay import load_acknowledged
+        from trajscope.collector.ack_replay import load_acknowledged, load_acknowledged_logs
+        from trajscope.collector.logs_ingest import LOGS_ACK_DIR
         from trajscope.storage.compaction import CompactionError, compact
 
         if not _configure_prices(args.prices):
@@ -205,8 +208,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"trajscope: compacting {args.data} …", file=sys.stderr, flush=True)
 
         def fold_in(store: Any) -> None:
-            load_acknowledged(Path(args.data) / ACK_LOG_DIR, store,
-                              progress=lambda msg: print(f"trajscope: {msg}", file=sys.stderr, flush=True))
+            def say(msg: str) -> None:
+                print(f"trajscope: {msg}", file=sys.stderr, flush=True)
+
+            load_acknowledged(Path(args.data) / ACK_LOG_DIR, store, progress=say)
+            load_acknowledged_logs(Path(args.data) / LOGS_ACK_DIR, store, progress=say)
 
         try:
             done = compact(args.data, fold_in)

@@ -186,3 +186,26 @@ def test_acknowledged_log_records_survive_a_kill(tmp_path):
     finally:
         if srv.proc and srv.proc.poll() is None:
             srv.stop()
+
+
+def test_compact_folds_in_log_records_a_killed_server_acknowledged(tmp_path):
+    from tests.e2e.conftest import run_cli
+
+    srv = make_server(tmp_path)
+    srv.start()
+    try:
+        url = srv.otlp_http.replace("/v1/traces", "/v1/logs")
+        for i in range(5):
+            body = _logs_request([(bytes.fromhex(TRACE), bytes([i + 1]) * 8)], name=f"c{i}").SerializeToString()
+            assert httpx.post(url, content=body, headers={"Content-Type": "application/x-protobuf"}).status_code == 200
+        srv.stop(signal.SIGKILL)
+        assert list((srv.data / "ack-log-logs").glob("seg-*.log"))  # not yet in a checkpointed file
+        done = run_cli("compact", "--data", str(srv.data))
+        assert done.returncode == 0, done.stderr
+        assert not list((srv.data / "ack-log-logs").glob("seg-*.log"))  # folded in, checkpointed, let go
+        srv.start()
+        logs = srv.get(f"/api/v1/traces/{TRACE}/logs").json()["logs"]
+        assert sorted(r["event_name"] for r in logs) == [f"c{i}" for i in range(5)]
+    finally:
+        if srv.proc and srv.proc.poll() is None:
+            srv.stop()
