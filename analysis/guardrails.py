@@ -120,8 +120,8 @@ def _text(value: Any) -> str | None:
 
 
 def _from_attrs(attrs: dict[str, Any], default_name: str, source: str) -> Check | None:
-    for style in STYLES:
-        if style.signals.isdisjoint(attrs):
+    for style, signals in _STYLE_SIGNALS:
+        if signals.isdisjoint(attrs):
             continue
         triggered = _first(attrs, style.triggered, _bool)
         if triggered is None and (passed := _first(attrs, style.passed, _bool)) is not None:
@@ -139,6 +139,7 @@ def _from_attrs(attrs: dict[str, Any], default_name: str, source: str) -> Check 
     return None
 
 
+_STYLE_SIGNALS = tuple((style, style.signals) for style in STYLES)
 # Keys whose presence means the span may record a guardrail check (the decoder flags spans by them).
 SIGNAL_KEYS = frozenset().union(*(style.signals for style in STYLES))
 # Every span attribute ``checks`` reads: the decoder hands it just these.
