@@ -11,6 +11,10 @@ One export, in the order its modules handle it:
    (the reference walker), ``otlp_json`` and ``otlp_json_build`` (OTLP/JSON), ``ranges`` (numbers bounded);
 6. load — ``storage.loader`` (into the store, checkpointed, then released from the log).
 
+Log exports (GenAI events) take a shorter path: the receivers hand them to ``logs_ingest`` (decode with
+``otlp_logs``, their own acknowledgement log, write to ``log_records``, release after a checkpoint); they are
+joined to their spans when a trace is read (``analysis.log_events``).
+
 Start-up and offline: ``ack_replay`` loads what a crashed server left in the log. Prices at ingest:
 ``costing`` holds the price table in force (``analysis.pricing`` computes costs; ``storage.repricing``
 re-costs what is stored).

@@ -1,7 +1,7 @@
 """OTLP log exports: decoded, made durable, stored — the same acknowledgement as traces, on a log of its own.
 
 An export is decoded first (a malformed one is refused with INVALID_ARGUMENT / 400, nothing kept), then
-appended to ``data/ack-log-logs/`` and fsynced, then written to ``log_records``; the answer follows. A record
+appended to ``data/acklog-logs/`` and fsynced, then written to ``log_records``; the answer follows. A record
 of that log is let go only once a store checkpoint has put its rows in the database file (trajscope never
 relies on DuckDB's WAL: ``storage.clean_start``). A write that fails for a store fault is retried in the
 background and the export still acknowledged: it is on disk, and the next start re-applies it regardless.
@@ -28,7 +28,7 @@ from trajscope.storage.interface import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
-LOGS_ACK_DIR = "ack-log-logs"
+LOGS_ACK_DIR = "acklog-logs"
 # Bytes of log exports being decoded, logged and written at once; past it exporters are asked to retry.
 MAX_IN_FLIGHT_BYTES = 64 * 1024 * 1024
 CHECKPOINT_AFTER_S = 10.0

@@ -199,10 +199,10 @@ def test_compact_folds_in_log_records_a_killed_server_acknowledged(tmp_path):
             body = _logs_request([(bytes.fromhex(TRACE), bytes([i + 1]) * 8)], name=f"c{i}").SerializeToString()
             assert httpx.post(url, content=body, headers={"Content-Type": "application/x-protobuf"}).status_code == 200
         srv.stop(signal.SIGKILL)
-        assert list((srv.data / "ack-log-logs").glob("seg-*.log"))  # not yet in a checkpointed file
+        assert list((srv.data / "acklog-logs").glob("seg-*.log"))  # not yet in a checkpointed file
         done = run_cli("compact", "--data", str(srv.data))
         assert done.returncode == 0, done.stderr
-        assert not list((srv.data / "ack-log-logs").glob("seg-*.log"))  # folded in, checkpointed, let go
+        assert not list((srv.data / "acklog-logs").glob("seg-*.log"))  # folded in, checkpointed, let go
         srv.start()
         logs = srv.get(f"/api/v1/traces/{TRACE}/logs").json()["logs"]
         assert sorted(r["event_name"] for r in logs) == [f"c{i}" for i in range(5)]
