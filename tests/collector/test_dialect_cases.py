@@ -107,3 +107,23 @@ def test_the_dialects_page_lists_every_key_the_tables_read():
     assert not missing, f"docs/dialects.md does not list {missing}"
     unlisted_values = sorted(v for v in values if v not in page.lower())
     assert not unlisted_values, unlisted_values
+
+
+@pytest.mark.parametrize("write_key", ["gen_ai.usage.cache_write.input_tokens",
+                                       "gen_ai.usage.cache_creation.input_tokens",
+                                       "llm.token_count.prompt_details.cache_write"])
+def test_cache_writes_are_priced_as_cache_writes_under_every_name(write_key):
+    from trajscope.analysis.pricing import call_cost
+    from trajscope.collector import costing
+
+    start = 1_760_000_000_000_000_000  # 2025-10: the built-in table prices this model then
+    attrs = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "claude-sonnet-4-5",
+             "gen_ai.usage.input_tokens": 3000, "gen_ai.usage.output_tokens": 100,
+             "gen_ai.usage.cache_read.input_tokens": 1000, write_key: 1500}
+    span = make_span("chat claude-sonnet-4-5", attrs=attrs, start=start, end=start + 1)
+    row = columnar_decode.decode_request(make_request([span]).SerializeToString(), strict=True).table.to_pylist()[0]
+    price = costing.prices().price_at("claude-sonnet-4-5", start)
+    assert price.cache_write is not None and price.cache_write != price.input
+    assert row["cache_creation_input_tokens"] == 1500 and row["cost_source"] == "computed"
+    assert row["cost_usd"] == pytest.approx(call_cost(price, 3000, 100, 1000, 1500))
+    assert row["cost_usd"] != pytest.approx(call_cost(price, 3000, 100, 1000, 0))
