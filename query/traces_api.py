@@ -81,12 +81,15 @@ def add_trace_routes(app: FastAPI, state: AppState, guarded: list) -> None:
         return OrjsonResponse({"traces": [trace_item(r) for r in page], "next_cursor": next_cursor})
 
     def trace_table(trace_id: str, project: str | None, columns: tuple[str, ...] | None = None,
-                    version: TraceVersion | None = None) -> tuple[pa.Table, list[dict[str, Any]]]:
+                    version: TraceVersion | None = None, logs: bool = True) -> tuple[pa.Table, list[dict[str, Any]]]:
         """A validated trace id's stored spans (those columns), with the log records that name one of them
-        among its events (``analysis.log_events``), and the other log records; or 404."""
+        among its events (``analysis.log_events``), and the other log records; or 404. ``logs`` False: the
+        caller knows the trace has none, or does not read events."""
         table = state.store.get_trace(trace_id, project, columns, version)
         if table.num_rows == 0:
             raise ApiError(ErrorCode.NOT_FOUND, f"no trace {trace_id}")
+        if not logs:
+            return table, []
         return log_events.attach(table, state.store.get_logs(trace_id, project))
 
     @app.get("/api/v1/traces/{trace_id}", tags=["traces"], dependencies=guarded)
@@ -110,18 +113,20 @@ def add_trace_routes(app: FastAPI, state: AppState, guarded: list) -> None:
                                "logs": log_events.record_dicts(state.store.get_logs(trace_id, project))})
 
     def analysis_response(kind: str, trace_id: str, project: str | None, cache_control: str | None,
-                          build: Callable[[TraceVersion | None], bytes]) -> Response:
+                          build: Callable[[TraceVersion | None, int], bytes]) -> Response:
         """A big trace's analysis from the cache when its version is unchanged; `Cache-Control: no-cache`
         rebuilds it. `X-Trajscope-Cache` says which happened."""
         version = state.store.trace_version(trace_id, project)
         cacheable = version is not None and version.span_count >= CACHE_MIN_SPANS
-        key = (kind, trace_id, project, version, state.store.log_count(trace_id, project) if cacheable else 0)
+        # Log records attach to spans when read: a new one changes the analysis as a new span does.
+        logs = state.store.log_count(trace_id, project)
+        key = (kind, trace_id, project, version, logs)
         if cacheable and "no-cache" not in (cache_control or ""):
             body = state.analysis_cache.get(key)
             if body is not None:
                 return Response(body, media_type="application/json", headers={"X-Trajscope-Cache": "hit"})
         with gc_paused():
-            body = build(version)
+            body = build(version, logs)
         if cacheable:
             state.analysis_cache.put(key, body)
         return Response(body, media_type="application/json", headers={"X-Trajscope-Cache": "miss"})
@@ -134,8 +139,8 @@ def add_trace_routes(app: FastAPI, state: AppState, guarded: list) -> None:
         calls linked to the LLM step that requested them, anomalies and totals."""
         trace_id = trace_id_param(trace_id)
 
-        def build(version: TraceVersion | None) -> bytes:
-            table, _ = trace_table(trace_id, project, TRAJECTORY_COLUMNS, version)
+        def build(version: TraceVersion | None, logs: int) -> bytes:
+            table, _ = trace_table(trace_id, project, TRAJECTORY_COLUMNS, version, logs=logs > 0)
             return orjson.dumps(trajectory_of_table(trace_id, table, layout))
 
         return analysis_response(f"trajectory-{layout}", trace_id, project, cache_control, build)
@@ -148,8 +153,8 @@ def add_trace_routes(app: FastAPI, state: AppState, guarded: list) -> None:
         by category, tool and model (critical times sum to the root's duration)."""
         trace_id = trace_id_param(trace_id)
 
-        def build(version: TraceVersion | None) -> bytes:
-            table, _ = trace_table(trace_id, project, LATENCY_COLUMNS, version)
+        def build(version: TraceVersion | None, logs: int) -> bytes:
+            table, _ = trace_table(trace_id, project, LATENCY_COLUMNS, version, logs=False)  # reads no events
             return latency_body(state.analysis_executor, trace_id, table, layout)
 
         return analysis_response(f"latency-{layout}", trace_id, project, cache_control, build)
