@@ -137,40 +137,67 @@ def _digest(project: str, body: bytes) -> str:
 def decode_logs(body: bytes, encoding: str, project: str = "default") -> DecodedLogs:
     """Decode one ``ExportLogsServiceRequest`` body (``encoding``: protobuf or json)."""
     request = ExportLogsServiceRequest()
+    refused: list[str] = []
     if encoding == "json":
-        _parse_json(body, request)
+        refused = _parse_json(body, request)
     else:
         try:
             request.ParseFromString(body)
         except DecodeError as exc:
             raise InvalidRequest(f"body is not a valid OTLP ExportLogsServiceRequest protobuf: {exc}") from exc
-    return decode_logs_message(request, project, _digest(project, body))
+    decoded = decode_logs_message(request, project, _digest(project, body))
+    if not refused:
+        return decoded
+    rejected = decoded.rejected + len(refused)
+    message = f"{len(refused)} log record(s) with malformed ids rejected: " + "; ".join(refused[:MAX_MESSAGES])
+    return DecodedLogs(decoded.table, rejected, message + ("; " + decoded.error_message if decoded.error_message
+                                                           else ""))
 
 
-def _parse_json(body: bytes, request: ExportLogsServiceRequest) -> None:
+def _parse_json(body: bytes, request: ExportLogsServiceRequest) -> list[str]:
+    """Parse an OTLP/JSON body into ``request``; records whose ids are not hex are left out, each named in the
+    returned list (partial success, as for spans)."""
     try:
         doc = orjson.loads(body) if body.strip() else {}
     except orjson.JSONDecodeError as exc:
         raise InvalidRequest(f"body is not valid JSON: {exc}") from exc
     if not isinstance(doc, dict):
         raise InvalidRequest("body must be a JSON object (an ExportLogsServiceRequest)")
+    refused: list[str] = []
     # OTLP/JSON ids are hex; protobuf's JSON mapping expects base64.
-    for rl in _items(doc, "resourceLogs", "resource_logs"):
-        for sl in _items(rl, "scopeLogs", "scope_logs"):
-            for record in _items(sl, "logRecords", "log_records"):
+    for r_index, rl in enumerate(_items(doc, "resourceLogs", "resource_logs")):
+        for s_index, sl in enumerate(_items(rl, "scopeLogs", "scope_logs")):
+            kept = []
+            for l_index, record in enumerate(_items(sl, "logRecords", "log_records")):
                 if not isinstance(record, dict):
                     raise InvalidRequest("logRecords entries must be objects")
-                for key in ("traceId", "spanId", "trace_id", "span_id"):
-                    value = record.get(key)
-                    if isinstance(value, str) and value:
-                        try:
-                            record[key] = base64.b64encode(binascii.unhexlify(value)).decode("ascii")
-                        except (binascii.Error, ValueError):
-                            raise InvalidRequest(f"{key} {value[:40]!r} is not hex") from None
+                problem = _hex_ids_to_base64(record)
+                if problem:
+                    refused.append(f"resourceLogs[{r_index}].scopeLogs[{s_index}].logRecords[{l_index}]: {problem}")
+                    continue
+                kept.append(record)
+            if isinstance(sl, dict) and ("logRecords" in sl or "log_records" in sl):
+                sl.pop("log_records", None)
+                sl["logRecords"] = kept
     try:
         json_format.ParseDict(doc, request, ignore_unknown_fields=True)
     except (json_format.ParseError, ValueError, TypeError) as exc:
         raise InvalidRequest(f"body is not a valid OTLP/JSON ExportLogsServiceRequest: {exc}") from exc
+    return refused
+
+
+def _hex_ids_to_base64(record: dict[str, Any]) -> str | None:
+    for key in ("traceId", "spanId", "trace_id", "span_id"):
+        value = record.get(key)
+        if value is None or value == "":
+            continue
+        if not isinstance(value, str):
+            return f"{key} must be a hex string"
+        try:
+            record[key] = base64.b64encode(binascii.unhexlify(value)).decode("ascii")
+        except (binascii.Error, ValueError):
+            return f"{key} {value[:40]!r} is not hex"
+    return None
 
 
 def _items(obj: Any, camel: str, snake: str) -> list[dict[str, Any]]:

@@ -45,3 +45,21 @@ def test_auth_otlp_grpc_requires_the_key(keyed_server):
             call(body, timeout=10)
         assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
         call(body, timeout=10, metadata=(("authorization", f"Bearer {KEY}"),))
+
+
+def test_auth_otlp_logs_require_the_key_on_both_receivers(keyed_server):
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+    request = ExportLogsServiceRequest()
+    request.resource_logs.add().scope_logs.add().log_records.add(time_unix_nano=1, event_name="e")
+    body = request.SerializeToString()
+    url = keyed_server.otlp_http.replace("/v1/traces", "/v1/logs")
+    headers = {"Content-Type": "application/x-protobuf"}
+    assert httpx.post(url, content=body, headers=headers).status_code == 401
+    assert httpx.post(url, content=body, headers={**headers, "x-api-key": KEY}).status_code == 200
+    with grpc.insecure_channel(keyed_server.otlp_grpc) as channel:
+        call = channel.unary_unary("/opentelemetry.proto.collector.logs.v1.LogsService/Export")
+        with pytest.raises(grpc.RpcError) as err:
+            call(body, timeout=10)
+        assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        call(body, timeout=10, metadata=(("authorization", f"Bearer {KEY}"),))

@@ -147,7 +147,10 @@ def test_bad_records_get_partial_success_on_each_encoding(server):
     assert (got.status_code, got.json()) == (200, {})
     doc["resourceLogs"][0]["scopeLogs"][0]["logRecords"][0]["spanId"] = "zz"
     got = httpx.post(url, content=orjson.dumps(doc), headers={"Content-Type": "application/json"})
-    assert got.status_code == 400 and "not hex" in got.text
+    assert got.status_code == 200 and got.json()["partialSuccess"]["rejectedLogRecords"] == "1"
+    assert "not hex" in got.json()["partialSuccess"]["errorMessage"]
+    got = httpx.post(url, content=b'{"resourceLogs": 7}', headers={"Content-Type": "application/json"})
+    assert got.status_code == 400
     got = httpx.post(url, content=b"\xff\xfe", headers={"Content-Type": "application/x-protobuf"})
     assert got.status_code == 400
 
