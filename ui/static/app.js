@@ -542,7 +542,7 @@ async function sqlView(params) {
     output)));
   try {
     const cols = await sqlJSON(`SELECT table_name, column_name, data_type FROM information_schema.columns
-      WHERE table_name IN ('spans', 'traces', 'llm_calls', 'tool_calls', 'guardrail_events', 'sessions')
+      WHERE table_name IN ('spans', 'traces', 'log_records', 'llm_calls', 'tool_calls', 'guardrail_events', 'evaluations', 'sessions')
       ORDER BY table_name, ordinal_position`, 5000);
     const byTable = new Map();
     for (const r of cols.rows) { if (!byTable.has(r.table_name)) byTable.set(r.table_name, []); byTable.get(r.table_name).push(r); }
