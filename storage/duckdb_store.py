@@ -126,6 +126,7 @@ class DuckDBStore:
         self._reader_cursors: list[duckdb.DuckDBPyConnection] = []
         self._write_lock = threading.Lock()
         self.checkpoints = 0  # completed checkpoints: what was committed before one is in the file
+        self._logs_present = True  # until the open finds the log_records table empty
         self._closed = False
         self._known: KnownTraces | None = None
         self._last_mark = 0  # the last load mark given (storage.load_marks)
@@ -233,6 +234,8 @@ class DuckDBStore:
         self._con.execute("CHECKPOINT")
         self._known = self._known_traces()
         self._last_mark = self._con.execute(f"SELECT coalesce(max({MARK_COLUMN}), 0) FROM spans").fetchone()[0]
+        # A store no exporter has sent logs to answers trace reads without looking for any.
+        self._logs_present = bool(self._con.execute("SELECT EXISTS (SELECT 1 FROM log_records)").fetchone()[0])
 
     def _release_lock(self) -> None:
         if self._lock is not None:
@@ -545,13 +548,14 @@ class DuckDBStore:
                     """).fetchone()
                 finally:
                     con.unregister("incoming_logs")
+            self._logs_present = True
             return int(added[0]) if added else 0
         except _STORE_FAULTS as exc:
             raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
     def log_count(self, trace_id: str, project: str | None = None) -> int:
         """How many log records a trace has: part of what a cached analysis of it depends on."""
-        if not _is_hex_id(trace_id):
+        if not self._logs_present or not _is_hex_id(trace_id):
             return 0
         where, params = "trace_id = ?", [trace_id]
         if project is not None:
@@ -562,7 +566,7 @@ class DuckDBStore:
 
     def get_logs(self, trace_id: str, project: str | None = None) -> pa.Table:
         """A trace's log records, oldest first."""
-        if not _is_hex_id(trace_id):
+        if not self._logs_present or not _is_hex_id(trace_id):
             return LOG_SCHEMA.empty_table()
         where, params = "trace_id = ?", [trace_id]
         if project is not None:
