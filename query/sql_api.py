@@ -26,7 +26,8 @@ def add_sql_routes(app: FastAPI, state, dependencies: list) -> None:
     def sql(request: SqlRequest) -> Response:
         """Run one read query over `spans`, `traces`, `log_records`, `llm_calls`, `tool_calls`,
         `guardrail_events`, `evaluations`, `sessions` (columns in docs/analyst-sql.md). JSON for small
-        answers; Arrow IPC stream or Parquet for large ones. Errors: `invalid_sql`, `forbidden` (400), `timeout` (408), `too_large` (413)."""
+        answers; Arrow IPC stream or Parquet for large ones. Errors: `invalid_sql`, `forbidden` (400),
+        `timeout` (408), `too_large` (413)."""
         timeout = min(request.timeout_s or state.sql_timeout_s, state.sql_timeout_s)
         with state.store.cursor() as cursor:
             try:
