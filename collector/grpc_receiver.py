@@ -10,6 +10,8 @@ import logging
 from typing import TYPE_CHECKING
 
 import grpc
+from google.protobuf import duration_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from trajscope.collector.auth import is_authorised, key_from_headers
@@ -36,6 +38,14 @@ def export_response(rejected: int, error_message: str) -> ExportTraceServiceResp
     return response
 
 
+def retry_info(code: int, message: str, seconds: int) -> tuple[tuple[str, bytes], ...]:
+    """Trailing metadata carrying a ``google.rpc.Status`` with a ``RetryInfo``: how long the exporter waits
+    (the OTLP specification makes RESOURCE_EXHAUSTED retryable only with one)."""
+    status = status_pb2.Status(code=code, message=message)
+    status.details.add().Pack(error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=seconds)))
+    return (("grpc-status-details-bin", status.SerializeToString()),)
+
+
 def _handler(service: str, export_fn, response_of, api_key: str | None) -> grpc.GenericRpcHandler:
     async def export(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         metadata = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
@@ -48,9 +58,11 @@ def _handler(service: str, export_fn, response_of, api_key: str | None) -> grpc.
         except InvalidRequest as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         except Overloaded as exc:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc),
+                                retry_info(code_pb2.RESOURCE_EXHAUSTED, str(exc), exc.retry_after_s))
         except Unavailable as exc:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc),
+                                retry_info(code_pb2.UNAVAILABLE, str(exc), 1))
         return response_of(outcome.rejected, outcome.error_message).SerializeToString()
 
     rpc = grpc.unary_unary_rpc_method_handler(export)  # no (de)serializers: raw bytes in and out

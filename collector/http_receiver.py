@@ -2,8 +2,9 @@
 
 Status codes follow the OTLP specification: 200 with the export response (partial success when some
 spans were refused), 400 for malformed data (clients do not retry), 415 for an unsupported media type
-or content encoding, 413 for an oversized body, 401 without the API key, 503 with ``Retry-After`` when
-overloaded. Error bodies are a ``google.rpc.Status`` in the request's encoding.
+or content encoding, 413 for an oversized body, 401 without the API key, 429 with ``Retry-After`` when
+overloaded, 503 with ``Retry-After`` when storage fails or the server is stopping. Error bodies are a
+``google.rpc.Status`` in the request's encoding.
 """
 
 from __future__ import annotations
@@ -105,7 +106,7 @@ def build_http_app(pipeline: IngestPipeline, api_key: str | None, logs: LogsInge
             except InvalidRequest as exc:
                 return _error(encoding, 400, code_pb2.INVALID_ARGUMENT, str(exc))
             except Overloaded as exc:
-                return _error(encoding, 503, code_pb2.UNAVAILABLE, str(exc),
+                return _error(encoding, 429, code_pb2.RESOURCE_EXHAUSTED, str(exc),
                               headers={"Retry-After": str(exc.retry_after_s)})
             except Unavailable as exc:
                 return _error(encoding, 503, code_pb2.UNAVAILABLE, str(exc), headers={"Retry-After": "1"})

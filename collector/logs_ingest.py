@@ -88,7 +88,7 @@ class LogsIngest:
         self.stats.requests += 1
         if self._in_flight + len(body) > self._max_in_flight and self._in_flight:
             self.stats.overloaded += 1
-            raise Overloaded(self._in_flight, self._max_in_flight)
+            raise Overloaded(f"log exports in flight {self._in_flight} bytes, limit {self._max_in_flight}")
         self._in_flight += len(body)
         try:
             return await self._export(body, encoding, project)

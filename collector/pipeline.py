@@ -40,15 +40,22 @@ Encoding = Literal["protobuf", "json"]
 __all__ = ["ExportOutcome", "IngestPipeline", "IngestStats", "InvalidRequest", "Overloaded", "Unavailable"]
 
 
+# Spans decoded and waiting to load past which exports are refused (Overloaded): bounds the loader's memory
+# and how far behind a reader can be.
+MAX_PENDING_SPANS = 131_072
+# How long an export waits for room in the decode backlog before it is refused.
+ADMISSION_WAIT_S = 2.0
+
 # Exports of an earlier run decoded at once at start-up (the batcher groups them across the workers).
 RELOAD_CHUNK = 64
 
 
 class Overloaded(Exception):
-    """The backlog is full; the client should retry after ``retry_after_s``."""
+    """More arrives than the server can store: the client should retry after ``retry_after_s`` (gRPC
+    RESOURCE_EXHAUSTED with a RetryInfo, HTTP 429 with Retry-After; the OpenTelemetry exporters retry both)."""
 
-    def __init__(self, pending: int, limit: int, retry_after_s: int = 1) -> None:
-        super().__init__(f"ingest backlog full ({pending} spans waiting, limit {limit}); retry later")
+    def __init__(self, what: str, retry_after_s: int = 1) -> None:
+        super().__init__(f"{what}; retry in {retry_after_s} s")
         self.retry_after_s = retry_after_s
 
 
@@ -108,12 +115,15 @@ _WARM_UP_REQUEST = _warm_up_request()
 
 
 class IngestPipeline:
-    def __init__(self, writer: Loader, decoder: Executor, *, max_pending_spans: int = 500_000,
-                 decode_slots: int = 1, ack_log: AckLog | None = None, decode_backlog: int = 8192):
+    def __init__(self, writer: Loader, decoder: Executor, *, max_pending_spans: int = MAX_PENDING_SPANS,
+                 decode_slots: int = 1, ack_log: AckLog | None = None, decode_backlog: int = 8192,
+                 admission_wait_s: float = ADMISSION_WAIT_S):
         """``decode_slots``: decode jobs in flight at once (one per decode worker); protobuf exports that
         arrive while all are busy are decoded together (``decode_batches``). ``ack_log``: acknowledge
         protobuf exports on it before decoding, with up to ``decode_backlog`` spans of them not yet decoded
-        (an export bigger than that on its own when nothing else is)."""
+        (an export bigger than that on its own when nothing else is). An export finding ``max_pending_spans``
+        spans waiting to load, or no room in the decode backlog within ``admission_wait_s``, is refused as
+        ``Overloaded``: answered well within the exporters' 10 s timeout, never queued without bound."""
         self._writer = writer
         writer.expect_more(lambda: self.stats.decoding > 0)  # acknowledged exports still being decoded
         self._decoder = decoder
@@ -122,6 +132,7 @@ class IngestPipeline:
         self._batcher = DecodeBatcher(decoder, _decode, decode_slots, self.stats)
         self._ack_log = ack_log
         self._backlog_budget = max(1, decode_backlog)
+        self._admission_wait_s = admission_wait_s
         self._backlog_spans = 0
         self._backlog_room = asyncio.Condition()
         self._behind: set[asyncio.Task] = set()
@@ -144,7 +155,7 @@ class IngestPipeline:
         pending = self._writer.pending_rows
         if pending >= self._max_pending:
             stats.overloaded += 1
-            raise Overloaded(pending, self._max_pending)
+            raise Overloaded(f"ingest backlog full ({pending} spans waiting to load, limit {self._max_pending})")
         if self._ack_log is not None and encoding == "protobuf":
             return await self._acknowledge_first(body, project)
         try:
@@ -210,7 +221,10 @@ class IngestPipeline:
             self.stats.invalid_requests += 1
             raise
         if verdict.accepted:
-            await self._reserve(verdict.accepted)
+            if not await self._reserve(verdict.accepted, self._admission_wait_s):
+                self.stats.overloaded += 1
+                raise Overloaded(f"decode backlog full ({self._backlog_spans} spans acknowledged and not yet "
+                                 f"decoded, limit {self._backlog_budget}) for {self._admission_wait_s:g} s")
             append = asyncio.wrap_future(self._ack_log.append(project, body))
             self._appending.add(append)
             append.add_done_callback(self._appending.discard)
@@ -246,13 +260,21 @@ class IngestPipeline:
         else:
             self._start_behind(body, project, append.result(), spans)
 
-    async def _reserve(self, spans: int) -> None:
-        """Wait for room in the decode backlog. Counted in spans, not exports: 16 exports of 2,048 spans
-        left ~32k spans to decode and load after the last acknowledgement of a 100k-span burst."""
+    async def _reserve(self, spans: int, timeout: float | None = None) -> bool:
+        """Wait for room in the decode backlog (False: none within ``timeout``). Counted in spans, not exports:
+        16 exports of 2,048 spans left ~32k spans to decode and load after the last acknowledgement of a
+        100k-span burst."""
+        def room() -> bool:
+            return self._backlog_spans == 0 or self._backlog_spans + spans <= self._backlog_budget
+
         async with self._backlog_room:
-            await self._backlog_room.wait_for(
-                lambda: self._backlog_spans == 0 or self._backlog_spans + spans <= self._backlog_budget)
+            if not room():
+                try:
+                    await asyncio.wait_for(self._backlog_room.wait_for(room), timeout)
+                except TimeoutError:
+                    return False  # the lock is held again: nothing was reserved
             self._backlog_spans += spans
+            return True
 
     async def _unreserve(self, spans: int) -> None:
         async with self._backlog_room:
@@ -333,6 +355,10 @@ class IngestPipeline:
         with self._settled:
             handed = self._handed_early >= self._acked_early
         return handed and self._writer.caught_up()
+
+    def unloaded_spans(self) -> int:
+        """Spans acknowledged and not yet queryable: being decoded, or waiting to load."""
+        return self._backlog_spans + self._writer.pending_rows
 
     def sync(self, timeout: float = 30.0) -> bool:
         """Wait until every span acknowledged before this call is loaded (queryable). False on timeout.

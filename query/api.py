@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, Header
+from fastapi import Depends, FastAPI, Header, Request
 from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from trajscope.collector.auth import is_authorised, key_from_headers
 from trajscope.query.cost_api import add_cost_routes
@@ -42,9 +43,10 @@ def create_app(state: AppState) -> FastAPI:
         if not is_authorised(state.api_key, key_from_headers(authorization, x_api_key)):
             raise ApiError(ErrorCode.UNAUTHORIZED, "missing or wrong API key (Authorization: Bearer <key>)")
 
-    async def fresh() -> None:
-        if not state.caught_up():  # only waiting for a load leaves the event loop
-            await run_in_threadpool(state.sync)
+    async def fresh(request: Request) -> None:
+        # Only waiting for a load leaves the event loop.
+        if not state.caught_up() and not await run_in_threadpool(state.sync, state.read_wait_s):
+            request.state.behind = state.unloaded()
 
     guarded = [Depends(authorised), Depends(fresh)]
     # Routes return response objects (OrjsonResponse, or ready bytes): a plain dict would first be walked
@@ -53,4 +55,28 @@ def create_app(state: AppState) -> FastAPI:
                        add_cost_routes):
         add_routes(app, state, guarded)
     install_openapi(app)
+    app.add_middleware(BehindHeader)
     return app
+
+
+class BehindHeader:
+    """Adds ``X-Trajscope-Behind: N`` to an answer given before N acknowledged spans were queryable (ingest
+    under overload: the read stopped waiting after ``AppState.read_wait_s``)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_header(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                behind = scope.get("state", {}).get("behind")
+                if behind is not None:
+                    message.setdefault("headers", [])
+                    message["headers"] = [*message["headers"], (b"x-trajscope-behind", str(behind).encode())]
+            await send(message)
+
+        await self.app(scope, receive, send_with_header)

@@ -11,20 +11,29 @@ from trajscope.query.analyst_sql import DEFAULT_TIMEOUT_S
 from trajscope.query.response_cache import ResponseCache
 from trajscope.storage.duckdb_store import DuckDBStore
 
+# How long a read waits for spans acknowledged before it to become queryable; past it, it answers from what
+# is loaded and says how far behind that is (X-Trajscope-Behind). Bounds read latency under overload.
+READ_WAIT_S = 0.5
+
 
 class AppState:
     """What the routes need from the running server."""
 
     def __init__(self, store: DuckDBStore, api_key: str | None = None,
                  ingest_stats: Callable[[], dict[str, Any]] | None = None,
-                 sync: Callable[[], object] | None = None, sql_timeout_s: float = DEFAULT_TIMEOUT_S,
-                 caught_up: Callable[[], bool] | None = None) -> None:
+                 sync: Callable[[float], bool] | None = None, sql_timeout_s: float = DEFAULT_TIMEOUT_S,
+                 caught_up: Callable[[], bool] | None = None, read_wait_s: float = READ_WAIT_S,
+                 unloaded: Callable[[], int] | None = None) -> None:
         self.store = store
         self.sql_timeout_s = sql_timeout_s
         self.api_key = api_key
         self.ingest_stats = ingest_stats or dict
-        # Waits until every acknowledged span is loaded: a read sees all spans acknowledged before it.
-        self.sync = sync or (lambda: None)
+        # Waits (up to its argument, in s) until every span acknowledged before the call is loaded: a read sees
+        # them all, unless ingest is so far behind that ``read_wait_s`` passes first (``unloaded`` says how
+        # many acknowledged spans it could not see yet).
+        self.sync = sync or (lambda timeout: True)
+        self.read_wait_s = read_wait_s
+        self.unloaded = unloaded or (lambda: 0)
         # Whether ``sync`` would return at once (nothing acknowledged is still waiting to be loaded).
         self.caught_up = caught_up or (lambda: sync is None)
         self.alerts: AlertMonitor | None = None

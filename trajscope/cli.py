@@ -29,7 +29,15 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
                    help="OTLP/protobuf decoder: columnar (default, fast) or the span-by-span reference walker")
     p.add_argument("--max-pending-spans", type=int,
                    default=env_int("max_pending_spans", d.max_pending_spans),
-                   help="backlog above which exports are refused as retryable (UNAVAILABLE / 503)")
+                   help="decoded spans waiting to load above which exports are refused as retryable "
+                        "(RESOURCE_EXHAUSTED / 429 with a retry delay; default 131072)")
+    p.add_argument("--admission-wait", type=float,
+                   default=float(env("admission_wait", str(d.admission_wait_s))),
+                   help="seconds an export waits for room in the decode backlog before it is refused the same "
+                        "way (default 2)")
+    p.add_argument("--read-wait", type=float, default=float(env("read_wait", str(d.read_wait_s))),
+                   help="seconds a read waits for spans acknowledged before it to be queryable; then it answers "
+                        "from what is loaded, with X-Trajscope-Behind: N (default 0.5)")
     p.add_argument("--decode-backlog", type=int, default=env_int("decode_backlog", d.decode_backlog),
                    help="spans of protobuf exports acknowledged on the raw log before they are decoded "
                         "(default 8192); 0 = decode every export before acknowledging it")
@@ -184,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
             api_port=args.api_port, api_key=args.api_key or None, decode_workers=args.decode_workers,
             decoder=args.decoder,
             max_pending_spans=args.max_pending_spans, decode_backlog=args.decode_backlog,
-            sql_timeout_s=args.sql_timeout,
+            admission_wait_s=args.admission_wait, read_wait_s=args.read_wait, sql_timeout_s=args.sql_timeout,
             memory_limit=args.memory_limit or None, ingest_db_threads=args.ingest_db_threads,
             prices=Path(args.prices) if args.prices else None,
             alerts=Path(args.alerts) if args.alerts else None,

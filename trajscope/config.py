@@ -32,7 +32,14 @@ class ServerSettings:
     decode_workers: int = 2
     # "columnar" (the fast path, falling back to the reference per request) or "reference" only.
     decoder: str = "columnar"
-    max_pending_spans: int = 500_000
+    # Decoded spans waiting to load past which exports are refused (RESOURCE_EXHAUSTED / 429, retried by the
+    # exporters): bounds the loader's memory and how far a reader can be behind.
+    max_pending_spans: int = 131_072
+    # How long an export waits for room in the decode backlog before it is refused the same way.
+    admission_wait_s: float = 2.0
+    # How long a read waits for spans acknowledged before it to become queryable (then answers, saying how
+    # many it could not see yet in X-Trajscope-Behind).
+    read_wait_s: float = 0.5
     # Spans of protobuf exports acknowledged on the raw-body log and not yet decoded (collector.ack_log); a
     # full backlog delays the next acknowledgement. 0 = decode before acknowledging.
     decode_backlog: int = 8192

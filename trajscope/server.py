@@ -118,7 +118,7 @@ async def serve(settings: ServerSettings) -> None:
     pipeline = IngestPipeline(writer, decoder, max_pending_spans=settings.max_pending_spans,
                               decode_slots=max(1, settings.decode_workers),
                               ack_log=ack_log if settings.decode_backlog > 0 else None,
-                              decode_backlog=settings.decode_backlog)
+                              decode_backlog=settings.decode_backlog, admission_wait_s=settings.admission_wait_s)
     logs = LogsIngest(store, AckLog(settings.data / LOGS_ACK_DIR, quarantine))
 
     def ingest_stats() -> dict:
@@ -128,7 +128,7 @@ async def serve(settings: ServerSettings) -> None:
                 **{f"logs_{k}": v for k, v in asdict(logs.stats).items()}}
 
     state = AppState(store, settings.api_key, ingest_stats, pipeline.sync, settings.sql_timeout_s,
-                     caught_up=pipeline.caught_up)
+                     caught_up=pipeline.caught_up, read_wait_s=settings.read_wait_s, unloaded=pipeline.unloaded_spans)
     if settings.decode_workers > 0:  # a big run's latency analysis runs there, beside its trajectory here
         state.analysis_executor = decoder
     monitor = AlertMonitor(store, alert_config) if alert_config else None

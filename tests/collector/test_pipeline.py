@@ -451,3 +451,32 @@ def test_a_group_of_validated_exports_decodes_as_one_parsed_here(with_rejected):
         assert given.span_counts == parsed.span_counts == [1, 2, 3]
         assert read_ipc(given.decoded.payload).column("name").to_pylist() == (
             read_ipc(parsed.decoded.payload).column("name").to_pylist())
+
+
+def test_an_export_finding_no_room_in_the_decode_backlog_is_refused_in_time_and_reserves_nothing(
+        tmp_path, monkeypatch):
+    held = _HeldDecode(monkeypatch)
+    store = FakeStore()
+    pipeline, writer, ack_log = _ack_first(tmp_path, store, decode_backlog=2, admission_wait_s=0.2)
+    first = make_request([make_span("a"), make_span("b")]).SerializeToString()
+    second = make_request([make_span("c")]).SerializeToString()
+
+    async def scenario():
+        assert (await pipeline.export(first, "protobuf", "p")).accepted == 2  # fills the backlog, decode held
+        started = time.monotonic()
+        with pytest.raises(Overloaded, match="decode backlog full") as refused:
+            await pipeline.export(second, "protobuf", "p")
+        assert refused.value.retry_after_s >= 1
+        assert time.monotonic() - started < 5  # answered, not queued until the backlog drains
+        assert pipeline.stats.overloaded == 1 and ack_log.unreleased == 1  # the refused export was not logged
+        held.gate.set()
+        await pipeline.drain()
+        assert pipeline._backlog_spans == 0  # the refusal reserved nothing
+        assert (await pipeline.export(second, "protobuf", "p")).accepted == 1  # room again
+        await pipeline.drain()
+
+    _run(scenario())
+    assert writer.sync(5)
+    assert len(store.span_ids) == 3
+    writer.close()
+    ack_log.close()

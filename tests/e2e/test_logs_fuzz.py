@@ -21,8 +21,9 @@ from tests.otlp_builders import any_value, kvs
 EXPORT = "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
 REQUESTS = int(os.environ.get("TRAJSCOPE_FUZZ_REQUESTS", "300"))
 SEED = int(os.environ.get("TRAJSCOPE_FUZZ_SEED", "22"))
-HTTP_ANSWERS = {200, 400, 413, 415, 503}
-GRPC_ANSWERS = {grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.UNAVAILABLE}
+HTTP_ANSWERS = {200, 400, 413, 415, 429, 503}
+GRPC_ANSWERS = {grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.UNAVAILABLE,
+                grpc.StatusCode.RESOURCE_EXHAUSTED}
 _VALUES = ["text", "", 7, -2**63, 2**63 - 1, 1.5, float("nan"), float("inf"), True, b"\x00\xff", [1, "a", [2.0]],
            {"k": {"$bytes": "x"}}, {"content": "hi", "nested": {"deep": [None or 0]}}]
 

@@ -102,11 +102,24 @@ def test_reads_wait_for_loads_only_when_some_are_pending(caught_up):
     store = DuckDBStore(":memory:")
     store.write(decode_request(make_request([make_span("root")]).SerializeToString()).table)
     waited = []
-    state = AppState(store, api_key="k", sync=lambda: waited.append(True), caught_up=lambda: caught_up)
+    state = AppState(store, api_key="k", sync=lambda timeout: waited.append(timeout) or True,
+                     caught_up=lambda: caught_up, read_wait_s=0.25)
     state.ready = True
     api = TestClient(create_app(state))
     assert api.get("/api/v1/traces").status_code == 401 and waited == []
     response = api.get("/api/v1/traces", headers={"Authorization": "Bearer k"})
     assert response.status_code == 200 and len(response.json()["traces"]) == 1
-    assert waited == ([] if caught_up else [True])
+    assert waited == ([] if caught_up else [0.25])  # bounded by read_wait_s
+    assert "x-trajscope-behind" not in response.headers
+    store.close()
+
+
+def test_a_read_behind_an_overloaded_ingest_answers_and_says_how_far_behind():
+    store = DuckDBStore(":memory:")
+    store.write(decode_request(make_request([make_span("root")]).SerializeToString()).table)
+    state = AppState(store, sync=lambda timeout: False, caught_up=lambda: False, unloaded=lambda: 4321)
+    state.ready = True
+    response = TestClient(create_app(state)).get("/api/v1/traces")
+    assert response.status_code == 200 and len(response.json()["traces"]) == 1
+    assert response.headers["x-trajscope-behind"] == "4321"
     store.close()
