@@ -22,7 +22,18 @@ from pathlib import Path
 import psutil
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import OUT, ServerProcess, build_payloads, dir_bytes, env_note, median, otlp_json, pct, write_payloads
+from common import (
+    OUT,
+    ServerProcess,
+    build_payloads,
+    dir_bytes,
+    env_note,
+    median,
+    otlp_json,
+    pct,
+    tree_pss,
+    write_payloads,
+)
 
 
 def one_run(args: argparse.Namespace, payload_file: Path, total_spans: int, run: int,
@@ -34,6 +45,7 @@ def one_run(args: argparse.Namespace, payload_file: Path, total_spans: int, run:
     # from here on is load.
     workers_before = {c.pid: c.cpu_times() for c in proc.children(recursive=True)}
     peak_rss = [proc.memory_info().rss]
+    peak_pss = [0, 0, 0]  # total, server, workers (at the total's peak)
     sampling = threading.Event()
 
     def sample() -> None:
@@ -42,7 +54,10 @@ def one_run(args: argparse.Namespace, payload_file: Path, total_spans: int, run:
                 peak_rss[0] = max(peak_rss[0], proc.memory_info().rss)
             except psutil.Error:
                 return
-            time.sleep(0.05)
+            own, workers = tree_pss(proc.pid)
+            if own + workers > peak_pss[0]:
+                peak_pss[:] = [own + workers, own, workers]
+            time.sleep(0.1)
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -79,6 +94,8 @@ def one_run(args: argparse.Namespace, payload_file: Path, total_spans: int, run:
         "cpu_cores": cpu / (queryable_at - result["first_send"]),
         "cpu_us_per_span": cpu / total_spans * 1e6,
         "peak_rss_mb": peak_rss[0] / 2**20,
+        "peak_pss_mb": peak_pss[0] / 2**20, "peak_pss_server_mb": peak_pss[1] / 2**20,
+        "peak_pss_workers_mb": peak_pss[2] / 2**20,
         "stored_bytes_per_span": stored / total_spans,
         "compacted_bytes_per_span": compacted / total_spans,
         "p50_ms": pct(result["latencies"], 0.5) * 1000,
@@ -118,17 +135,19 @@ def main() -> None:
         runs.append(r)
         print(f"  run {run + 1}: acked {r['acked_sps']:,.0f} spans/s, end-to-end {r['e2e_sps']:,.0f} spans/s, "
               f"server CPU {r['cpu_cores']:.2f} cores / {r['cpu_us_per_span']:.1f} µs per span (incl. decode "
-              f"workers), peak RSS {r['peak_rss_mb']:.0f} MiB, "
+              f"workers), peak RSS {r['peak_rss_mb']:.0f} MiB, peak PSS {r['peak_pss_mb']:.0f} MiB "
+              f"(server {r['peak_pss_server_mb']:.0f} + workers {r['peak_pss_workers_mb']:.0f}), "
               f"{r['stored_bytes_per_span']:.0f} B/span stored ({r['compacted_bytes_per_span']:.0f} compacted), "
               f"ack p50 {r['p50_ms']:.0f} ms p99 {r['p99_ms']:.0f} ms, failures {r['failures']}", flush=True)
-    keys = ("acked_sps", "e2e_sps", "cpu_cores", "cpu_us_per_span", "peak_rss_mb", "stored_bytes_per_span",
+    keys = ("acked_sps", "e2e_sps", "cpu_cores", "cpu_us_per_span", "peak_rss_mb", "peak_pss_mb",
+            "stored_bytes_per_span",
             "compacted_bytes_per_span",
             "p50_ms", "p99_ms")
     med = {k: median([r[k] for r in runs]) for k in keys}
     wire_per_span = wire / total_spans
     print(f"median: acked {med['acked_sps']:,.0f} spans/s | end-to-end {med['e2e_sps']:,.0f} spans/s | "
           f"server CPU {med['cpu_cores']:.2f} cores, {med['cpu_us_per_span']:.1f} µs/span | "
-          f"peak RSS {med['peak_rss_mb']:.0f} MiB | "
+          f"peak RSS {med['peak_rss_mb']:.0f} MiB, PSS of server and workers {med['peak_pss_mb']:.0f} MiB | "
           f"stored {med['stored_bytes_per_span']:.0f} B/span ({med['stored_bytes_per_span'] / wire_per_span:.2f}"
           f"× wire; after `trajscope compact` {med['compacted_bytes_per_span']:.0f} B/span, "
           f"{med['compacted_bytes_per_span'] / wire_per_span:.2f}× wire) | "

@@ -43,8 +43,9 @@ __all__ = ["ExportOutcome", "IngestPipeline", "IngestStats", "InvalidRequest", "
 # Spans decoded and waiting to load past which exports are refused (Overloaded): bounds the loader's memory
 # and how far behind a reader can be.
 MAX_PENDING_SPANS = 131_072
-# How long an export waits for room in the decode backlog before it is refused.
+# How long an export waits for room in the loader's or the decode backlog before it is refused.
 ADMISSION_WAIT_S = 2.0
+LOADER_POLL_S = 0.005
 
 # Exports of an earlier run decoded at once at start-up (the batcher groups them across the workers).
 RELOAD_CHUNK = 64
@@ -152,10 +153,10 @@ class IngestPipeline:
         stats = self.stats
         stats.requests += 1
         stats.by_encoding[encoding] = stats.by_encoding.get(encoding, 0) + 1
-        pending = self._writer.pending_rows
-        if pending >= self._max_pending:
+        if self._writer.pending_rows >= self._max_pending and not await self._loader_room():
             stats.overloaded += 1
-            raise Overloaded(f"ingest backlog full ({pending} spans waiting to load, limit {self._max_pending})")
+            raise Overloaded(f"ingest backlog full ({self._writer.pending_rows} spans waiting to load, limit "
+                             f"{self._max_pending}) for {self._admission_wait_s:g} s")
         if self._ack_log is not None and encoding == "protobuf":
             return await self._acknowledge_first(body, project)
         try:
@@ -168,6 +169,16 @@ class IngestPipeline:
             raise
         self._count(accepted, rejected, message)
         return ExportOutcome(accepted, rejected, message)
+
+    async def _loader_room(self) -> bool:
+        """Wait up to ``admission_wait_s`` for the loader's backlog to drop below its cap: a burst slows the
+        acknowledgements to the loader's pace; only a backlog that does not drain in time refuses exports."""
+        deadline = time.monotonic() + self._admission_wait_s
+        while self._writer.pending_rows >= self._max_pending:
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(LOADER_POLL_S)
+        return True
 
     def _count(self, accepted: int, rejected: int, message: str) -> None:
         self.stats.spans_accepted += accepted

@@ -23,7 +23,7 @@ def _run(coro):
 
 def test_pipeline_refuses_when_the_backlog_is_full(tmp_path):
     writer = Loader(FakeStore(), tmp_path)
-    pipeline = IngestPipeline(writer, ThreadPoolExecutor(1), max_pending_spans=0)
+    pipeline = IngestPipeline(writer, ThreadPoolExecutor(1), max_pending_spans=0, admission_wait_s=0.1)
     with pytest.raises(Overloaded, match="backlog full"):
         _run(pipeline.export(make_request([make_span()]).SerializeToString(), "protobuf", "p"))
     assert pipeline.stats.overloaded == 1
