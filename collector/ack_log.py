@@ -22,6 +22,7 @@ import logging
 import queue
 import struct
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import Future
@@ -61,6 +62,7 @@ class AckLog:
         self._first_own = self._log.segment
         self._earlier_done = not any(s < self._first_own for s in self._log.segments())
         self._outstanding: Counter[int] = Counter()
+        self._first_append: dict[int, float] = {}  # when each segment of this run got its first record
         self._lock = threading.Lock()
         self._queue: queue.SimpleQueue[tuple[bytes, Future[int]] | None] = queue.SimpleQueue()
         self._closed = False
@@ -104,6 +106,7 @@ class AckLog:
             else:
                 with self._lock:
                     self._outstanding[segment] += len(items)
+                    self._first_append.setdefault(segment, time.monotonic())
                 for _, future in items:
                     future.set_result(segment)
             if stop:
@@ -123,6 +126,16 @@ class AckLog:
             return
         oldest = min(self._outstanding, default=self._log.segment)
         self._log.discard_before(oldest)
+        for segment in [s for s in self._first_append if s < oldest]:
+            del self._first_append[segment]
+
+    def backlog(self) -> tuple[int, float]:
+        """(bytes the log holds on disk, seconds since the oldest unreleased record of this run was written)."""
+        with self._lock:
+            outstanding = [s for s in self._outstanding if s in self._first_append]
+            oldest = min((self._first_append[s] for s in outstanding), default=None)
+        size = sum(p.stat().st_size for p in self.directory.glob("seg-*.log") if p.exists())
+        return size, 0.0 if oldest is None else time.monotonic() - oldest
 
     def quarantine(self, project: str, body: bytes, reason: BaseException, spans: int = 0) -> Entry:
         """Keep an acknowledged export whose decode or staging failed, for an operator to retry or drop."""

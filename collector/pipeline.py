@@ -367,6 +367,10 @@ class IngestPipeline:
             handed = self._handed_early >= self._acked_early
         return handed and self._writer.caught_up()
 
+    @property
+    def decode_backlog_spans(self) -> int:
+        return self._backlog_spans
+
     def unloaded_spans(self) -> int:
         """Spans acknowledged and not yet queryable: being decoded, or waiting to load."""
         return self._backlog_spans + self._writer.pending_rows

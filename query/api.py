@@ -12,6 +12,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from trajscope.collector.auth import is_authorised, key_from_headers
 from trajscope.query.cost_api import add_cost_routes
 from trajscope.query.errors import ApiError, ErrorCode, install_error_handlers
+from trajscope.query.metrics_api import add_metrics_route
+from trajscope.query.observability import RequestObservation
 from trajscope.query.openapi import install_openapi
 from trajscope.query.serialise import OrjsonResponse
 from trajscope.query.server_api import add_server_routes
@@ -54,8 +56,10 @@ def create_app(state: AppState) -> FastAPI:
     for add_routes in (add_server_routes, add_trace_routes, add_session_routes, add_stats_routes, add_sql_routes,
                        add_cost_routes):
         add_routes(app, state, guarded)
+    add_metrics_route(app, state, [Depends(authorised)])
     install_openapi(app)
     app.add_middleware(BehindHeader)
+    app.add_middleware(RequestObservation, latency=state.route_latency)
     return app
 
 

@@ -6,8 +6,10 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import Any
 
+from trajscope.metrics import Exposition
 from trajscope.query.alerting import AlertMonitor
 from trajscope.query.analyst_sql import DEFAULT_TIMEOUT_S
+from trajscope.query.observability import RouteLatency
 from trajscope.query.response_cache import ResponseCache
 from trajscope.storage.duckdb_store import DuckDBStore
 
@@ -37,6 +39,10 @@ class AppState:
         # Whether ``sync`` would return at once (nothing acknowledged is still waiting to be loaded).
         self.caught_up = caught_up or (lambda: sync is None)
         self.alerts: AlertMonitor | None = None
+        # The server's own metrics for ``GET /metrics`` (written into the exposition by the server), and the
+        # API's request latency per route (kept by ``observability.RequestObservation``).
+        self.metrics: Callable[[Exposition], None] = lambda out: None
+        self.route_latency = RouteLatency()
         self.analysis_cache = ResponseCache()
         # Processes that may take a big run's latency analysis (the server's decode workers).
         self.analysis_executor: Executor | None = None

@@ -45,6 +45,7 @@ from typing import Protocol
 
 import pyarrow as pa
 
+from trajscope.metrics import Histogram
 from trajscope.storage.interface import StoreUnavailable
 from trajscope.storage.quarantine import QUARANTINE_DIR, Quarantine
 from trajscope.storage.schema import ROW_GROUP_ROWS, SPAN_SCHEMA
@@ -227,6 +228,7 @@ class Loader:
         self._uncheckpointed: list[tuple[Future[int], int]] = []
         self._discard_at = 0  # staging-log segments below this one may go at the next checkpoint
         self.stats = WriterStats()
+        self.load_latency = Histogram()  # seconds per load into the store
         self._set_ingest_mode: Callable[[bool], None] | None = getattr(store, "set_ingest_mode", None)
         self._ingesting = False
         self._after_full_load = False
@@ -472,6 +474,7 @@ class Loader:
         self.stats.spans_duplicate += rows - written
         self.stats.last_load_rows = rows
         self.stats.load_seconds += time.perf_counter() - started
+        self.load_latency.observe(time.perf_counter() - started)
         with self._cond:
             self._loaded += sum(item.completes for item in taken)
             self._cond.notify_all()

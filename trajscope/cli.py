@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 from typing import Any
 
-from trajscope import __version__
+from trajscope import __version__, log_format
 from trajscope.config import ServerSettings, env, env_int
 
 
@@ -16,6 +15,10 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
     d = ServerSettings()
     p = sub.add_parser("serve", help="run the OTLP receivers and the query API",
                        description="Each flag can also be set as TRAJSCOPE_<FLAG>, e.g. TRAJSCOPE_API_PORT.")
+    # Also after `serve` (the usual place to type them); unset here, the global ones stand.
+    p.add_argument("--log-level", default=argparse.SUPPRESS, help="as the global --log-level")
+    p.add_argument("--log-format", choices=("text", "json"), default=argparse.SUPPRESS,
+                   help="as the global --log-format")
     p.add_argument("--data", type=Path, default=Path(env("data", str(d.data))),
                    help="data directory (DuckDB file inside); default ./data")
     p.add_argument("--host", default=env("host", d.host), help="address to bind; default 127.0.0.1")
@@ -176,13 +179,16 @@ def _quarantine(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="trajscope", description="Observability backend for AI agents.")
     parser.add_argument("--version", action="version", version=f"trajscope {__version__}")
-    parser.add_argument("--log-level", default=env("log_level", "WARNING"))
+    parser.add_argument("--log-level", default=env("log_level", "WARNING"),
+                        help="WARNING (default), INFO (adds one access line per API request), DEBUG")
+    parser.add_argument("--log-format", choices=("text", "json"), default=env("log_format", "text"),
+                        help="text (default) or JSON lines with the request id of the request being handled")
     sub = parser.add_subparsers(dest="command", required=True)
     _serve_parser(sub)
     _demo_parser(sub)
     _analyst_parsers(sub)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log_format.configure(args.log_level, args.log_format)
 
     if args.command == "serve":
         from trajscope.server import run

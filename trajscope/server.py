@@ -30,6 +30,7 @@ from trajscope.collector.pipeline import IngestPipeline
 from trajscope.config import ServerSettings, ingest_threads
 from trajscope.query.alerting import AlertConfig, AlertConfigError, AlertMonitor, load_rules
 from trajscope.query.api import AppState, create_app
+from trajscope.server_metrics import ServerParts, collect, parse_bytes
 from trajscope.storage.clean_start import DirectoryInUse
 from trajscope.storage.duckdb_store import DuckDBStore, StoreError
 from trajscope.storage.loader import Loader
@@ -119,7 +120,8 @@ async def serve(settings: ServerSettings) -> None:
                               decode_slots=max(1, settings.decode_workers),
                               ack_log=ack_log if settings.decode_backlog > 0 else None,
                               decode_backlog=settings.decode_backlog, admission_wait_s=settings.admission_wait_s)
-    logs = LogsIngest(store, AckLog(settings.data / LOGS_ACK_DIR, quarantine))
+    logs_ack_log = AckLog(settings.data / LOGS_ACK_DIR, quarantine)
+    logs = LogsIngest(store, logs_ack_log)
 
     def ingest_stats() -> dict:
         entries, spans = quarantine.counts()
@@ -129,6 +131,8 @@ async def serve(settings: ServerSettings) -> None:
 
     state = AppState(store, settings.api_key, ingest_stats, pipeline.sync, settings.sql_timeout_s,
                      caught_up=pipeline.caught_up, read_wait_s=settings.read_wait_s, unloaded=pipeline.unloaded_spans)
+    parts = ServerParts(pipeline, writer, ack_log, logs, logs_ack_log, quarantine, parse_bytes(settings.memory_limit))
+    state.metrics = lambda out: collect(out, parts)
     if settings.decode_workers > 0:  # a big run's latency analysis runs there, beside its trajectory here
         state.analysis_executor = decoder
     monitor = AlertMonitor(store, alert_config) if alert_config else None
@@ -162,7 +166,8 @@ async def serve(settings: ServerSettings) -> None:
         print(f"  OTLP/HTTP  http://{host}:{settings.http_port}/v1/traces and /v1/logs", flush=True)
         print(f"  API        http://{host}:{settings.api_port}/api/v1  (docs at /docs)", flush=True)
         await stop.wait()
-        print("trajscope: shutting down, flushing spans…", flush=True)
+        print(f"trajscope: shutting down: draining {pipeline.stats.decoding} acknowledged export(s) still being "
+              f"decoded and {writer.pending_rows} span(s) waiting to load…", flush=True)
     finally:
         state.ready = False
         if monitor:

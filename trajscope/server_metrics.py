@@ -1,0 +1,100 @@
+"""What ``GET /metrics`` reports of the running server: ingest counters by outcome, backlogs, the logs' size
+and age, load latency, memory of the server and its workers against the budget."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from dataclasses import dataclass
+
+import psutil
+
+from trajscope.collector.ack_log import AckLog
+from trajscope.collector.logs_ingest import LogsIngest
+from trajscope.collector.pipeline import IngestPipeline
+from trajscope.metrics import Exposition
+from trajscope.storage.loader import Loader
+from trajscope.storage.quarantine import Quarantine
+
+_UNITS = {"": 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4,
+          "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}
+
+
+def parse_bytes(text: str | None) -> int | None:
+    """``4GB``, ``512MiB``, ``1.5 gb`` → bytes (DuckDB's spellings); None when unset or unreadable."""
+    if not text:
+        return None
+    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]*)\s*", text)
+    if not match or match.group(2).lower() not in _UNITS:
+        return None
+    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+
+
+def memory_pss() -> tuple[int, int]:
+    """(PSS of this process, PSS of its worker processes together), in bytes."""
+    me = psutil.Process()
+    own = me.memory_full_info().pss
+    workers = 0
+    for child in me.children(recursive=True):
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+            workers += child.memory_full_info().pss
+    return own, workers
+
+
+@dataclass
+class ServerParts:
+    pipeline: IngestPipeline
+    writer: Loader
+    ack_log: AckLog
+    logs: LogsIngest
+    logs_ack_log: AckLog
+    quarantine: Quarantine
+    memory_budget: int | None
+
+
+def collect(out: Exposition, parts: ServerParts) -> None:
+    p, w = parts.pipeline.stats, parts.writer.stats
+    out.counter("trajscope_otlp_requests_total", p.requests, "OTLP export requests received", signal="traces")
+    out.counter("trajscope_otlp_requests_total", parts.logs.stats.requests, "", signal="logs")
+    out.counter("trajscope_spans_received_total", p.spans_accepted + p.spans_rejected,
+                "spans in export requests that parsed")
+    out.counter("trajscope_spans_accepted_total", p.spans_accepted, "spans acknowledged (durable)")
+    out.counter("trajscope_spans_refused_total", p.spans_rejected,
+                "spans refused one by one through partial success", reason="invalid_span")
+    for reason, count in (("invalid_request", p.invalid_requests), ("overloaded", p.overloaded),
+                          ("unavailable", p.failed)):
+        out.counter("trajscope_exports_refused_total", count, "whole export requests refused, by reason",
+                    reason=reason, signal="traces")
+    out.counter("trajscope_exports_refused_total", parts.logs.stats.invalid_requests, "", reason="invalid_request",
+                signal="logs")
+    out.counter("trajscope_exports_refused_total", parts.logs.stats.overloaded, "", reason="overloaded",
+                signal="logs")
+    out.counter("trajscope_exports_failed_after_ack_total", p.failed_after_ack,
+                "acknowledged exports whose decode failed (kept in quarantine)")
+    out.counter("trajscope_log_records_accepted_total", parts.logs.stats.records_accepted, "OTLP log records stored")
+    out.counter("trajscope_log_records_refused_total", parts.logs.stats.records_rejected,
+                "OTLP log records refused through partial success")
+    out.counter("trajscope_spans_written_total", w.spans_written, "spans loaded into the store")
+    out.counter("trajscope_spans_duplicate_total", w.spans_duplicate, "spans loaded again and skipped (retries)")
+    out.counter("trajscope_loads_total", w.loads, "loads into the store")
+    out.counter("trajscope_load_failures_total", w.load_failures, "loads that failed (retried or quarantined)")
+    out.counter("trajscope_checkpoints_total", w.checkpoints, "store checkpoints")
+    out.counter("trajscope_checkpoint_failures_total", w.checkpoint_failures, "store checkpoints that failed")
+    out.histogram("trajscope_load_seconds", parts.writer.load_latency, "time per load into the store")
+    out.gauge("trajscope_decode_backlog_spans", parts.pipeline.decode_backlog_spans,
+              "spans acknowledged and not yet decoded")
+    out.gauge("trajscope_decoding_exports", p.decoding, "acknowledged exports being decoded")
+    out.gauge("trajscope_load_backlog_spans", parts.writer.pending_rows, "decoded spans waiting to load")
+    for signal, ack_log in (("traces", parts.ack_log), ("logs", parts.logs_ack_log)):
+        size, age = ack_log.backlog()
+        out.gauge("trajscope_ack_log_bytes", size, "bytes in the acknowledgement log", signal=signal)
+        out.gauge("trajscope_ack_log_oldest_unreleased_seconds", age,
+                  "age of the oldest record not yet in a checkpointed store file", signal=signal)
+    entries, spans = parts.quarantine.counts()
+    out.gauge("trajscope_quarantine_entries", entries, "exports and loads set aside in quarantine")
+    out.gauge("trajscope_quarantine_spans", spans, "spans in quarantine")
+    own, workers = memory_pss()
+    out.gauge("trajscope_memory_pss_bytes", own, "memory in use (PSS)", process="server")
+    out.gauge("trajscope_memory_pss_bytes", workers, "", process="workers")
+    if parts.memory_budget is not None:
+        out.gauge("trajscope_memory_budget_bytes", parts.memory_budget, "the configured memory budget")
