@@ -46,6 +46,7 @@ MAX_PENDING_SPANS = 131_072
 # How long an export waits for room in the loader's or the decode backlog before it is refused.
 ADMISSION_WAIT_S = 2.0
 LOADER_POLL_S = 0.005
+WARN_EVERY_S = 10.0
 
 # Exports of an earlier run decoded at once at start-up (the batcher groups them across the workers).
 RELOAD_CHUNK = 64
@@ -134,6 +135,7 @@ class IngestPipeline:
         self._ack_log = ack_log
         self._backlog_budget = max(1, decode_backlog)
         self._admission_wait_s = admission_wait_s
+        self._last_refusal_warning = -WARN_EVERY_S
         self._backlog_spans = 0
         self._backlog_room = asyncio.Condition()
         self._behind: set[asyncio.Task] = set()
@@ -250,10 +252,19 @@ class IngestPipeline:
             except Exception as exc:
                 await self._unreserve(verdict.accepted)
                 self.stats.failed += 1
+                self._warn_refusing(exc)
                 raise Unavailable(f"storage failed to log the export: {exc}") from exc
             self._start_behind(body, project, segment, verdict.accepted)
         self._count(verdict.accepted, verdict.rejected, verdict.error_message)
         return ExportOutcome(verdict.accepted, verdict.rejected, verdict.error_message)
+
+    def _warn_refusing(self, exc: BaseException) -> None:
+        """Say why exports are refused (a full disk, an I/O error), at most once per ``WARN_EVERY_S``."""
+        now = time.monotonic()
+        if now - self._last_refusal_warning >= WARN_EVERY_S:
+            self._last_refusal_warning = now
+            log.warning("cannot log acknowledged exports (%s): refusing them as retryable until it works again",
+                        exc)
 
     def _start_behind(self, body: bytes, project: str, segment: int, spans: int) -> None:
         with self._settled:
