@@ -12,7 +12,6 @@ partial success; the rest of the request is kept. A request that cannot be parse
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import pyarrow as pa
@@ -21,9 +20,10 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from trajscope.analysis import guardrails
 from trajscope.analysis.pricing import span_cost
-from trajscope.collector import columnar_decode
+from trajscope.collector import columnar_decode, limits
 from trajscope.collector.anyvalue import key_values
 from trajscope.collector.costing import prices
+from trajscope.collector.limits import within_export_limit
 from trajscope.collector.normalise import normalise
 from trajscope.collector.ranges import bounded
 from trajscope.collector.span_parts import (
@@ -70,11 +70,16 @@ def use_decoder(name: str) -> None:
 
 def decode_request(payload: bytes, default_project: str = "default") -> DecodedBatch:
     """Decode serialized protobuf bytes (the gRPC and HTTP/protobuf body; OTLP/JSON comes here too), numbers
-    out of range clamped and flagged (``ranges``)."""
+    out of range clamped and flagged (``ranges``), spans cut to the size limits (``limits``)."""
     batch = columnar_decode.decode_request(payload, default_project) if _columnar else None
     if batch is None:
         batch = reference_decode_request(payload, default_project)
-    return replace(batch, table=bounded(batch.table))
+    table = batch.table
+    accepted, rejected, message = within_export_limit(table.num_rows, batch.rejected, batch.error_message,
+                                                      limits.SPANS_PER_EXPORT)
+    if accepted < table.num_rows:
+        table = table.slice(0, accepted)
+    return DecodedBatch(limits.limited(bounded(table)), rejected, message)
 
 
 def reference_decode_request(payload: bytes, default_project: str = "default") -> DecodedBatch:

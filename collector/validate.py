@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from trajscope.collector import limits
+from trajscope.collector.limits import within_export_limit
 from trajscope.collector.otlp_decode import parse_request
 from trajscope.collector.span_parts import (
     INT64_MAX,
@@ -51,4 +53,5 @@ def validate_request(payload: bytes) -> Verdict:
                 rejected += 1
                 if len(messages) < MAX_MESSAGES:
                     messages.append(problem_message(r_index, s_index, p_index, problem))
-    return Verdict(accepted, rejected, rejection_message(rejected, messages))
+    return Verdict(*within_export_limit(accepted, rejected, rejection_message(rejected, messages),
+                                        limits.SPANS_PER_EXPORT))
