@@ -59,9 +59,14 @@ def _role(key: str) -> np.ndarray:
 
 
 _roles: dict[str, np.ndarray] = {}
+# Distinct attribute keys remembered; past it the memory starts afresh (a sender minting new keys in every
+# span must not grow the decoder without bound).
+ROLES_KEPT = 65_536
 
 
 def _roles_of(keys: list[str]) -> np.ndarray:
+    if len(_roles) + len(keys) > ROLES_KEPT:
+        _roles.clear()
     rows = []
     for key in keys:
         row = _roles.get(key)

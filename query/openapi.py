@@ -71,6 +71,8 @@ def _errors(method: str, path: str, operation: dict[str, Any]) -> dict[str, str]
         errors["401"] = "missing or wrong API key (when the server has one)"
     if "{trace_id}" in path or "{session_id}" in path:
         errors["404"] = "no such trace or session"
+    if "{trace_id}" in path:
+        errors["413"] = "the trace has more spans than a trace read returns (--max-trace-spans): use SQL"
     if (method, path) == ("post", "/api/v1/sql"):
         errors.update(_SQL_ERRORS)
     if path == "/api/v1/health":

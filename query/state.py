@@ -16,6 +16,8 @@ from trajscope.storage.duckdb_store import DuckDBStore
 # How long a read waits for spans acknowledged before it to become queryable; past it, it answers from what
 # is loaded and says how far behind that is (X-Trajscope-Behind). Bounds read latency under overload.
 READ_WAIT_S = 0.5
+# A 250k-span trace is ~0.5 GB as one JSON answer, and its trajectory a few seconds of CPU.
+MAX_TRACE_SPANS = 250_000
 
 
 class AppState:
@@ -25,7 +27,7 @@ class AppState:
                  ingest_stats: Callable[[], dict[str, Any]] | None = None,
                  sync: Callable[[float], bool] | None = None, sql_timeout_s: float = DEFAULT_TIMEOUT_S,
                  caught_up: Callable[[], bool] | None = None, read_wait_s: float = READ_WAIT_S,
-                 unloaded: Callable[[], int] | None = None) -> None:
+                 unloaded: Callable[[], int] | None = None, max_trace_spans: int = MAX_TRACE_SPANS) -> None:
         self.store = store
         self.sql_timeout_s = sql_timeout_s
         self.api_key = api_key
@@ -35,6 +37,8 @@ class AppState:
         # many acknowledged spans it could not see yet).
         self.sync = sync or (lambda timeout: True)
         self.read_wait_s = read_wait_s
+        # Traces bigger than this are not read whole by the trace routes (413, pointing to SQL).
+        self.max_trace_spans = max_trace_spans
         self.unloaded = unloaded or (lambda: 0)
         # Whether ``sync`` would return at once (nothing acknowledged is still waiting to be loaded).
         self.caught_up = caught_up or (lambda: sync is None)

@@ -85,6 +85,13 @@ def add_trace_routes(app: FastAPI, state: AppState, guarded: list) -> None:
         """A validated trace id's stored spans (those columns), with the log records that name one of them
         among its events (``analysis.log_events``), and the other log records; or 404. ``logs`` False: the
         caller knows the trace has none, or does not read events."""
+        if version is None:
+            version = state.store.trace_version(trace_id, project)
+        if version is not None and version.span_count > state.max_trace_spans:
+            raise ApiError(ErrorCode.TOO_LARGE, (
+                f"trace {trace_id} has {version.span_count} spans, over the {state.max_trace_spans} a trace read "
+                "returns (--max-trace-spans); query it with SQL (POST /api/v1/sql), e.g. "
+                f"SELECT ... FROM spans WHERE trace_id = '{trace_id}' LIMIT ..."))
         table = state.store.get_trace(trace_id, project, columns, version)
         if table.num_rows == 0:
             raise ApiError(ErrorCode.NOT_FOUND, f"no trace {trace_id}")

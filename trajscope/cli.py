@@ -38,6 +38,9 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
                    default=float(env("admission_wait", str(d.admission_wait_s))),
                    help="seconds an export waits for room in the decode backlog before it is refused the same "
                         "way (default 2)")
+    p.add_argument("--max-trace-spans", type=int, default=env_int("max_trace_spans", d.max_trace_spans),
+                   help="traces with more spans are answered 413 by the trace routes, pointing to SQL "
+                        "(default 250000)")
     p.add_argument("--read-wait", type=float, default=float(env("read_wait", str(d.read_wait_s))),
                    help="seconds a read waits for spans acknowledged before it to be queryable; then it answers "
                         "from what is loaded, with X-Trajscope-Behind: N (default 0.5)")
@@ -199,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
             decoder=args.decoder,
             max_pending_spans=args.max_pending_spans, decode_backlog=args.decode_backlog,
             admission_wait_s=args.admission_wait, read_wait_s=args.read_wait, sql_timeout_s=args.sql_timeout,
+            max_trace_spans=args.max_trace_spans,
             memory_limit=args.memory_limit or None, ingest_db_threads=args.ingest_db_threads,
             prices=Path(args.prices) if args.prices else None,
             alerts=Path(args.alerts) if args.alerts else None,

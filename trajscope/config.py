@@ -40,6 +40,8 @@ class ServerSettings:
     # How long a read waits for spans acknowledged before it to become queryable (then answers, saying how
     # many it could not see yet in X-Trajscope-Behind).
     read_wait_s: float = 0.5
+    # Traces with more spans are not read whole by /api/v1/traces/{id} and its analyses (413, use SQL).
+    max_trace_spans: int = 250_000
     # Spans of protobuf exports acknowledged on the raw-body log and not yet decoded (collector.ack_log); a
     # full backlog delays the next acknowledgement. 0 = decode before acknowledging.
     decode_backlog: int = 8192

@@ -130,7 +130,8 @@ async def serve(settings: ServerSettings) -> None:
                 **{f"logs_{k}": v for k, v in asdict(logs.stats).items()}}
 
     state = AppState(store, settings.api_key, ingest_stats, pipeline.sync, settings.sql_timeout_s,
-                     caught_up=pipeline.caught_up, read_wait_s=settings.read_wait_s, unloaded=pipeline.unloaded_spans)
+                     caught_up=pipeline.caught_up, read_wait_s=settings.read_wait_s, unloaded=pipeline.unloaded_spans,
+                     max_trace_spans=settings.max_trace_spans)
     parts = ServerParts(pipeline, writer, ack_log, logs, logs_ack_log, quarantine, parse_bytes(settings.memory_limit))
     state.metrics = lambda out: collect(out, parts)
     if settings.decode_workers > 0:  # a big run's latency analysis runs there, beside its trajectory here

@@ -86,3 +86,14 @@ def _varint(n: int) -> bytes:
         out.append(byte | (0x80 if n else 0))
         if not n:
             return bytes(out)
+
+
+def test_a_million_distinct_attribute_keys_do_not_grow_the_decoder_without_bound():
+    from trajscope.collector import normalise_columns
+
+    for batch in range(40):
+        spans = [make_span("k", attrs={f"minted.{batch}.{i}.{j}": j for j in range(50)}) for i in range(500)]
+        decoded = _decoded(spans)
+        assert decoded.accepted == 500
+        assert len(normalise_columns._roles) <= normalise_columns.ROLES_KEPT
+    # 40 × 500 × 50 = 1,000,000 distinct keys went through.
