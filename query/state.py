@@ -16,7 +16,7 @@ from trajscope.storage.duckdb_store import DuckDBStore
 # How long a read waits for spans acknowledged before it to become queryable; past it, it answers from what
 # is loaded and says how far behind that is (X-Trajscope-Behind). Bounds read latency under overload.
 READ_WAIT_S = 0.5
-# A 250k-span trace is ~0.5 GB as one JSON answer, and its trajectory a few seconds of CPU.
+# A trace read whole is one JSON answer and one analysis in memory: past this size, SQL is the way to read it.
 MAX_TRACE_SPANS = 250_000
 
 
