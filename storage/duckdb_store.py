@@ -94,6 +94,10 @@ def _arrow_batch_rows(expected: int | None) -> int:
     return 1 << max(6, min(20, (expected if expected is not None else 256).bit_length()))
 
 
+# Result batches of the facts read back for trace summaries: sized from the touched traces, at most this.
+_SPANS_PER_TRACE_GUESS = 64
+_FACTS_BATCH_MAX = 65_536
+
 # Failures of the store rather than of the spans written: I/O (a full disk), memory, and a database DuckDB
 # invalidated after a fatal error (trajscope's logs keep the spans; the next start reopens it).
 _STORE_FAULTS = (OSError, MemoryError, duckdb.IOException, duckdb.OutOfMemoryException, duckdb.FatalException)
@@ -376,9 +380,13 @@ class DuckDBStore:
         assert all(_is_hex_id(t) for t in trace_ids)
         parts = [_FACTS_SCHEMA.empty_table()]
         for chunk_start in range(0, len(trace_ids), 2000):
-            in_list = ", ".join(f"'{t}'" for t in trace_ids[chunk_start:chunk_start + 2000])
+            chunk = trace_ids[chunk_start:chunk_start + 2000]
+            in_list = ", ".join(f"'{t}'" for t in chunk)
+            # Batches sized for what a few dozen spans per trace need, not DuckDB's default of 1M rows, whose
+            # buffers every load would allocate in full.
+            batch = _arrow_batch_rows(min(len(chunk) * _SPANS_PER_TRACE_GUESS, _FACTS_BATCH_MAX))
             parts.append(con.execute(f"SELECT {_FACT_COLS} FROM spans WHERE trace_id IN ({in_list})")
-                         .to_arrow_table().cast(_FACTS_SCHEMA))
+                         .to_arrow_table(batch).cast(_FACTS_SCHEMA))
         return pa.concat_tables(parts)
 
     @classmethod
@@ -574,7 +582,8 @@ class DuckDBStore:
             params.append(project)
         with self._reader() as cur:
             return cur.execute(f"SELECT {_LOG_COLS} FROM log_records WHERE {where} "
-                               "ORDER BY time_unix_nano, ingested_at_unix_nano, record_id", params).to_arrow_table()
+                               "ORDER BY time_unix_nano, ingested_at_unix_nano, record_id", params
+                               ).to_arrow_table(_arrow_batch_rows(None))
 
     def set_ingest_mode(self, loading: bool) -> None:
         """Switch DuckDB to ``ingest_threads`` while a burst of loads runs (``loading``) and back to its own
