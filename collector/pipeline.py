@@ -42,7 +42,7 @@ __all__ = ["ExportOutcome", "IngestPipeline", "IngestStats", "InvalidRequest", "
 
 # Spans decoded and waiting to load past which exports are refused (Overloaded): bounds the loader's memory
 # and how far behind a reader can be.
-MAX_PENDING_SPANS = 131_072
+MAX_PENDING_SPANS = 65_536
 # How long an export waits for room in the loader's or the decode backlog before it is refused.
 ADMISSION_WAIT_S = 2.0
 LOADER_POLL_S = 0.005

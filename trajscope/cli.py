@@ -33,7 +33,7 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-pending-spans", type=int,
                    default=env_int("max_pending_spans", d.max_pending_spans),
                    help="decoded spans waiting to load above which exports are refused as retryable "
-                        "(RESOURCE_EXHAUSTED / 429 with a retry delay; default 131072)")
+                        "(RESOURCE_EXHAUSTED / 429 with a retry delay; default 65536)")
     p.add_argument("--admission-wait", type=float,
                    default=float(env("admission_wait", str(d.admission_wait_s))),
                    help="seconds an export waits for room in the decode backlog before it is refused the same "

@@ -34,7 +34,7 @@ class ServerSettings:
     decoder: str = "columnar"
     # Decoded spans waiting to load past which exports are refused (RESOURCE_EXHAUSTED / 429, retried by the
     # exporters): bounds the loader's memory and how far a reader can be behind.
-    max_pending_spans: int = 131_072
+    max_pending_spans: int = 65_536
     # How long an export waits for room in the decode backlog before it is refused the same way.
     admission_wait_s: float = 2.0
     # How long a read waits for spans acknowledged before it to become queryable (then answers, saying how
