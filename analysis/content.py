@@ -63,14 +63,17 @@ def _plain(attrs: dict[str, Any], keys: tuple[str, ...], *, last: bool) -> str |
     return None
 
 
-def _texts(attrs: dict[str, Any], events: list[dict[str, Any]]) -> tuple[str | None, str | None]:
+def _texts_of(attrs: dict[str, Any], found: dict[str, Any] | None) -> tuple[str | None, str | None]:
     """Messages first (``messages``' rule: the last input message, the first output message), else the
     dialects' plain input and output values."""
-    found = messages.messages(attrs, events)
     text_in = messages.text_of(found["input"][-1]) if found and found["input"] else None
     text_out = messages.text_of(found["output"][0]) if found and found["output"] else None
     return (text_in if text_in is not None else _plain(attrs, _INPUT_KEYS, last=True),
             text_out if text_out is not None else _plain(attrs, _OUTPUT_KEYS, last=False))
+
+
+def _texts(attrs: dict[str, Any], events: list[dict[str, Any]]) -> tuple[str | None, str | None]:
+    return _texts_of(attrs, messages.messages(attrs, events))
 
 
 def input_text(attrs: dict[str, Any], events: list[dict[str, Any]]) -> str | None:
@@ -92,6 +95,15 @@ def texts(attrs: dict[str, Any], events: list[dict[str, Any]]) -> tuple[str | No
     if not events and attrs.keys().isdisjoint(TEXT_KEYS):
         return None, None
     return _texts(attrs, events)
+
+
+def texts_and_calls(attrs: dict[str, Any], events: list[dict[str, Any]]
+                    ) -> tuple[str | None, str | None, list[tuple[str | None, str | None]]]:
+    """``texts`` and ``requested_tool_calls`` of a model call from one reading of its messages."""
+    if not events and attrs.keys().isdisjoint(TEXT_KEYS):
+        return None, None, []
+    found = messages.messages(attrs, events)
+    return (*_texts_of(attrs, found), messages.tool_calls(found["output"]) if found else [])
 
 
 def preview(text: str | None) -> str | None:

@@ -9,23 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from trajscope.collector.normalise import _as_float
+
 EVENT_NAME = "gen_ai.evaluation.result"
 FIELDS = {"name": "gen_ai.evaluation.name", "score_value": "gen_ai.evaluation.score.value",
           "score_label": "gen_ai.evaluation.score.label", "explanation": "gen_ai.evaluation.explanation",
           "response_id": "gen_ai.response.id"}
-
-
-def _score(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return None
-    return None
 
 
 def of_events(events: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
@@ -38,7 +27,7 @@ def of_events(events: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
         item: dict[str, Any] = {}
         for field, key in FIELDS.items():
             value = attrs.get(key)
-            item[field] = _score(value) if field == "score_value" else value if isinstance(value, str) else None
+            item[field] = _as_float(value) if field == "score_value" else value if isinstance(value, str) else None
         item["time_unix_nano"] = event.get("time_unix_nano")
         item["source"] = event.get("source", "span")
         found.append(item)

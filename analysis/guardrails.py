@@ -22,6 +22,8 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+from trajscope.collector.normalise import _as_float
+
 ACTIONS = ("block", "redact", "warn", "allow")
 
 
@@ -91,17 +93,6 @@ def _bool(value: Any) -> bool | None:
     return None
 
 
-def _float(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    try:
-        return float(value) if isinstance(value, str) else None
-    except ValueError:
-        return None
-
-
 def _action(value: Any) -> str | None:
     return ACTION_OF.get(value.lower()) if isinstance(value, str) else None
 
@@ -135,7 +126,7 @@ def _from_attrs(attrs: dict[str, Any], default_name: str, source: str) -> Check 
         if triggered is None and action is not None:
             triggered = action in ("block", "redact")
         return Check(_first(attrs, style.names, _text) or default_name, triggered, action,
-                     _first(attrs, style.reason, _text), _first(attrs, style.score, _float), source)
+                     _first(attrs, style.reason, _text), _first(attrs, style.score, _as_float), source)
     return None
 
 

@@ -83,21 +83,17 @@ STEP_FIELDS = ("index", "span_id", "parent_span_id", "depth", "category", "name"
     "span_id", "parent_span_id", "category", "start_time_unix_nano", "end_time_unix_nano", "status_code",
     "status_message", "error_type", "tool_name", "tool_call_id", "cost_usd", "guardrail", "guardrail_hits",
     "requested_by", "virtual"))
-_FLAT_TOOL_CALLS = "tool_calls."
 
 
-def _requested_by(steps: list[list[Any]], spans: _Spans) -> None:
-    """Link tool steps to the LLM step that asked for them: by tool call id, else by tool name and order."""
+def _requested_by(steps: list[list[Any]], calls_of: dict[str, list[tuple[str | None, str | None]]]) -> None:
+    """Link tool steps to the LLM step that asked for them (``calls_of``: the tool calls each LLM step's output
+    requested): by tool call id, else by tool name and order."""
     by_call_id: dict[str, str] = {}
     llm_names: list[tuple[int, str, set[str]]] = []  # (end, span_id, requested tool names)
     for step in steps:
-        if step[_CATEGORY] != "llm" or step[_VIRTUAL]:
+        calls = calls_of.get(step[_SPAN_ID]) if step[_CATEGORY] == "llm" and not step[_VIRTUAL] else None
+        if not calls:
             continue
-        attrs, events = spans.get("attributes", step[_SPAN_ID]), spans.get("events", step[_SPAN_ID])
-        # Only spans naming tool calls can have any: skip the key scan for the rest.
-        if not events and "gen_ai.output.messages" not in attrs and not any(_FLAT_TOOL_CALLS in key for key in attrs):
-            continue
-        calls = content.requested_tool_calls(attrs, events)
         for call_id, _ in calls:
             if call_id:
                 by_call_id.setdefault(call_id, step[_SPAN_ID])
@@ -236,6 +232,7 @@ def trajectory_of_columns(trace_id: str, cols: dict[str, list[Any]], layout: str
     row = spans.row
     group_of = groups.get
     checks_of, texts, limit = guardrails.checks, content.texts, content.PREVIEW_CHARS
+    calls_of: dict[str, list[tuple[str | None, str | None]]] = {}
     for span_id, depth in tree.walk():
         if span_id == VIRTUAL_ROOT_ID:
             append(_virtual_step(tree))
@@ -243,14 +240,17 @@ def trajectory_of_columns(trace_id: str, cols: dict[str, list[Any]], layout: str
         i = row[span_id]
         attrs, evs = attributes[i], events[i]
         checks = checks_of(attrs, evs, names[i], categories[i])
-        text_in, text_out = texts(attrs, evs)
+        if categories[i] == "llm":  # its messages read once, for the previews and the tool calls it asked for
+            text_in, text_out, calls_of[span_id] = content.texts_and_calls(attrs, evs)
+        else:
+            text_in, text_out = texts(attrs, evs)
         append([len(steps), span_id, parents[i], depth, categories[i], names[i], services[i], starts[i], ends[i],
                 round(durations[i] / 1e6, 6), statuses[i], messages[i], errors[i], agents[i],
                 response_models[i] or request_models[i], tools[i], call_ids[i], inputs[i], outputs[i], costs[i],
                 None if text_in is None else text_in[:limit], None if text_out is None else text_out[:limit],
                 guardrails.outcome(checks) if checks else None, guardrails.hits(checks) if checks else 0,
                 group_of(span_id), None, False])
-    _requested_by(steps, spans)
+    _requested_by(steps, calls_of)
     start = min((n.start for n in tree.nodes.values()), default=0)
     end = max((n.end for n in tree.nodes.values()), default=0)
     if layout == "table":

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import os
 import shutil
@@ -18,7 +17,6 @@ from pathlib import Path
 
 import httpx
 import orjson
-import psutil
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from trajscope.collector.otlp_json import encode_json_request
@@ -132,21 +130,6 @@ class LightClient:
 
     def close(self) -> None:
         self._conn.close()
-
-
-def tree_pss(pid: int) -> tuple[int, int]:
-    """(PSS of the process, PSS of its child processes together), in bytes: memory as the kernel charges it,
-    shared pages split between the processes that map them, so the two add up to what the server uses."""
-    own = children = 0
-    try:
-        proc = psutil.Process(pid)
-        own = proc.memory_full_info().pss
-        for child in proc.children(recursive=True):
-            with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
-                children += child.memory_full_info().pss
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
-        pass
-    return own, children
 
 
 def dir_bytes(path: Path) -> int:

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import psutil
 
+from trajscope.server_metrics import memory_pss
+
 sys.path.insert(0, str(Path(__file__).parent))
 from common import (
     OUT,
@@ -31,7 +33,6 @@ from common import (
     median,
     otlp_json,
     pct,
-    tree_pss,
     write_payloads,
 )
 
@@ -54,7 +55,7 @@ def one_run(args: argparse.Namespace, payload_file: Path, total_spans: int, run:
                 peak_rss[0] = max(peak_rss[0], proc.memory_info().rss)
             except psutil.Error:
                 return
-            own, workers = tree_pss(proc.pid)
+            own, workers = memory_pss(proc.pid)
             if own + workers > peak_pss[0]:
                 peak_pss[:] = [own + workers, own, workers]
             time.sleep(0.1)

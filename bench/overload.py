@@ -11,7 +11,6 @@ its workers together (sum of PSS).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import multiprocessing
 import os
@@ -24,7 +23,8 @@ from pathlib import Path
 
 import grpc
 import httpx
-import psutil
+
+from trajscope.server_metrics import memory_pss
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import OUT, ServerProcess, build_payloads, env_note, median, pct
@@ -89,18 +89,6 @@ def _load(index: int, protocol: str, target: str, clients: int, seconds: float, 
     Path(out).write_text(json.dumps(results))
 
 
-def _pss(pid: int) -> int:
-    total = 0
-    try:
-        proc = psutil.Process(pid)
-        for p in [proc, *proc.children(recursive=True)]:
-            with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
-                total += p.memory_full_info().pss
-    except psutil.NoSuchProcess:
-        pass
-    return total
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=60)
@@ -122,7 +110,7 @@ def main() -> None:
 
     def watch() -> None:
         while not stop.is_set():
-            peak[0] = max(peak[0], _pss(server.proc.pid))
+            peak[0] = max(peak[0], sum(memory_pss(server.proc.pid)))
             time.sleep(0.25)
 
     def read() -> None:

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from trajscope.collector.ack_log import AckLog
-from trajscope.collector.otlp_logs import DecodedLogs, decode_logs
-from trajscope.collector.pipeline import Overloaded, Unavailable
+from trajscope.collector.otlp_logs import decode_logs
+from trajscope.collector.pipeline import ExportOutcome, Overloaded, Unavailable
 from trajscope.collector.span_parts import InvalidRequest
 from trajscope.storage.interface import StoreUnavailable
 
@@ -53,13 +53,6 @@ class LogStats:
     write_retries: int = 0
 
 
-@dataclass(frozen=True)
-class LogsOutcome:
-    accepted: int
-    rejected: int = 0
-    error_message: str = ""
-
-
 class LogsIngest:
     def __init__(self, store: LogStore, ack_log: AckLog, executor: Executor | None = None, *,
                  max_in_flight_bytes: int = MAX_IN_FLIGHT_BYTES, checkpoint_after_s: float = CHECKPOINT_AFTER_S,
@@ -82,7 +75,7 @@ class LogsIngest:
         self._thread.start()
 
     # -- exports ------------------------------------------------------------------------------------
-    async def export(self, body: bytes, encoding: str, project: str) -> LogsOutcome:
+    async def export(self, body: bytes, encoding: str, project: str) -> ExportOutcome:
         if self._closed:
             raise Unavailable("shutting down")
         self.stats.requests += 1
@@ -95,10 +88,10 @@ class LogsIngest:
         finally:
             self._in_flight -= len(body)
 
-    async def _export(self, body: bytes, encoding: str, project: str) -> LogsOutcome:
+    async def _export(self, body: bytes, encoding: str, project: str) -> ExportOutcome:
         loop = asyncio.get_running_loop()
         try:
-            decoded: DecodedLogs = await loop.run_in_executor(self._executor, decode_logs, body, encoding, project)
+            decoded = await loop.run_in_executor(self._executor, decode_logs, body, encoding, project)
         except InvalidRequest:
             self.stats.invalid_requests += 1
             raise
@@ -110,7 +103,7 @@ class LogsIngest:
                 raise Unavailable(f"cannot make the export durable: {exc}") from exc
             await loop.run_in_executor(None, self._write, decoded.table, segment)
             self.stats.records_accepted += decoded.accepted
-        return LogsOutcome(decoded.accepted, decoded.rejected, decoded.error_message)
+        return ExportOutcome(decoded.accepted, decoded.rejected, decoded.error_message)
 
     def _write(self, records: pa.Table, segment: int) -> None:
         try:

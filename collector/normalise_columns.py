@@ -171,7 +171,8 @@ def normalise_columns(cols: AttributeColumns, names: pa.StringArray,
     cat = win[:, _CATEGORY]
     codes = np.where(cat >= 0, category_of[np.maximum(cat, 0)], len(dialects.CATEGORIES) - 1)
     by_kind = (cat >= 0) & (ranks[np.maximum(cat, 0), _CATEGORY] < _PRESENCE_BASE)
-    _name_categories(names, codes, by_kind)
+    hits = _prefix_hits(names)
+    _name_categories(hits, codes, by_kind)
     out["category"] = [_CATEGORY_NAMES[c] for c in codes.tolist()]
 
     # All string fields in one take: spans × fields winners, flattened.
@@ -192,7 +193,7 @@ def normalise_columns(cols: AttributeColumns, names: pa.StringArray,
     out["cost_usd"] = _numbers(win[:, _COST], float_values, parsed, 1)
 
     _entity_names(cols, out)
-    _name_prefixes(names, out)
+    _name_prefixes(names, hits, out)
     for s, span_events in events.items():
         if out["error_type"][s] is None:
             out["error_type"][s] = _exception_type(span_events)
@@ -206,11 +207,20 @@ def normalise_columns(cols: AttributeColumns, names: pa.StringArray,
     return {f: out[f] for f in NORMALISED_FIELDS}, signal
 
 
-def _name_categories(names: pa.StringArray, codes: np.ndarray, decided: np.ndarray) -> None:
+# GenAI span-name prefixes read by the category rule and the field rule, each found once per request.
+_NAME_PREFIXES = tuple(dict.fromkeys(p for p, _ in (*dialects.CATEGORY_BY_NAME_PREFIX, *dialects.NAME_PREFIX_FIELDS)))
+
+
+def _prefix_hits(names: pa.StringArray) -> dict[str, np.ndarray]:
+    """Per GenAI span-name prefix, which spans' names start with it (one Arrow pass each)."""
+    return {p: np.asarray(pc.starts_with(names, p).fill_null(False), np.bool_) for p in _NAME_PREFIXES}
+
+
+def _name_categories(hits: dict[str, np.ndarray], codes: np.ndarray, decided: np.ndarray) -> None:
     """Spans no kind attribute decided take a GenAI span name's operation (``CATEGORY_BY_NAME_PREFIX``)."""
     decided = decided.copy()
     for prefix, category in dialects.CATEGORY_BY_NAME_PREFIX:
-        found = np.asarray(pc.starts_with(names, prefix).fill_null(False), np.bool_) & ~decided
+        found = hits[prefix] & ~decided
         if found.any():
             codes[found] = _CATEGORY_CODES[category]
             decided |= found
@@ -219,9 +229,10 @@ def _name_categories(names: pa.StringArray, codes: np.ndarray, decided: np.ndarr
 def _without_attributes(names: pa.StringArray, events: dict[int, list[dict[str, Any]]]) -> dict[str, list[Any]]:
     out: dict[str, list[Any]] = {f: [None] * len(names) for f in NORMALISED_FIELDS}
     codes = np.full(len(names), len(dialects.CATEGORIES) - 1, np.int64)
-    _name_categories(names, codes, np.zeros(len(names), np.bool_))
+    hits = _prefix_hits(names)
+    _name_categories(hits, codes, np.zeros(len(names), np.bool_))
     out["category"] = [_CATEGORY_NAMES[c] for c in codes.tolist()]
-    _name_prefixes(names, out)
+    _name_prefixes(names, hits, out)
     for s, span_events in events.items():
         out["error_type"][s] = _exception_type(span_events)
     return out
@@ -267,14 +278,14 @@ def _entity_names(cols: AttributeColumns, out: dict[str, list[Any]]) -> None:
 _ENTITY_NAME = frozenset({"traceloop.entity.name"})
 
 
-def _name_prefixes(names: pa.StringArray, out: dict[str, list[Any]]) -> None:
+def _name_prefixes(names: pa.StringArray, hits: dict[str, np.ndarray], out: dict[str, list[Any]]) -> None:
     # Found by Arrow over the request, then only the matching names in Python (a startswith per span was
     # ~0.55 ms per 2,048 spans, this ~0.25; one regex for all prefixes then a prefix loop per match ~0.9).
     for prefix, field in dialects.NAME_PREFIX_FIELDS:
-        found = pc.indices_nonzero(pc.starts_with(names, prefix))
+        found = np.flatnonzero(hits[prefix])
         if len(found):
             values = out[field]
-            for s, name in zip(found.to_pylist(), names.take(found).to_pylist(), strict=True):
+            for s, name in zip(found.tolist(), names.take(pa.array(found)).to_pylist(), strict=True):
                 if values[s] is None:
                     values[s] = name[len(prefix):].strip() or None
 

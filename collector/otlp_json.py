@@ -31,7 +31,7 @@ def _list(obj: dict[str, Any], camel: str, snake: str) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-def _hex_ids_to_base64(obj: dict[str, Any], keys: tuple[str, ...]) -> str | None:
+def hex_ids_to_base64(obj: dict[str, Any], keys: tuple[str, ...]) -> str | None:
     """Rewrite hex ids in place; return a problem description if one is not hex."""
     for key in keys:
         value = obj.get(key)
@@ -47,14 +47,20 @@ def _hex_ids_to_base64(obj: dict[str, Any], keys: tuple[str, ...]) -> str | None
     return None
 
 
-def decode_json_request(body: bytes, default_project: str = "default") -> DecodedBatch:
-    """Decode an OTLP/JSON body. Spans with non-hex ids are rejected one by one (partial success)."""
+def json_document(body: bytes, message_name: str) -> dict[str, Any]:
+    """An OTLP/JSON body as a dict (an empty body is an empty request); ``InvalidRequest`` otherwise."""
     try:
         doc = orjson.loads(body) if body.strip() else {}
     except orjson.JSONDecodeError as exc:
         raise InvalidRequest(f"body is not valid JSON: {exc}") from exc
     if not isinstance(doc, dict):
-        raise InvalidRequest("body must be a JSON object (an ExportTraceServiceRequest)")
+        raise InvalidRequest(f"body must be a JSON object (an {message_name})")
+    return doc
+
+
+def decode_json_request(body: bytes, default_project: str = "default") -> DecodedBatch:
+    """Decode an OTLP/JSON body. Spans with non-hex ids are rejected one by one (partial success)."""
+    doc = json_document(body, "ExportTraceServiceRequest")
     rejected, messages = 0, []
     for r_index, rs in enumerate(_list(doc, "resourceSpans", "resource_spans")):
         if not isinstance(rs, dict):
@@ -67,9 +73,9 @@ def decode_json_request(body: bytes, default_project: str = "default") -> Decode
                 if not isinstance(span, dict):
                     raise InvalidRequest(
                         f"resourceSpans[{r_index}].scopeSpans[{s_index}].spans[{p_index}] must be an object")
-                problem = _hex_ids_to_base64(span, _SPAN_ID_KEYS)
+                problem = hex_ids_to_base64(span, _SPAN_ID_KEYS)
                 for link in _list(span, "links", "links"):
-                    problem = problem or (isinstance(link, dict) and _hex_ids_to_base64(link, _LINK_ID_KEYS))
+                    problem = problem or (isinstance(link, dict) and hex_ids_to_base64(link, _LINK_ID_KEYS))
                 if problem:
                     rejected += 1
                     if len(messages) < 5:

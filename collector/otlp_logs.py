@@ -8,14 +8,10 @@ stored: ids of the wrong length, or times past 2262; a record without ids is kep
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import time
-from dataclasses import dataclass
 from typing import Any
 
-import orjson
 import pyarrow as pa
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError
@@ -27,30 +23,22 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
 from trajscope.analysis import guardrails
 from trajscope.analysis.log_events import as_event
 from trajscope.collector.anyvalue import any_value, key_values
+from trajscope.collector.otlp_json import hex_ids_to_base64, json_document
 from trajscope.collector.span_parts import (
     INT64_MAX,
     MAX_MESSAGES,
     ZERO_SPAN,
     ZERO_TRACE,
+    DecodedBatch,
     InvalidRequest,
     dumps,
     resource_part,
 )
 from trajscope.storage.schema import LOG_SCHEMA
 
+_ID_KEYS = ("traceId", "spanId", "trace_id", "span_id")
 # Older instrumentations name the event in an attribute rather than the record's own field.
 EVENT_NAME_ATTRIBUTES = ("event.name",)
-
-
-@dataclass(frozen=True)
-class DecodedLogs:
-    table: pa.Table
-    rejected: int = 0
-    error_message: str = ""
-
-    @property
-    def accepted(self) -> int:
-        return self.table.num_rows
 
 
 def record_problem(record: Any) -> str | None:
@@ -80,7 +68,7 @@ def event_name_of(record_name: str, attrs: dict[str, Any]) -> str | None:
     return None
 
 
-def decode_logs_message(request: ExportLogsServiceRequest, project_default: str, digest: str) -> DecodedLogs:
+def decode_logs_message(request: ExportLogsServiceRequest, project_default: str, digest: str) -> DecodedBatch:
     rows: dict[str, list[Any]] = {name: [] for name in LOG_SCHEMA.names}
     rejected, messages = 0, []
     now = time.time_ns()
@@ -127,14 +115,14 @@ def decode_logs_message(request: ExportLogsServiceRequest, project_default: str,
     if rejected:
         more = f" (and {rejected - len(messages)} more)" if rejected > len(messages) else ""
         message = f"{rejected} log record(s) rejected: " + "; ".join(messages) + more
-    return DecodedLogs(table, rejected, message)
+    return DecodedBatch(table, rejected, message)
 
 
 def _digest(project: str, body: bytes) -> str:
     return hashlib.blake2b(project.encode() + b"\0" + body, digest_size=12).hexdigest()
 
 
-def decode_logs(body: bytes, encoding: str, project: str = "default") -> DecodedLogs:
+def decode_logs(body: bytes, encoding: str, project: str = "default") -> DecodedBatch:
     """Decode one ``ExportLogsServiceRequest`` body (``encoding``: protobuf or json)."""
     request = ExportLogsServiceRequest()
     refused: list[str] = []
@@ -150,19 +138,14 @@ def decode_logs(body: bytes, encoding: str, project: str = "default") -> Decoded
         return decoded
     rejected = decoded.rejected + len(refused)
     message = f"{len(refused)} log record(s) with malformed ids rejected: " + "; ".join(refused[:MAX_MESSAGES])
-    return DecodedLogs(decoded.table, rejected, message + ("; " + decoded.error_message if decoded.error_message
+    return DecodedBatch(decoded.table, rejected, message + ("; " + decoded.error_message if decoded.error_message
                                                            else ""))
 
 
 def _parse_json(body: bytes, request: ExportLogsServiceRequest) -> list[str]:
     """Parse an OTLP/JSON body into ``request``; records whose ids are not hex are left out, each named in the
     returned list (partial success, as for spans)."""
-    try:
-        doc = orjson.loads(body) if body.strip() else {}
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(f"body is not valid JSON: {exc}") from exc
-    if not isinstance(doc, dict):
-        raise InvalidRequest("body must be a JSON object (an ExportLogsServiceRequest)")
+    doc = json_document(body, "ExportLogsServiceRequest")
     refused: list[str] = []
     # OTLP/JSON ids are hex; protobuf's JSON mapping expects base64.
     for r_index, rl in enumerate(_items(doc, "resourceLogs", "resource_logs")):
@@ -171,7 +154,7 @@ def _parse_json(body: bytes, request: ExportLogsServiceRequest) -> list[str]:
             for l_index, record in enumerate(_items(sl, "logRecords", "log_records")):
                 if not isinstance(record, dict):
                     raise InvalidRequest("logRecords entries must be objects")
-                problem = _hex_ids_to_base64(record)
+                problem = hex_ids_to_base64(record, _ID_KEYS)
                 if problem:
                     refused.append(f"resourceLogs[{r_index}].scopeLogs[{s_index}].logRecords[{l_index}]: {problem}")
                     continue
@@ -184,20 +167,6 @@ def _parse_json(body: bytes, request: ExportLogsServiceRequest) -> list[str]:
     except (json_format.ParseError, ValueError, TypeError) as exc:
         raise InvalidRequest(f"body is not a valid OTLP/JSON ExportLogsServiceRequest: {exc}") from exc
     return refused
-
-
-def _hex_ids_to_base64(record: dict[str, Any]) -> str | None:
-    for key in ("traceId", "spanId", "trace_id", "span_id"):
-        value = record.get(key)
-        if value is None or value == "":
-            continue
-        if not isinstance(value, str):
-            return f"{key} must be a hex string"
-        try:
-            record[key] = base64.b64encode(binascii.unhexlify(value)).decode("ascii")
-        except (binascii.Error, ValueError):
-            return f"{key} {value[:40]!r} is not hex"
-    return None
 
 
 def _items(obj: Any, camel: str, snake: str) -> list[dict[str, Any]]:

@@ -565,24 +565,19 @@ class DuckDBStore:
         """How many log records a trace has: part of what a cached analysis of it depends on."""
         if not self._logs_present or not _is_hex_id(trace_id):
             return 0
-        where, params = "trace_id = ?", [trace_id]
-        if project is not None:
-            where += " AND project = ?"
-            params.append(project)
+        where = Where().add("trace_id = ?", trace_id).add_if(project, "project = ?")
         with self._reader() as cur:
-            return int(cur.execute(f"SELECT count(*) FROM log_records WHERE {where}", params).fetchone()[0])
+            return int(cur.execute(f"SELECT count(*) FROM log_records WHERE {where.sql()}", where.params)
+                       .fetchone()[0])
 
     def get_logs(self, trace_id: str, project: str | None = None) -> pa.Table:
         """A trace's log records, oldest first."""
         if not self._logs_present or not _is_hex_id(trace_id):
             return LOG_SCHEMA.empty_table()
-        where, params = "trace_id = ?", [trace_id]
-        if project is not None:
-            where += " AND project = ?"
-            params.append(project)
+        where = Where().add("trace_id = ?", trace_id).add_if(project, "project = ?")
         with self._reader() as cur:
-            return cur.execute(f"SELECT {_LOG_COLS} FROM log_records WHERE {where} "
-                               "ORDER BY time_unix_nano, ingested_at_unix_nano, record_id", params
+            return cur.execute(f"SELECT {_LOG_COLS} FROM log_records WHERE {where.sql()} "
+                               "ORDER BY time_unix_nano, ingested_at_unix_nano, record_id", where.params
                                ).to_arrow_table(_arrow_batch_rows(None))
 
     def set_ingest_mode(self, loading: bool) -> None:

@@ -11,11 +11,17 @@ import random
 from collections.abc import Callable
 from typing import Any
 
+import grpc
 import orjson
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 from tests.otlp_builders import make_request, make_span
 from trajscope.collector.otlp_json import encode_json_request
+
+# The answers OTLP exporters understand: anything else from a fuzzed export is a bug.
+HTTP_ANSWERS = {200, 400, 413, 415, 429, 503}
+GRPC_ANSWERS = {grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.UNAVAILABLE,
+                grpc.StatusCode.RESOURCE_EXHAUSTED}
 
 INT64_MAX = 2**63 - 1
 UINT64_MAX = 2**64 - 1
@@ -45,7 +51,7 @@ def _field(number: int, payload: bytes) -> bytes:
     return bytes([number << 3 | 2]) + bytes(length) + payload
 
 
-def _deeply_nested_span(rng: random.Random, depth: int, kind: str) -> bytes:
+def deeply_nested_span(rng: random.Random, depth: int, kind: str) -> bytes:
     """A resource_spans entry holding one span whose attribute nests ``depth`` arrays or kvlists."""
     value = _field(1, b"bottom")  # AnyValue.string_value
     for _ in range(depth):
@@ -81,7 +87,7 @@ def _structural(request: Any, rng: random.Random) -> bytes:
     choice = rng.randrange(4)
     span = request.resource_spans[0].scope_spans[0].spans[0]
     if choice == 0:  # concatenated messages merge: one more resource_spans entry
-        return request.SerializeToString() + _deeply_nested_span(rng, rng.choice((30, 64, 500, 3000)),
+        return request.SerializeToString() + deeply_nested_span(rng, rng.choice((30, 64, 500, 3000)),
                                                                  rng.choice(("array", "kvlist")))
     if choice == 1:
         _extreme(request, rng)
@@ -93,7 +99,7 @@ def _structural(request: Any, rng: random.Random) -> bytes:
     return request.SerializeToString()
 
 
-def _bytes_level(body: bytes, rng: random.Random) -> bytes:
+def mutated_bytes(body: bytes, rng: random.Random) -> bytes:
     data = bytearray(body)
     choice = rng.randrange(3)
     if choice == 0:
@@ -111,7 +117,7 @@ def mutated_protobuf(rng: random.Random) -> bytes:
     request = base_request(rng)
     if rng.random() < 0.5:
         return _structural(request, rng)
-    return _bytes_level(request.SerializeToString(), rng)
+    return mutated_bytes(request.SerializeToString(), rng)
 
 
 # Each takes a request's JSON document and returns the mutated document (or the body itself, as bytes).
@@ -175,4 +181,4 @@ def mutated_json(rng: random.Random) -> bytes:
     body = orjson.dumps(doc)
     if choice == len(_JSON_MUTATIONS):
         return body.replace(b'"chat', b'"\xff\xfe chat', 1)  # invalid UTF-8 inside a string
-    return _bytes_level(body, rng)
+    return mutated_bytes(body, rng)

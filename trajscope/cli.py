@@ -11,14 +11,28 @@ from trajscope import __version__, log_format
 from trajscope.config import ServerSettings, env, env_int
 
 
+def _stopped_store_flags(p: argparse.ArgumentParser) -> None:
+    """What the commands working on a stopped server's data directory take."""
+    p.add_argument("--data", type=Path, default=Path(env("data", "./data")), help="data directory (./data)")
+    p.add_argument("--prices", type=Path, default=env("prices", None),
+                   help="the server's --prices file, to cost the exports it acknowledged but had not loaded")
+
+
+def _logging_flags(p: argparse.ArgumentParser, *, defaults: bool) -> None:
+    """``--log-level`` / ``--log-format``: global, and again after ``serve`` (where they are usually typed;
+    unset there, the global ones stand)."""
+    p.add_argument("--log-level", default=env("log_level", "WARNING") if defaults else argparse.SUPPRESS,
+                   help="WARNING (default), INFO (adds one access line per API request), DEBUG")
+    p.add_argument("--log-format", choices=("text", "json"),
+                   default=env("log_format", "text") if defaults else argparse.SUPPRESS,
+                   help="text (default) or JSON lines with the request id of the request being handled")
+
+
 def _serve_parser(sub: argparse._SubParsersAction) -> None:
     d = ServerSettings()
     p = sub.add_parser("serve", help="run the OTLP receivers and the query API",
                        description="Each flag can also be set as TRAJSCOPE_<FLAG>, e.g. TRAJSCOPE_API_PORT.")
-    # Also after `serve` (the usual place to type them); unset here, the global ones stand.
-    p.add_argument("--log-level", default=argparse.SUPPRESS, help="as the global --log-level")
-    p.add_argument("--log-format", choices=("text", "json"), default=argparse.SUPPRESS,
-                   help="as the global --log-format")
+    _logging_flags(p, defaults=False)
     p.add_argument("--data", type=Path, default=Path(env("data", str(d.data))),
                    help="data directory (DuckDB file inside); default ./data")
     p.add_argument("--host", default=env("host", d.host), help="address to bind; default 127.0.0.1")
@@ -92,18 +106,13 @@ def _analyst_parsers(sub: argparse._SubParsersAction) -> None:
                    help="with --data: the price file to use (a running server uses its own --prices)")
     source(p)
 
-    p = sub.add_parser("compact", help="rewrite a stopped server's database file compactly")
-    p.add_argument("--data", type=Path, default=Path(env("data", "./data")), help="data directory (./data)")
-    p.add_argument("--prices", type=Path, default=env("prices", None),
-                   help="the server's --prices file, to cost the exports it acknowledged but had not loaded")
+    _stopped_store_flags(sub.add_parser("compact", help="rewrite a stopped server's database file compactly"))
 
-    p = sub.add_parser("recover", help="rebuild a stopped server's store from what is intact after damage",
-                       description="Sets aside DuckDB's leftover WAL and, if the database file is damaged, "
-                                   "the file itself (kept in DATA/set-aside/), salvages every readable span "
-                                   "into a fresh file and re-applies the acknowledgement and staging logs.")
-    p.add_argument("--data", type=Path, default=Path(env("data", "./data")), help="data directory (./data)")
-    p.add_argument("--prices", type=Path, default=env("prices", None),
-                   help="the server's --prices file, to cost the exports it acknowledged but had not loaded")
+    _stopped_store_flags(sub.add_parser(
+        "recover", help="rebuild a stopped server's store from what is intact after damage",
+        description="Sets aside DuckDB's leftover WAL and, if the database file is damaged, the file itself "
+                    "(kept in DATA/set-aside/), salvages every readable span into a fresh file and re-applies "
+                    "the acknowledgement and staging logs."))
 
     p = sub.add_parser("quarantine", help="list, retry or drop what ingestion could not decode or load",
                        description="Acknowledged exports whose decode failed and spans whose load failed are "
@@ -182,10 +191,7 @@ def _quarantine(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="trajscope", description="Observability backend for AI agents.")
     parser.add_argument("--version", action="version", version=f"trajscope {__version__}")
-    parser.add_argument("--log-level", default=env("log_level", "WARNING"),
-                        help="WARNING (default), INFO (adds one access line per API request), DEBUG")
-    parser.add_argument("--log-format", choices=("text", "json"), default=env("log_format", "text"),
-                        help="text (default) or JSON lines with the request id of the request being handled")
+    _logging_flags(parser, defaults=True)
     sub = parser.add_subparsers(dest="command", required=True)
     _serve_parser(sub)
     _demo_parser(sub)

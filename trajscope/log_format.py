@@ -1,5 +1,5 @@
 """How the server writes its logs: plain text, or JSON lines (``--log-format json``) carrying the request id
-of the API request or OTLP export being handled and any structured fields a log call passes in ``extra``."""
+of the API request being handled and any structured fields a log call passes in ``extra``."""
 
 from __future__ import annotations
 

@@ -30,15 +30,20 @@ def parse_bytes(text: str | None) -> int | None:
     return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
 
 
-def memory_pss() -> tuple[int, int]:
-    """(PSS of this process, PSS of its worker processes together), in bytes."""
-    me = psutil.Process()
-    own = me.memory_full_info().pss
-    workers = 0
-    for child in me.children(recursive=True):
-        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
-            workers += child.memory_full_info().pss
-    return own, workers
+def memory_pss(pid: int | None = None) -> tuple[int, int]:
+    """(PSS of the process — this one by default —, PSS of its child processes together), in bytes: memory as
+    the kernel charges it, shared pages split between the processes mapping them, so the two add up to what
+    the server and its workers use. Zeros for a process that is gone."""
+    own = children = 0
+    try:
+        proc = psutil.Process(pid)
+        own = proc.memory_full_info().pss
+        for child in proc.children(recursive=True):
+            with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+                children += child.memory_full_info().pss
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        pass
+    return own, children
 
 
 @dataclass

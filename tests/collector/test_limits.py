@@ -3,10 +3,13 @@ after the decode)."""
 
 from __future__ import annotations
 
+import random
+
 import orjson
 import pytest
 
 from tests.otlp_builders import kvs, make_request, make_span
+from tests.otlp_fuzz import deeply_nested_span
 from trajscope.collector import limits
 from trajscope.collector.limits import TRUNCATED, SpanLimits, limited
 from trajscope.collector.otlp_decode import decode_request
@@ -61,31 +64,11 @@ def test_spans_past_the_export_limit_are_refused_alike_before_and_after_the_deco
 
 @pytest.mark.parametrize("depth", [60, 200])
 def test_values_nested_past_the_parsers_depth_are_refused_as_invalid(depth):
-    from opentelemetry.proto.common.v1.common_pb2 import AnyValue
-
     from trajscope.collector.otlp_decode import InvalidRequest
 
-    inner = AnyValue(string_value="leaf").SerializeToString()
-    for _ in range(depth):  # AnyValue{array_value: ArrayValue{values: [inner]}}, built as bytes
-        array = b"\x0a" + _varint(len(inner)) + inner
-        inner = b"\x2a" + _varint(len(array)) + array
-    kv = b"\x0a\x01k\x12" + _varint(len(inner)) + inner
-    span = make_span("deep").SerializeToString() + b"\x4a" + _varint(len(kv)) + kv
-    scope = b"\x12" + _varint(len(span)) + span
-    resource = b"\x12" + _varint(len(scope)) + scope
-    body = b"\x0a" + _varint(len(resource)) + resource
+    body = deeply_nested_span(random.Random(depth), depth, "array")
     with pytest.raises(InvalidRequest):
         validate_request(body)
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = n & 0x7F
-        n >>= 7
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
 
 
 def test_a_million_distinct_attribute_keys_do_not_grow_the_decoder_without_bound():

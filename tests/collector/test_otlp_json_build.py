@@ -30,9 +30,9 @@ def _with_base64_ids(doc: dict) -> dict:
     for rs in otlp_json._list(doc, "resourceSpans", "resource_spans"):
         for ss in otlp_json._list(rs, "scopeSpans", "scope_spans"):
             for span in otlp_json._list(ss, "spans", "spans"):
-                otlp_json._hex_ids_to_base64(span, otlp_json._SPAN_ID_KEYS)
+                otlp_json.hex_ids_to_base64(span, otlp_json._SPAN_ID_KEYS)
                 for link in otlp_json._list(span, "links", "links"):
-                    otlp_json._hex_ids_to_base64(link, otlp_json._LINK_ID_KEYS)
+                    otlp_json.hex_ids_to_base64(link, otlp_json._LINK_ID_KEYS)
     return doc
 
 

@@ -101,5 +101,5 @@ def test_the_js_sdk_json_takes_the_fast_builder(js_sdk):
         for rs in otlp_json._list(doc, "resourceSpans", "resource_spans"):
             for ss in otlp_json._list(rs, "scopeSpans", "scope_spans"):
                 for span in otlp_json._list(ss, "spans", "spans"):
-                    assert otlp_json._hex_ids_to_base64(span, otlp_json._SPAN_ID_KEYS) is None
+                    assert otlp_json.hex_ids_to_base64(span, otlp_json._SPAN_ID_KEYS) is None
         assert build_request(doc).resource_spans[0].scope_spans[0].spans[0].name

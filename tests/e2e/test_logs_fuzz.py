@@ -17,13 +17,11 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 
 from tests.e2e.conftest import make_server
 from tests.otlp_builders import any_value, kvs
+from tests.otlp_fuzz import GRPC_ANSWERS, HTTP_ANSWERS, mutated_bytes
 
 EXPORT = "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
 REQUESTS = int(os.environ.get("TRAJSCOPE_FUZZ_REQUESTS", "300"))
 SEED = int(os.environ.get("TRAJSCOPE_FUZZ_SEED", "22"))
-HTTP_ANSWERS = {200, 400, 413, 415, 429, 503}
-GRPC_ANSWERS = {grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.UNAVAILABLE,
-                grpc.StatusCode.RESOURCE_EXHAUSTED}
 _VALUES = ["text", "", 7, -2**63, 2**63 - 1, 1.5, float("nan"), float("inf"), True, b"\x00\xff", [1, "a", [2.0]],
            {"k": {"$bytes": "x"}}, {"content": "hi", "nested": {"deep": [None or 0]}}]
 
@@ -51,19 +49,8 @@ def _request(rng: random.Random) -> ExportLogsServiceRequest:
 
 
 def _mutated_protobuf(rng: random.Random) -> bytes:
-    body = bytearray(_request(rng).SerializeToString())
-    if not body or rng.random() < 0.3:
-        return bytes(body)
-    choice = rng.randrange(3)
-    if choice == 0:
-        for _ in range(rng.randint(1, 6)):
-            body[rng.randrange(len(body))] ^= 1 << rng.randrange(8)
-    elif choice == 1:
-        del body[rng.randrange(1, len(body)):]
-    else:
-        at = rng.randrange(len(body))
-        body[at:at] = b"\xff" * 10 + b"\x01"
-    return bytes(body)
+    body = _request(rng).SerializeToString()
+    return body if not body or rng.random() < 0.3 else mutated_bytes(body, rng)
 
 
 def _mutated_json(rng: random.Random) -> bytes:

@@ -171,14 +171,19 @@ def test_bad_records_get_partial_success_on_each_encoding(server):
     assert [r["event_name"] for r in logs].count("retried") == 1
 
 
+def _send_named(srv, names: list[str]) -> None:
+    """One acknowledged log export per name, each record naming its own span of ``TRACE``."""
+    url = srv.otlp_http.replace("/v1/traces", "/v1/logs")
+    for i, name in enumerate(names):
+        body = _logs_request([(bytes.fromhex(TRACE), bytes([i + 1]) * 8)], name=name).SerializeToString()
+        assert httpx.post(url, content=body, headers={"Content-Type": "application/x-protobuf"}).status_code == 200
+
+
 def test_acknowledged_log_records_survive_a_kill(tmp_path):
     srv = make_server(tmp_path)
     srv.start()
     try:
-        url = srv.otlp_http.replace("/v1/traces", "/v1/logs")
-        for i in range(20):
-            body = _logs_request([(bytes.fromhex(TRACE), bytes([i + 1]) * 8)], name=f"r{i}").SerializeToString()
-            assert httpx.post(url, content=body, headers={"Content-Type": "application/x-protobuf"}).status_code == 200
+        _send_named(srv, [f"r{i}" for i in range(20)])
         srv.stop(signal.SIGKILL)
         srv.start()
         logs = srv.get(f"/api/v1/traces/{TRACE}/logs").json()["logs"]
@@ -197,10 +202,7 @@ def test_compact_folds_in_log_records_a_killed_server_acknowledged(tmp_path):
     srv = make_server(tmp_path)
     srv.start()
     try:
-        url = srv.otlp_http.replace("/v1/traces", "/v1/logs")
-        for i in range(5):
-            body = _logs_request([(bytes.fromhex(TRACE), bytes([i + 1]) * 8)], name=f"c{i}").SerializeToString()
-            assert httpx.post(url, content=body, headers={"Content-Type": "application/x-protobuf"}).status_code == 200
+        _send_named(srv, [f"c{i}" for i in range(5)])
         srv.stop(signal.SIGKILL)
         assert list((srv.data / "acklog-logs").glob("seg-*.log"))  # not yet in a checkpointed file
         done = run_cli("compact", "--data", str(srv.data))

@@ -19,14 +19,11 @@ import httpx
 
 from tests.e2e.conftest import make_server
 from tests.otlp_builders import make_span
-from tests.otlp_fuzz import mutated_json, mutated_protobuf
+from tests.otlp_fuzz import GRPC_ANSWERS, HTTP_ANSWERS, mutated_json, mutated_protobuf
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 REQUESTS = int(os.environ.get("TRAJSCOPE_FUZZ_REQUESTS", "450"))
 SEED = int(os.environ.get("TRAJSCOPE_FUZZ_SEED", "20"))
-HTTP_ANSWERS = {200, 400, 413, 415, 429, 503}
-GRPC_ANSWERS = {grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.UNAVAILABLE,
-                grpc.StatusCode.RESOURCE_EXHAUSTED}
 
 
 def _encoded(body: bytes, rng: random.Random) -> tuple[bytes, dict[str, str]]:
