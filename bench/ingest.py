@@ -21,7 +21,7 @@ from pathlib import Path
 
 import psutil
 
-from trajscope.server_metrics import memory_pss
+from trajscope.memory_budget import memory_pss
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import (

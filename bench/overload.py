@@ -24,7 +24,7 @@ from pathlib import Path
 import grpc
 import httpx
 
-from trajscope.server_metrics import memory_pss
+from trajscope.memory_budget import memory_pss
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import OUT, ServerProcess, build_payloads, env_note, median, pct

@@ -14,6 +14,7 @@ from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 
 from trajscope.collector import costing, otlp_decode
 from trajscope.collector.allocator import keep_freed_memory
+from trajscope.memory_budget import configure_allocators
 
 
 def make_decoder(workers: int, prices: str | None = None, decoder: str = "columnar") -> Executor:
@@ -30,6 +31,7 @@ def make_decoder(workers: int, prices: str | None = None, decoder: str = "column
 
 def _init_worker(parent_pid: int, prices: str | None, decoder: str = "columnar") -> None:
     keep_freed_memory()
+    configure_allocators()
     otlp_decode.use_decoder(decoder)
     costing.configure(prices)
     # A decode allocates many short-lived objects per span, freed by reference counting; the cyclic

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
@@ -25,6 +26,9 @@ from trajscope.collector.otlp_logs import decode_logs
 from trajscope.collector.pipeline import ExportOutcome, Overloaded, Unavailable
 from trajscope.collector.span_parts import InvalidRequest
 from trajscope.storage.interface import StoreUnavailable
+
+if TYPE_CHECKING:
+    from trajscope.memory_budget import MemoryGuard
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +60,11 @@ class LogStats:
 class LogsIngest:
     def __init__(self, store: LogStore, ack_log: AckLog, executor: Executor | None = None, *,
                  max_in_flight_bytes: int = MAX_IN_FLIGHT_BYTES, checkpoint_after_s: float = CHECKPOINT_AFTER_S,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, memory: MemoryGuard | None = None) -> None:
+        """``memory``: the budget's guard; while it is over its admission mark, exports are refused as
+        retryable, like past ``max_in_flight_bytes``."""
         self._store = store
+        self._memory = memory
         self._ack_log = ack_log
         self._executor = executor
         self._max_in_flight = max_in_flight_bytes
@@ -82,6 +89,11 @@ class LogsIngest:
         if self._in_flight + len(body) > self._max_in_flight and self._in_flight:
             self.stats.overloaded += 1
             raise Overloaded(f"log exports in flight {self._in_flight} bytes, limit {self._max_in_flight}")
+        if self._memory is not None and self._memory.over():
+            self.stats.overloaded += 1
+            self._memory.refusals += 1
+            raise Overloaded(f"memory in use ({self._memory.total >> 20} MiB) above the admission mark of the "
+                             f"{self._memory.plan.budget >> 20} MiB budget (--memory-limit)")
         self._in_flight += len(body)
         try:
             return await self._export(body, encoding, project)

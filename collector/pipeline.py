@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
@@ -32,6 +32,9 @@ from trajscope.collector.otlp_decode import DecodedBatch, InvalidRequest, decode
 from trajscope.collector.otlp_json import decode_json_request
 from trajscope.collector.validate import validate_request
 from trajscope.storage.loader import Loader, WriterClosed, ipc_bytes
+
+if TYPE_CHECKING:
+    from trajscope.memory_budget import MemoryGuard
 
 log = logging.getLogger(__name__)
 
@@ -119,17 +122,19 @@ _WARM_UP_REQUEST = _warm_up_request()
 class IngestPipeline:
     def __init__(self, writer: Loader, decoder: Executor, *, max_pending_spans: int = MAX_PENDING_SPANS,
                  decode_slots: int = 1, ack_log: AckLog | None = None, decode_backlog: int = 8192,
-                 admission_wait_s: float = ADMISSION_WAIT_S):
+                 admission_wait_s: float = ADMISSION_WAIT_S, memory: MemoryGuard | None = None):
         """``decode_slots``: decode jobs in flight at once (one per decode worker); protobuf exports that
         arrive while all are busy are decoded together (``decode_batches``). ``ack_log``: acknowledge
         protobuf exports on it before decoding, with up to ``decode_backlog`` spans of them not yet decoded
         (an export bigger than that on its own when nothing else is). An export finding ``max_pending_spans``
         spans waiting to load, or no room in the decode backlog within ``admission_wait_s``, is refused as
-        ``Overloaded``: answered well within the exporters' 10 s timeout, never queued without bound."""
+        ``Overloaded``: answered well within the exporters' 10 s timeout, never queued without bound. So is one
+        arriving while ``memory`` (the budget's guard) stays over its admission mark that long."""
         self._writer = writer
         writer.expect_more(lambda: self.stats.decoding > 0)  # acknowledged exports still being decoded
         self._decoder = decoder
         self._max_pending = max_pending_spans
+        self._memory = memory
         self.stats = IngestStats()
         self._batcher = DecodeBatcher(decoder, _decode, decode_slots, self.stats)
         self._ack_log = ack_log
@@ -155,10 +160,17 @@ class IngestPipeline:
         stats = self.stats
         stats.requests += 1
         stats.by_encoding[encoding] = stats.by_encoding.get(encoding, 0) + 1
-        if self._writer.pending_rows >= self._max_pending and not await self._loader_room():
+        if self._writer.pending_rows >= self._max_pending and not await self._room(self._loader_full):
             stats.overloaded += 1
             raise Overloaded(f"ingest backlog full ({self._writer.pending_rows} spans waiting to load, limit "
                              f"{self._max_pending}) for {self._admission_wait_s:g} s")
+        memory = self._memory
+        if memory is not None and memory.over() and not await self._room(memory.over):
+            stats.overloaded += 1
+            memory.refusals += 1
+            raise Overloaded(f"memory in use ({memory.total >> 20} MiB) above the admission mark "
+                             f"({memory.plan.admit_below >> 20} MiB of the {memory.plan.budget >> 20} MiB budget, "
+                             f"--memory-limit) for {self._admission_wait_s:g} s")
         if self._ack_log is not None and encoding == "protobuf":
             return await self._acknowledge_first(body, project)
         try:
@@ -172,11 +184,15 @@ class IngestPipeline:
         self._count(accepted, rejected, message)
         return ExportOutcome(accepted, rejected, message)
 
-    async def _loader_room(self) -> bool:
-        """Wait up to ``admission_wait_s`` for the loader's backlog to drop below its cap: a burst slows the
-        acknowledgements to the loader's pace; only a backlog that does not drain in time refuses exports."""
+    def _loader_full(self) -> bool:
+        return self._writer.pending_rows >= self._max_pending
+
+    async def _room(self, full: Callable[[], bool]) -> bool:
+        """Wait up to ``admission_wait_s`` while ``full()`` (the loader's backlog at its cap, memory over the
+        mark): a burst slows the acknowledgements to the loader's pace; only a condition that does not clear
+        in time refuses exports."""
         deadline = time.monotonic() + self._admission_wait_s
-        while self._writer.pending_rows >= self._max_pending:
+        while full():
             if time.monotonic() >= deadline:
                 return False
             await asyncio.sleep(LOADER_POLL_S)

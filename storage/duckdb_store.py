@@ -580,6 +580,14 @@ class DuckDBStore:
                                "ORDER BY time_unix_nano, ingested_at_unix_nano, record_id", where.params
                                ).to_arrow_table(_arrow_batch_rows(None))
 
+    def memory_by_tag(self) -> dict[str, int]:
+        """DuckDB's buffer memory in use by what holds it (``duckdb_memory()``: table blocks, indexes, …)."""
+        if self._closed:
+            return {}
+        with self._reader() as cur:
+            return {tag: int(used) for tag, used in cur.execute(
+                "SELECT tag, memory_usage_bytes FROM duckdb_memory() WHERE memory_usage_bytes > 0").fetchall()}
+
     def set_ingest_mode(self, loading: bool) -> None:
         """Switch DuckDB to ``ingest_threads`` while a burst of loads runs (``loading``) and back to its own
         thread count after.

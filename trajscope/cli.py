@@ -41,7 +41,8 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--api-port", type=int, default=env_int("api_port", d.api_port))
     p.add_argument("--api-key", default=env("api_key", None),
                    help="require this key (Authorization: Bearer) on OTLP and the API")
-    p.add_argument("--decode-workers", type=int, default=env_int("decode_workers", d.decode_workers))
+    p.add_argument("--decode-workers", type=int, default=env_int("decode_workers", d.decode_workers),
+                   help="OTLP decode processes (default: one per two cores beyond the first, at least one)")
     p.add_argument("--decoder", choices=("columnar", "reference"), default=env("decoder", d.decoder),
                    help="OTLP/protobuf decoder: columnar (default, fast) or the span-by-span reference walker")
     p.add_argument("--max-pending-spans", type=int,
@@ -67,8 +68,11 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
                    help="TOML file of model prices adding to / overriding the built-in table")
     p.add_argument("--alerts", type=Path, default=env("alerts", None),
                    help="TOML file of alert rules (cost, error rate, tool latency, guardrail blocks)")
-    p.add_argument("--memory-limit", default=env("memory_limit", None),
-                   help="DuckDB memory cap, e.g. 4GB (default: DuckDB's, 80%% of RAM)")
+    p.add_argument("--memory-limit", default=env("memory_limit", d.memory_limit),
+                   help="memory budget of the server and its decode workers together, e.g. 2GiB (default 1GiB): "
+                        "DuckDB gets a quarter; above 90%% of it new exports are refused as retryable")
+    p.add_argument("--duckdb-memory-limit", default=env("duckdb_memory_limit", None),
+                   help="DuckDB's cap inside the budget (default: a quarter of --memory-limit, at least 160MiB)")
     p.add_argument("--ingest-db-threads", type=int, default=env_int("ingest_db_threads", d.ingest_db_threads),
                    help="DuckDB threads while input outruns the loader: 0 = cores minus decode workers (default), "
                         "-1 = never switch (keeps DuckDB's configuration locked)")
@@ -200,6 +204,12 @@ def main(argv: list[str] | None = None) -> int:
     log_format.configure(args.log_level, args.log_format)
 
     if args.command == "serve":
+        from trajscope.memory_budget import configure_allocators, parse_bytes
+
+        for flag, value in (("--memory-limit", args.memory_limit), ("--duckdb-memory-limit", args.duckdb_memory_limit)):
+            if value and parse_bytes(value) is None:
+                parser.error(f"{flag}: cannot read {value!r} as a size (e.g. 1GiB, 512MiB, 2GB)")
+        configure_allocators()  # before DuckDB is imported: its allocator reads its options once
         from trajscope.server import run
 
         return run(ServerSettings(
@@ -209,7 +219,8 @@ def main(argv: list[str] | None = None) -> int:
             max_pending_spans=args.max_pending_spans, decode_backlog=args.decode_backlog,
             admission_wait_s=args.admission_wait, read_wait_s=args.read_wait, sql_timeout_s=args.sql_timeout,
             max_trace_spans=args.max_trace_spans,
-            memory_limit=args.memory_limit or None, ingest_db_threads=args.ingest_db_threads,
+            memory_limit=args.memory_limit, duckdb_memory_limit=args.duckdb_memory_limit or None,
+            ingest_db_threads=args.ingest_db_threads,
             prices=Path(args.prices) if args.prices else None,
             alerts=Path(args.alerts) if args.alerts else None,
         ))

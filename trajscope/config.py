@@ -11,7 +11,7 @@ def env(name: str, default: str | None) -> str | None:
     return os.environ.get(f"TRAJSCOPE_{name.upper()}", default)
 
 
-def env_int(name: str, default: int) -> int:
+def env_int(name: str, default: int | None) -> int | None:
     raw = env(name, None)
     if raw is None or raw == "":
         return default
@@ -29,7 +29,8 @@ class ServerSettings:
     http_port: int = 4318
     api_port: int = 8000
     api_key: str | None = None
-    decode_workers: int = 2
+    # Decode worker processes; None = one per two cores beyond the first, at least one (``decode_workers``).
+    decode_workers: int | None = None
     # "columnar" (the fast path, falling back to the reference per request) or "reference" only.
     decoder: str = "columnar"
     # Decoded spans waiting to load past which exports are refused (RESOURCE_EXHAUSTED / 429, retried by the
@@ -46,8 +47,10 @@ class ServerSettings:
     # full backlog delays the next acknowledgement. 0 = decode before acknowledging.
     decode_backlog: int = 8192
     sql_timeout_s: float = 30.0
-    # DuckDB's memory cap for the whole store (ingest and analyst queries); None = DuckDB's default (80 %).
-    memory_limit: str | None = None
+    # The memory budget of the server and its decode workers together (trajscope.memory_budget).
+    memory_limit: str = "1GiB"
+    # DuckDB's own cap inside it; None = its share of the budget.
+    duckdb_memory_limit: str | None = None
     # DuckDB's threads while input outruns the loader: 0 = the cores the decode workers leave (at least 1),
     # -1 = DuckDB's own count throughout (and its configuration locked); see DuckDBStore.set_ingest_mode.
     ingest_db_threads: int = 0
@@ -57,6 +60,15 @@ class ServerSettings:
     alerts: Path | None = None
 
 
+def decode_workers(settings: ServerSettings, cores: int | None = None) -> int:
+    """Decode processes for these settings: as given, or one per two cores beyond the first (at least one).
+    One worker keeps up with what the loader stores on two cores, and every worker costs its own interpreter
+    and heap against the memory budget (docs/performance.md)."""
+    if settings.decode_workers is not None:
+        return settings.decode_workers
+    return max(1, ((cores or os.cpu_count() or 1) - 1) // 2)
+
+
 def ingest_threads(settings: ServerSettings, cores: int | None = None) -> int | None:
     """DuckDB's thread count during loads for these settings (None: never switched)."""
     if settings.ingest_db_threads < 0:
@@ -64,4 +76,4 @@ def ingest_threads(settings: ServerSettings, cores: int | None = None) -> int | 
     if settings.ingest_db_threads > 0:
         return settings.ingest_db_threads
     cores = cores or os.cpu_count() or 1
-    return max(1, cores - max(0, settings.decode_workers))
+    return max(1, cores - max(0, decode_workers(settings, cores)))

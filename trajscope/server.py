@@ -27,16 +27,19 @@ from trajscope.collector.grpc_receiver import build_grpc_server
 from trajscope.collector.http_receiver import build_http_app
 from trajscope.collector.logs_ingest import LOGS_ACK_DIR, LogsIngest
 from trajscope.collector.pipeline import IngestPipeline
-from trajscope.config import ServerSettings, ingest_threads
+from trajscope.config import ServerSettings, decode_workers, ingest_threads
+from trajscope.memory_budget import DEFAULT_BUDGET, MemoryGuard, MemoryPlan, parse_bytes, plan_memory
 from trajscope.query.alerting import AlertConfig, AlertConfigError, AlertMonitor, load_rules
 from trajscope.query.api import AppState, create_app
-from trajscope.server_metrics import ServerParts, collect, parse_bytes
+from trajscope.server_metrics import ServerParts, collect
 from trajscope.storage.clean_start import DirectoryInUse
 from trajscope.storage.duckdb_store import DuckDBStore, StoreError
 from trajscope.storage.loader import Loader
 from trajscope.storage.quarantine import QUARANTINE_DIR, Quarantine
 
 log = logging.getLogger("trajscope")
+
+MIN_BUDGET = 256 << 20
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -69,9 +72,18 @@ def check_ports_free(settings: ServerSettings) -> None:
                                    f"choose another port (--{label.split('/')[-1].lower()}-port)") from None
 
 
-def open_store(settings: ServerSettings) -> DuckDBStore:
+def memory_plan(settings: ServerSettings) -> MemoryPlan:
+    budget = parse_bytes(settings.memory_limit) or parse_bytes(DEFAULT_BUDGET)
+    assert budget is not None
+    if budget < MIN_BUDGET:
+        raise StartupError(f"--memory-limit {settings.memory_limit} is below the {MIN_BUDGET >> 20} MiB the server and "
+                           "one decode worker need at rest; give at least that (default 1GiB)")
+    return plan_memory(budget, parse_bytes(settings.duckdb_memory_limit))
+
+
+def open_store(settings: ServerSettings, plan: MemoryPlan) -> DuckDBStore:
     try:
-        return DuckDBStore(settings.data, memory_limit=settings.memory_limit,
+        return DuckDBStore(settings.data, memory_limit=plan.duckdb_setting,
                            ingest_threads=ingest_threads(settings))
     except (DirectoryInUse, StoreError) as exc:
         raise StartupError(str(exc)) from None
@@ -110,18 +122,21 @@ async def serve(settings: ServerSettings) -> None:
     check_ports_free(settings)
     load_prices(settings)
     alert_config = load_alerts(settings)
-    store = open_store(settings)
+    plan = memory_plan(settings)
+    workers = decode_workers(settings)
+    store = open_store(settings, plan)
     quarantine = Quarantine(settings.data / QUARANTINE_DIR)
     writer = open_writer(settings, store, quarantine)
-    decoder = make_decoder(settings.decode_workers, costing.extra_file(), settings.decoder)
+    decoder = make_decoder(workers, costing.extra_file(), settings.decoder)
+    memory = MemoryGuard(plan)
     # Also with --decode-backlog 0: what an earlier run acknowledged there is decoded at start.
     ack_log = AckLog(settings.data / ACK_LOG_DIR, quarantine)
     pipeline = IngestPipeline(writer, decoder, max_pending_spans=settings.max_pending_spans,
-                              decode_slots=max(1, settings.decode_workers),
+                              decode_slots=max(1, workers), memory=memory,
                               ack_log=ack_log if settings.decode_backlog > 0 else None,
                               decode_backlog=settings.decode_backlog, admission_wait_s=settings.admission_wait_s)
     logs_ack_log = AckLog(settings.data / LOGS_ACK_DIR, quarantine)
-    logs = LogsIngest(store, logs_ack_log)
+    logs = LogsIngest(store, logs_ack_log, memory=memory)
 
     def ingest_stats() -> dict:
         entries, spans = quarantine.counts()
@@ -132,9 +147,9 @@ async def serve(settings: ServerSettings) -> None:
     state = AppState(store, settings.api_key, ingest_stats, pipeline.sync, settings.sql_timeout_s,
                      caught_up=pipeline.caught_up, read_wait_s=settings.read_wait_s, unloaded=pipeline.unloaded_spans,
                      max_trace_spans=settings.max_trace_spans)
-    parts = ServerParts(pipeline, writer, ack_log, logs, logs_ack_log, quarantine, parse_bytes(settings.memory_limit))
+    parts = ServerParts(pipeline, writer, ack_log, logs, logs_ack_log, quarantine, memory, store)
     state.metrics = lambda out: collect(out, parts)
-    if settings.decode_workers > 0:  # a big run's latency analysis runs there, beside its trajectory here
+    if workers > 0:  # a big run's latency analysis runs there, beside its trajectory here
         state.analysis_executor = decoder
     monitor = AlertMonitor(store, alert_config) if alert_config else None
     state.alerts = monitor
@@ -147,7 +162,12 @@ async def serve(settings: ServerSettings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
 
-    await pipeline.warm_up(settings.decode_workers)
+    await pipeline.warm_up(workers)
+    memory.start()
+    if memory.over():
+        log.warning("the server and its workers use %d MiB at rest, above the admission mark (%d MiB) of the "
+                    "%d MiB budget: exports will be refused until memory drops; raise --memory-limit",
+                    memory.total >> 20, plan.admit_below >> 20, plan.budget >> 20)
     await pipeline.reload_earlier_run(ack_log, progress=lambda msg: print(f"trajscope: {msg}", flush=True))
     await loop.run_in_executor(None, logs.reload_earlier_run, lambda msg: print(f"trajscope: {msg}", flush=True))
     await grpc_server.start()
@@ -171,6 +191,7 @@ async def serve(settings: ServerSettings) -> None:
               f"decoded and {writer.pending_rows} span(s) waiting to load…", flush=True)
     finally:
         state.ready = False
+        memory.stop()
         if monitor:
             monitor.stop()
         await grpc_server.stop(grace=5)

@@ -3,47 +3,18 @@ and age, load latency, memory of the server and its workers against the budget."
 
 from __future__ import annotations
 
-import contextlib
-import re
 from dataclasses import dataclass
 
-import psutil
+import pyarrow as pa
 
 from trajscope.collector.ack_log import AckLog
 from trajscope.collector.logs_ingest import LogsIngest
 from trajscope.collector.pipeline import IngestPipeline
+from trajscope.memory_budget import MemoryGuard, heap_bytes
 from trajscope.metrics import Exposition
+from trajscope.storage.duckdb_store import DuckDBStore
 from trajscope.storage.loader import Loader
 from trajscope.storage.quarantine import Quarantine
-
-_UNITS = {"": 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4,
-          "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}
-
-
-def parse_bytes(text: str | None) -> int | None:
-    """``4GB``, ``512MiB``, ``1.5 gb`` → bytes (DuckDB's spellings); None when unset or unreadable."""
-    if not text:
-        return None
-    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]*)\s*", text)
-    if not match or match.group(2).lower() not in _UNITS:
-        return None
-    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
-
-
-def memory_pss(pid: int | None = None) -> tuple[int, int]:
-    """(PSS of the process — this one by default —, PSS of its child processes together), in bytes: memory as
-    the kernel charges it, shared pages split between the processes mapping them, so the two add up to what
-    the server and its workers use. Zeros for a process that is gone."""
-    own = children = 0
-    try:
-        proc = psutil.Process(pid)
-        own = proc.memory_full_info().pss
-        for child in proc.children(recursive=True):
-            with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
-                children += child.memory_full_info().pss
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
-        pass
-    return own, children
 
 
 @dataclass
@@ -54,7 +25,8 @@ class ServerParts:
     logs: LogsIngest
     logs_ack_log: AckLog
     quarantine: Quarantine
-    memory_budget: int | None
+    memory: MemoryGuard
+    store: DuckDBStore
 
 
 def collect(out: Exposition, parts: ServerParts) -> None:
@@ -98,8 +70,18 @@ def collect(out: Exposition, parts: ServerParts) -> None:
     entries, spans = parts.quarantine.counts()
     out.gauge("trajscope_quarantine_entries", entries, "exports and loads set aside in quarantine")
     out.gauge("trajscope_quarantine_spans", spans, "spans in quarantine")
-    own, workers = memory_pss()
-    out.gauge("trajscope_memory_pss_bytes", own, "memory in use (PSS)", process="server")
-    out.gauge("trajscope_memory_pss_bytes", workers, "", process="workers")
-    if parts.memory_budget is not None:
-        out.gauge("trajscope_memory_budget_bytes", parts.memory_budget, "the configured memory budget")
+    guard = parts.memory
+    out.gauge("trajscope_memory_pss_bytes", guard.server, "memory in use (PSS, last sample)", process="server")
+    out.gauge("trajscope_memory_pss_bytes", guard.workers, "", process="workers")
+    out.gauge("trajscope_memory_budget_bytes", guard.plan.budget, "the memory budget (--memory-limit)")
+    out.gauge("trajscope_memory_admission_bytes", guard.plan.admit_below,
+              "measured memory above which exports are refused")
+    out.gauge("trajscope_memory_peak_bytes", guard.peak, "highest measured memory since start")
+    out.counter("trajscope_memory_refusals_total", guard.refusals, "exports refused while memory was over the mark")
+    out.gauge("trajscope_arrow_memory_bytes", pa.total_allocated_bytes(), "Arrow buffers allocated in the server")
+    heap = heap_bytes()
+    if heap is not None:
+        out.gauge("trajscope_malloc_in_use_bytes", heap, "the server's C heap (glibc malloc) in use")
+    out.gauge("trajscope_duckdb_memory_limit_bytes", guard.plan.duckdb, "DuckDB's share of the budget")
+    for tag, used in parts.store.memory_by_tag().items():
+        out.gauge("trajscope_duckdb_memory_bytes", used, "DuckDB buffer memory by what holds it", tag=tag)

@@ -1,0 +1,197 @@
+"""One memory budget for the server and its decode workers together (``--memory-limit``).
+
+The budget is measured the way the kernel charges it: the PSS of the server plus its worker processes
+(shared pages split between the processes that map them). It is kept three ways:
+
+* **sized parts**: DuckDB's own ``memory_limit`` (its buffers: table blocks, indexes, query operators that
+  spill) is a share of the budget, and the native allocators hand freed memory back to the system soon
+  (``configure_allocators``) instead of keeping every past peak;
+* **admission**: a ``MemoryGuard`` samples the measured total a few times a second; above the admission
+  mark new exports wait, then are refused as retryable (RESOURCE_EXHAUSTED / 429, like a full backlog) until
+  loading brings it down;
+* **reporting**: ``/metrics`` shows the total against the budget.
+
+What is left outside the shares — the interpreter and libraries (~240 MiB for the server and two workers
+at rest), decoded spans waiting to load, the load being written — is what the admission mark leaves room for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import logging
+import os
+import re
+import threading
+import time
+from dataclasses import dataclass
+
+import psutil
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BUDGET = "1GiB"
+# DuckDB's share of the budget, and the least it gets: below ~100 MiB a checkpoint of a busy store can fail to
+# pin its blocks, which invalidates the database until the next start.
+DUCKDB_SHARE = 0.25
+DUCKDB_MIN = 160 << 20
+# New exports wait (then are refused) while the measured total is above this share of the budget.
+ADMIT_BELOW = 0.9
+SAMPLE_EVERY_S = 0.25
+# Native allocators: how long freed pages may stay mapped before they go back to the kernel (ms).
+DECAY_MS = 200
+
+_UNITS = {"": 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4,
+          "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}
+
+
+def parse_bytes(text: str | None) -> int | None:
+    """``4GB``, ``512MiB``, ``1.5 gb`` → bytes (DuckDB's spellings); None when unset or unreadable."""
+    if not text:
+        return None
+    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]*)\s*", text)
+    if not match or match.group(2).lower() not in _UNITS:
+        return None
+    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+
+
+def memory_pss(pid: int | None = None) -> tuple[int, int]:
+    """(PSS of the process — this one by default —, PSS of its child processes together), in bytes: memory as
+    the kernel charges it, shared pages split between the processes mapping them, so the two add up to what
+    the server and its workers use. Zeros for a process that is gone."""
+    own = children = 0
+    try:
+        proc = psutil.Process(pid)
+        own = proc.memory_full_info().pss
+        for child in proc.children(recursive=True):
+            with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+                children += child.memory_full_info().pss
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        pass
+    return own, children
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    """How a budget is split (bytes)."""
+
+    budget: int
+    duckdb: int  # DuckDB's memory_limit
+    admit_below: int  # measured total above which exports are refused
+
+    @property
+    def duckdb_setting(self) -> str:
+        return f"{self.duckdb // 2**20}MiB"
+
+
+def plan_memory(budget: int, duckdb_limit: int | None = None) -> MemoryPlan:
+    """The split of ``budget``; ``duckdb_limit`` overrides DuckDB's share (``--duckdb-memory-limit``)."""
+    duckdb = duckdb_limit if duckdb_limit is not None else max(DUCKDB_MIN, int(budget * DUCKDB_SHARE))
+    return MemoryPlan(budget, duckdb, int(budget * ADMIT_BELOW))
+
+
+def configure_allocators(decay_ms: int = DECAY_MS) -> None:
+    """Have DuckDB's and Arrow's allocators return freed pages after ``decay_ms`` rather than keep them: a
+    load's or a checkpoint's transient buffers otherwise stay resident at their peak for good. DuckDB's
+    jemalloc reads its options once, when the module loads, so this must run before ``import duckdb`` to
+    reach it (an explicit ``DUCKDB_JE_MALLOC_CONF`` wins); Arrow's pool is switched at once."""
+    os.environ.setdefault("DUCKDB_JE_MALLOC_CONF", f"dirty_decay_ms:{decay_ms},muzzy_decay_ms:0")
+    import pyarrow as pa
+
+    try:
+        pa.set_memory_pool(pa.jemalloc_memory_pool())
+        pa.jemalloc_set_decay_ms(decay_ms)
+    except (NotImplementedError, pa.ArrowException):  # a build without jemalloc keeps its default pool
+        log.debug("Arrow has no jemalloc pool; keeping %s", pa.default_memory_pool().backend_name)
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
+                 "keepcost")]
+
+
+def _libc() -> ctypes.CDLL | None:
+    name = ctypes.util.find_library("c")
+    try:
+        return ctypes.CDLL(name) if name else None
+    except OSError:
+        return None
+
+
+_LIBC = _libc()
+
+
+def trim_heap() -> None:
+    """Hand glibc's free heap memory back to the kernel (no-op elsewhere)."""
+    if _LIBC is not None:
+        with contextlib.suppress(AttributeError):
+            _LIBC.malloc_trim(0)
+
+
+def heap_bytes() -> int | None:
+    """Bytes glibc malloc has handed out and not yet been given back in this process; None where that is
+    not glibc."""
+    if _LIBC is None:
+        return None
+    try:
+        mallinfo2 = _LIBC.mallinfo2
+    except AttributeError:
+        return None
+    mallinfo2.restype = _MallInfo2
+    info = mallinfo2()
+    return info.uordblks + info.hblkhd
+
+
+class MemoryGuard:
+    """Samples the server's and its workers' PSS in a background thread; ``over()`` says whether the last
+    sample was above the admission mark (glibc's heap is then trimmed: the server keeps freed memory for
+    reuse, ``collector.allocator``)."""
+
+    def __init__(self, plan: MemoryPlan, sample_every_s: float = SAMPLE_EVERY_S,
+                 measure=memory_pss) -> None:
+        self.plan = plan
+        self._every = sample_every_s
+        self._measure = measure
+        self.server = self.workers = 0
+        self.peak = 0
+        self.refusals = 0
+        self._over = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="trajscope-memory", daemon=True)
+
+    def start(self) -> MemoryGuard:
+        self.sample()
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    @property
+    def total(self) -> int:
+        return self.server + self.workers
+
+    def over(self) -> bool:
+        return self._over
+
+    def sample(self) -> None:
+        self.server, self.workers = self._measure()
+        self.peak = max(self.peak, self.total)
+        over = self.total >= self.plan.admit_below
+        if over:
+            trim_heap()
+        if over and not self._over:
+            log.warning("memory %d MiB is above the admission mark %d MiB of the %d MiB budget: refusing new "
+                        "exports until it drops", self.total >> 20, self.plan.admit_below >> 20,
+                        self.plan.budget >> 20)
+        self._over = over
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._every):
+            try:
+                self.sample()
+            except Exception:  # a failed sample must not stop the guard
+                log.exception("memory sample failed")
+                time.sleep(self._every)
