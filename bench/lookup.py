@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -29,6 +30,7 @@ from trajectory_stats import big_trace
 
 from trajscope.collector.allocator import keep_freed_memory
 from trajscope.collector.otlp_decode import decode_request
+from trajscope.memory_budget import memory_pss
 from trajscope.storage import duckdb_store
 from trajscope.storage.duckdb_store import DuckDBStore
 from trajscope.storage.interface import TraceFilter
@@ -185,6 +187,15 @@ def main() -> None:
     # The API on the same store: a server process, as users run it.
     server = ServerProcess(data, keep=True)
     client = LightClient(server.url(""))
+    peak_pss = [0]
+    sampled = threading.Event()
+
+    def sample_memory() -> None:  # the budget covers the server and its workers: their PSS, as the server counts
+        while not sampled.wait(0.2):
+            peak_pss[0] = max(peak_pss[0], sum(memory_pss(server.proc.pid)))
+
+    sampler = threading.Thread(target=sample_memory, daemon=True)
+    sampler.start()
     # Other random traces, so the server's first lookups are first touches of its own buffers.
     distinct: list[float] = []  # every lookup of a trace the server had not served before, in order
     for label in ("first lookup", "looked up again"):
@@ -239,6 +250,11 @@ def main() -> None:
             "group_by": g, "since": str(since)}), 7)
         print(f"stats/{endpoint}?group_by={group} over the newest {newest:,} spans (HTTP): p50 {median(t):.0f} ms, "
               f"p95 {pct(t, 0.95):.0f} ms")
+    sampled.set()
+    sampler.join()
+    budget = client.get("/metrics").decode().split("trajscope_memory_budget_bytes ")[1].split()[0]
+    print(f"peak PSS of the server and its workers while answering all of the above: {peak_pss[0] / 2**20:,.0f} MiB "
+          f"(budget {float(budget) / 2**20:,.0f} MiB)")
     server.stop()
 
 

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import grpc
+import httpx
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -42,6 +43,18 @@ def renamed(payload: bytes, ids: list[bytes], round_no: int) -> bytes:
     for old in ids:
         payload = payload.replace(old, hashlib.md5(old + round_no.to_bytes(4, "little")).digest())
     return payload
+
+
+def held(server: ServerProcess) -> str:
+    """What holds the server's memory now, from its /metrics: DuckDB's buffers by tag, the C heap, Arrow."""
+    parts = []
+    for line in httpx.get(server.url("/metrics"), timeout=10).text.splitlines():
+        for prefix, label in (("trajscope_duckdb_memory_bytes{tag=", ""), ("trajscope_malloc_in_use_bytes", "malloc"),
+                              ("trajscope_arrow_memory_bytes", "arrow")):
+            if line.startswith(prefix):
+                name = label or line.split('"')[1].lower()
+                parts.append(f"{name} {float(line.split()[-1]) / 2**20:.0f}")
+    return ", ".join(parts) + " MiB"
 
 
 def main() -> None:
@@ -96,8 +109,8 @@ def main() -> None:
         if time.monotonic() - started >= 60 * (len(minutes) + 1):
             written = server.ingest()["spans_written"]
             minutes.append((written, minute_peak))
-            print(f"  minute {len(minutes)}: {written:,} spans stored, peak PSS {minute_peak / 2**20:.0f} MiB",
-                  flush=True)
+            print(f"  minute {len(minutes)}: {written:,} spans stored, peak PSS {minute_peak / 2**20:.0f} MiB "
+                  f"({held(server)})", flush=True)
             minute_peak = 0
     for t in threads:
         t.join()

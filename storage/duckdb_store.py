@@ -284,7 +284,7 @@ class DuckDBStore:
                 con.register("incoming_spans", _json_typed(fresh.combine_chunks()))
                 con.execute(f"INSERT INTO spans ({_SPAN_COLS}) SELECT {_SPAN_COLS} FROM incoming_spans")
                 con.unregister("incoming_spans")
-                self._remember(trace_ids.filter(pc.invert(maybe)))  # the others are in the filter already
+                self._remember(trace_ids, maybe)
                 if stored.num_rows:  # only traces with new spans: a repeat alone changes no summary
                     stored = stored.filter(pc.is_in(stored.column("trace_id"), value_set=fresh.column("trace_id")))
                 known = pc.unique(stored.column("trace_id"))
@@ -342,14 +342,19 @@ class DuckDBStore:
             return pa.array([True] * len(trace_ids), pa.bool_())
         return pa.array(self._known.might_contain(trace_ids))
 
-    def _remember(self, trace_ids: pa.Array) -> None:
-        # Before the commit: a rolled-back load leaves only false positives, which cost a lookup each.
+    def _remember(self, trace_ids: pa.Array, maybe: pa.BooleanArray) -> None:
+        """Add a load's traces to the filter: those it ruled out (the others are in it already, or were false
+        positives, which only cost a lookup). Before the commit: a rolled-back load leaves only false
+        positives too."""
         if self._known is None:
             return
-        if self._known.count + len(trace_ids) > self._known.capacity:
-            # Rebuilt from the table before this load's ids are added: its new traces have no row yet.
-            self._known = self._known_traces(at_least=2 * (self._known.count + len(trace_ids)))
-        self._known.add(trace_ids)
+        new = trace_ids.filter(pc.invert(maybe))
+        if self._known.count + len(new) > self._known.capacity:
+            # Rebuilt from the table, where none of this load's traces new to the store has a row yet — also
+            # not one the old filter mistook for stored: so every trace of the load is added again.
+            self._known = self._known_traces(at_least=2 * (self._known.count + len(new)))
+            new = trace_ids
+        self._known.add(new)
 
     @staticmethod
     def _only_new(spans: pa.Table, stored: pa.Table) -> pa.Table:

@@ -95,7 +95,8 @@ def open_writer(settings: ServerSettings, store: DuckDBStore, quarantine: Quaran
     """The staging log lives beside the database; spans a previous run acknowledged but did not load are
     loaded now, before anything new is accepted."""
     try:
-        return Loader(store, settings.data / "staging", quarantine=quarantine,
+        import os as _os
+        return Loader(store, settings.data / "staging", quarantine=quarantine, checkpoint_rows=int(_os.environ.get("XP_CKPT", "131072")),
                             progress=lambda msg: print(f"trajscope: {msg}", flush=True))
     except BaseException:
         store.close()
@@ -213,7 +214,9 @@ async def serve(settings: ServerSettings) -> None:
 
 
 def run(settings: ServerSettings) -> int:
-    keep_freed_memory()
+    import os as _os
+    if not _os.environ.get("XP_NOKEEP"):
+        keep_freed_memory()
     try:
         asyncio.run(serve(settings))
     except (StartupError, OSError) as exc:

@@ -29,7 +29,7 @@ def _metrics(srv) -> dict[str, float]:
 
 
 def test_metrics_count_what_ingest_and_the_api_did(tmp_path):
-    srv = make_server(tmp_path, "--log-format", "json", "--log-level", "INFO")
+    srv = make_server(tmp_path, "--log-format", "json", "--log-level", "INFO", "--memory-limit", "2GiB")
     srv.start()
     try:
         bad = make_span("bad", span_id=bytes(8))
@@ -48,6 +48,13 @@ def test_metrics_count_what_ingest_and_the_api_did(tmp_path):
         assert m['trajscope_load_seconds_bucket{le="+Inf"}'] == m["trajscope_load_seconds_count"]
         assert m['trajscope_api_request_seconds_count{route="/api/v1/traces"}'] >= 2
         assert m['trajscope_memory_pss_bytes{process="server"}'] > 10 * 2**20
+        assert m['trajscope_memory_pss_bytes{process="workers"}'] > 10 * 2**20  # the decode worker
+        assert m["trajscope_memory_budget_bytes"] == 2 * 2**30
+        assert m["trajscope_duckdb_memory_limit_bytes"] == 2**30 // 2  # its quarter of the budget
+        assert m["trajscope_memory_admission_bytes"] < m["trajscope_memory_budget_bytes"]
+        assert m["trajscope_memory_peak_bytes"] >= m['trajscope_memory_pss_bytes{process="server"}']
+        assert m['trajscope_duckdb_memory_bytes{tag="BASE_TABLE"}'] > 0  # the spans just written
+        assert m["trajscope_memory_refusals_total"] == 0
         assert m['trajscope_ack_log_bytes{signal="traces"}'] >= 0
         assert 'trajscope_ack_log_oldest_unreleased_seconds{signal="traces"}' in m
         assert m["trajscope_load_backlog_spans"] >= 0 and m["trajscope_decode_backlog_spans"] >= 0

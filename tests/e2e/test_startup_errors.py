@@ -26,3 +26,14 @@ def test_startup_busy_port_and_locked_data_directory(server, tmp_path):
     assert locked.returncode == 1
     assert f"data directory {server.data} is in use by another process" in locked.stderr
     assert "Traceback" not in locked.stderr
+
+
+def test_a_memory_budget_too_small_or_unreadable_is_refused_at_start(tmp_path):
+    ports = [str(p) for p in free_ports(3)]
+    flags = ["--data", str(tmp_path / "d"), "--grpc-port", ports[0], "--http-port", ports[1], "--api-port", ports[2]]
+    small = _serve(*flags, "--memory-limit", "100MiB")
+    assert small.returncode == 1
+    assert "--memory-limit 100MiB is below the 256 MiB" in small.stderr and "Traceback" not in small.stderr
+    unreadable = _serve(*flags, "--memory-limit", "lots")
+    assert unreadable.returncode == 2
+    assert "--memory-limit: cannot read 'lots' as a size" in unreadable.stderr

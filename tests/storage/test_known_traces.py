@@ -80,3 +80,28 @@ def test_a_filter_that_always_says_maybe_changes_nothing(monkeypatch):
     store.write(table_of(spans[:2]))
     assert store.write(table_of(spans)) == 3
     assert _counts(store) == {spans[0].trace_id.hex(): 5}
+
+
+def test_a_new_trace_the_filter_mistook_for_stored_is_kept_through_a_rebuild(monkeypatch):
+    """A load that rebuilds the filter (past its capacity) and holds a new trace the old filter answered
+    "maybe" for (a false positive): the rebuilt filter must know that trace too, or its next spans would be
+    taken for a new trace's and its summary inserted twice."""
+    monkeypatch.setattr(known_traces, "_MIN_BITS", 64)  # capacity 4 traces
+    store = DuckDBStore(":memory:")
+    for _ in range(4):
+        store.write(table_of(_trace(1)))
+    mistaken, fresh = _trace(3), _trace(1)
+    mistaken_id = mistaken[0].trace_id.hex()
+    answer = KnownTraces.might_contain
+
+    def false_positive(self, ids):
+        out = answer(self, ids)
+        out[[i == mistaken_id for i in ids.to_pylist()]] = True
+        return out
+
+    monkeypatch.setattr(KnownTraces, "might_contain", false_positive)
+    store.write(table_of(mistaken[:2] + fresh))  # the rebuild happens in this load
+    monkeypatch.setattr(KnownTraces, "might_contain", answer)
+    assert store._known.might_contain(pa.array([mistaken_id], pa.string())).all()
+    assert store.write(table_of(mistaken)) == 2
+    assert _counts(store)[mistaken_id] == 4
