@@ -20,7 +20,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from common import OUT, build_payloads, env_note
 
-from trajscope.collector.allocator import keep_freed_memory
 from trajscope.collector.otlp_decode import decode_request
 from trajscope.storage.duckdb_store import STORAGE_VERSION
 from trajscope.storage.schema import SPAN_COLUMNS, ZSTD_COLUMNS
@@ -96,7 +95,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--spans", type=int, default=983_040)
     args = parser.parse_args()
-    keep_freed_memory()
     source = pa.concat_tables([decode_request(p).table for p in build_payloads(250_000, 512)]).combine_chunks()
     print(f"spans-table loads of {args.spans:,} realistic spans, CPU of the whole process ({env_note()})")
     for label, load_rows, row_group, one_batch in (

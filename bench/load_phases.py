@@ -24,7 +24,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from common import OUT, build_payloads, env_note, median
 
-from trajscope.collector.allocator import keep_freed_memory
 from trajscope.collector.otlp_decode import decode_request
 from trajscope.storage import duckdb_store
 from trajscope.storage.batch_summary import summarise_table
@@ -76,7 +75,6 @@ def main() -> None:
     ap.add_argument("--load", type=int, default=32_768)
     ap.add_argument("--store", help="an existing data directory to time the stored-span lookup on")
     args = ap.parse_args()
-    keep_freed_memory()
     spans = pa.concat_tables([decode_request(p).table for p in build_payloads(args.spans, 512)]).combine_chunks()
     loads = [spans.slice(i, args.load) for i in range(0, spans.num_rows - args.load + 1, args.load)]
     rows = sum(t.num_rows for t in loads)

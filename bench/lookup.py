@@ -28,7 +28,6 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import OUT, LightClient, ServerProcess, build_payloads, env_note, median, pct, timed
 from trajectory_stats import big_trace
 
-from trajscope.collector.allocator import keep_freed_memory
 from trajscope.collector.otlp_decode import decode_request
 from trajscope.memory_budget import memory_pss
 from trajscope.storage import duckdb_store
@@ -122,7 +121,6 @@ def main() -> None:
     if not args.keep and data.exists():
         shutil.rmtree(data)
     OUT.mkdir(exist_ok=True)
-    keep_freed_memory()  # as `trajscope serve` does: the in-process store runs with the server's allocator
     store = DuckDBStore(data)
     print(f"trajscope lookup benchmark — {env_note()}")
     count = store._con.execute("SELECT count(*) FROM spans").fetchone()[0]

@@ -5,7 +5,9 @@ top of the heap once 128 KiB are free. Decoding a 512-span request allocates man
 arrays over the request's bytes, Arrow buffers), and every one of them is page-faulted in again — on this
 kind of sandboxed machine a page fault costs microseconds: copying a fresh 4 MB array took 2.5 ms against
 0.27 ms into reused memory, and the columnar decode ran ~2× faster with the thresholds below. The cost is
-a few tens of MB of memory the process keeps.
+a few tens of MB of memory the process keeps. The decode workers use it; the server process keeps glibc's
+defaults, where a load's temporaries would otherwise stay resident at their peak against the memory budget
+(``trajscope.memory_budget``) for no measurable gain.
 """
 
 from __future__ import annotations

@@ -103,6 +103,12 @@ _FACTS_BATCH_MAX = 65_536
 _STORE_FAULTS = (OSError, MemoryError, duckdb.IOException, duckdb.OutOfMemoryException, duckdb.FatalException)
 
 
+def _limit_bytes(cur: duckdb.DuckDBPyConnection) -> int:
+    """DuckDB's ``memory_limit`` in bytes (the setting reads as e.g. ``256.0 MiB``)."""
+    value, unit = cur.execute("SELECT current_setting('memory_limit')").fetchone()[0].split()
+    return int(float(value) * {"bytes": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}[unit])
+
+
 class StoreError(RuntimeError):
     """The database file cannot be opened; the message names the file and what to do, ``reason`` says why."""
 
@@ -584,6 +590,24 @@ class DuckDBStore:
             return cur.execute(f"SELECT {_LOG_COLS} FROM log_records WHERE {where.sql()} "
                                "ORDER BY time_unix_nano, ingested_at_unix_nano, record_id", where.params
                                ).to_arrow_table(_arrow_batch_rows(None))
+
+    def memory_limit(self) -> int:
+        """DuckDB's memory cap now, in bytes."""
+        with self._reader() as cur:
+            return _limit_bytes(cur)
+
+    def set_memory_limit(self, limit: int) -> bool:
+        """Change DuckDB's memory cap (bytes); False where the configuration is locked (``ingest_threads``
+        None) or DuckDB refused."""
+        if self._ingest_threads is None or self._closed:
+            return False
+        try:
+            with self._reader() as cur:
+                cur.execute(f"SET memory_limit = '{limit // 2**20}MiB'")
+        except duckdb.Error as exc:
+            log.warning("DuckDB refused a memory cap of %d MiB: %s", limit >> 20, exc)
+            return False
+        return True
 
     def memory_by_tag(self) -> dict[str, int]:
         """DuckDB's buffer memory in use by what holds it (``duckdb_memory()``: table blocks, indexes, …)."""

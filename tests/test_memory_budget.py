@@ -21,6 +21,7 @@ from trajscope.memory_budget import (
     memory_pss,
     parse_bytes,
     plan_memory,
+    wanted_limit,
 )
 from trajscope.storage.duckdb_store import DuckDBStore
 from trajscope.storage.loader import Loader
@@ -56,6 +57,52 @@ def test_duckdb_runs_with_the_budgets_share(tmp_path):
     limit = store.query("SELECT current_setting('memory_limit') AS m").column("m")[0].as_py()
     store.close()
     assert limit.endswith("MiB") and float(limit.split()[0]) == pytest.approx(256, rel=0.01)
+
+
+def test_duckdb_wants_a_cap_its_unevictable_memory_fits_well_inside():
+    assert wanted_limit({"BASE_TABLE": 900 * MiB}) == 0  # cached blocks can always be evicted
+    want = wanted_limit({"ART_INDEX": 180 * MiB, "IN_MEMORY_TABLE": 60 * MiB, "BASE_TABLE": 500 * MiB})
+    assert want >= 240 * MiB / 0.6 and want % (16 * MiB) == 0 and want < 240 * MiB / 0.6 + 16 * MiB
+
+
+class _Store:
+    """What the guard needs of the store, over a real DuckDB instance whose tags the test states."""
+
+    def __init__(self, tags: dict[str, int], limit: int) -> None:
+        self.tags = tags
+        self.real = DuckDBStore(":memory:", memory_limit=f"{limit // MiB}MiB", ingest_threads=1)
+
+    def memory_by_tag(self) -> dict[str, int]:
+        return self.tags
+
+    def memory_limit(self) -> int:
+        return self.real.memory_limit()
+
+    def set_memory_limit(self, limit: int) -> bool:
+        return self.real.set_memory_limit(limit)
+
+
+def test_the_guard_grows_duckdbs_cap_with_its_indexes_up_to_the_budgets_share(caplog):
+    plan = plan_memory(2**30)  # DuckDB starts at 256 MiB, may grow to 60 % (614 MiB)
+    store = _Store({"ART_INDEX": 100 * MiB, "BASE_TABLE": 200 * MiB}, plan.duckdb)
+    guard = MemoryGuard(plan, measure=lambda: (0, 0), duckdb=store)
+    guard.sample()
+    assert guard.duckdb_limit == plan.duckdb == store.memory_limit()  # 100 MiB pinned fits in 256
+    store.tags["ART_INDEX"] = 200 * MiB
+    guard.sample()
+    assert store.memory_limit() == guard.duckdb_limit == wanted_limit(store.tags) > plan.duckdb
+    store.tags["ART_INDEX"] = 150 * MiB
+    guard.sample()
+    assert store.memory_limit() == wanted_limit({"ART_INDEX": 200 * MiB})  # never lowered
+    store.tags["ART_INDEX"] = 500 * MiB
+    guard.sample()
+    assert store.memory_limit() == plan.duckdb_max
+    assert "restart with a larger --memory-limit" in caplog.text
+
+
+def test_a_store_whose_configuration_is_locked_keeps_its_cap():
+    store = DuckDBStore(":memory:", memory_limit="200MiB")  # no ingest threads: configuration locked
+    assert not store.set_memory_limit(400 * MiB) and store.memory_limit() == 200 * MiB
 
 
 def test_the_guard_samples_the_processes_and_says_when_memory_is_over_the_mark():

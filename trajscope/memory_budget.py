@@ -4,8 +4,9 @@ The budget is measured the way the kernel charges it: the PSS of the server plus
 (shared pages split between the processes that map them). It is kept three ways:
 
 * **sized parts**: DuckDB's own ``memory_limit`` (its buffers: table blocks, indexes, query operators that
-  spill) is a share of the budget, and the native allocators hand freed memory back to the system soon
-  (``configure_allocators``) instead of keeping every past peak;
+  spill) starts at a share of the budget and grows with the store's indexes, which DuckDB cannot evict while
+  inserts touch them (``wanted_limit``), up to a larger share; the native allocators hand freed memory back
+  to the system soon (``configure_allocators``) instead of keeping every past peak;
 * **admission**: a ``MemoryGuard`` samples the measured total a few times a second; above the admission
   mark new exports wait, then are refused as retryable (RESOURCE_EXHAUSTED / 429, like a full backlog) until
   loading brings it down;
@@ -25,7 +26,9 @@ import os
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import psutil
 
@@ -36,6 +39,11 @@ DEFAULT_BUDGET = "1GiB"
 # pin its blocks, which invalidates the database until the next start.
 DUCKDB_SHARE = 0.25
 DUCKDB_MIN = 160 << 20
+# DuckDB's cap grows with what it cannot evict — the store's ART indexes, which every insert touches all over,
+# and data loaded since the last checkpoint — keeping that under PINNED_SHARE of the cap, up to this share of
+# the budget (past it the server says the budget is too small for the store).
+DUCKDB_MAX_SHARE = 0.6
+PINNED_SHARE = 0.6
 # New exports wait (then are refused) while the measured total is above this share of the budget.
 ADMIT_BELOW = 0.9
 SAMPLE_EVERY_S = 0.25
@@ -77,7 +85,8 @@ class MemoryPlan:
     """How a budget is split (bytes)."""
 
     budget: int
-    duckdb: int  # DuckDB's memory_limit
+    duckdb: int  # DuckDB's memory_limit at start
+    duckdb_max: int  # the most DuckDB's cap grows to
     admit_below: int  # measured total above which exports are refused
 
     @property
@@ -88,7 +97,9 @@ class MemoryPlan:
 def plan_memory(budget: int, duckdb_limit: int | None = None) -> MemoryPlan:
     """The split of ``budget``; ``duckdb_limit`` overrides DuckDB's share (``--duckdb-memory-limit``)."""
     duckdb = duckdb_limit if duckdb_limit is not None else max(DUCKDB_MIN, int(budget * DUCKDB_SHARE))
-    return MemoryPlan(budget, duckdb, int(budget * ADMIT_BELOW))
+    duckdb = duckdb >> 20 << 20  # DuckDB is given whole MiB
+    return MemoryPlan(budget, duckdb, max(duckdb, int(budget * DUCKDB_MAX_SHARE) >> 20 << 20),
+                      int(budget * ADMIT_BELOW))
 
 
 def configure_allocators(decay_ms: int = DECAY_MS) -> None:
@@ -144,14 +155,31 @@ def heap_bytes() -> int | None:
     return info.uordblks + info.hblkhd
 
 
+class DuckDBMemory(Protocol):
+    def memory_by_tag(self) -> dict[str, int]: ...
+    def memory_limit(self) -> int: ...
+    def set_memory_limit(self, limit: int) -> bool: ...
+
+
+def wanted_limit(tags: dict[str, int]) -> int:
+    """The cap DuckDB wants for what it holds now (``duckdb_memory()`` by tag): what it cannot evict
+    (everything but cached table blocks, ``BASE_TABLE``) at ``PINNED_SHARE`` of it, in 16 MiB steps."""
+    pinned = sum(used for tag, used in tags.items() if tag != "BASE_TABLE")
+    return -(-int(pinned / PINNED_SHARE) // (16 << 20)) * (16 << 20)
+
+
 class MemoryGuard:
     """Samples the server's and its workers' PSS in a background thread; ``over()`` says whether the last
     sample was above the admission mark (glibc's heap is then trimmed: the server keeps freed memory for
     reuse, ``collector.allocator``)."""
 
     def __init__(self, plan: MemoryPlan, sample_every_s: float = SAMPLE_EVERY_S,
-                 measure=memory_pss) -> None:
+                 measure: Callable[[], tuple[int, int]] = memory_pss, duckdb: DuckDBMemory | None = None) -> None:
+        """``duckdb``: the store, whose cap each sample fits to its indexes (``fitted_limit``)."""
         self.plan = plan
+        self._duckdb = duckdb
+        self.duckdb_limit = plan.duckdb
+        self._said_too_small = False
         self._every = sample_every_s
         self._measure = measure
         self.server = self.workers = 0
@@ -177,6 +205,8 @@ class MemoryGuard:
         return self._over
 
     def sample(self) -> None:
+        if self._duckdb is not None:
+            self._fit_duckdb(self._duckdb)
         self.server, self.workers = self._measure()
         self.peak = max(self.peak, self.total)
         over = self.total >= self.plan.admit_below
@@ -187,6 +217,22 @@ class MemoryGuard:
                         "exports until it drops", self.total >> 20, self.plan.admit_below >> 20,
                         self.plan.budget >> 20)
         self._over = over
+
+    def _fit_duckdb(self, store: DuckDBMemory) -> None:
+        tags = store.memory_by_tag()
+        want = wanted_limit(tags)
+        limit = max(self.duckdb_limit, min(want, self.plan.duckdb_max))  # raised, never lowered
+        if limit > self.duckdb_limit and store.set_memory_limit(limit):
+            log.warning("DuckDB's memory cap raised to %d MiB for the store's indexes (%d MiB of its memory cannot "
+                        "be evicted); it may grow to %d MiB of the %d MiB budget", limit >> 20,
+                        sum(v for t, v in tags.items() if t != "BASE_TABLE") >> 20, self.plan.duckdb_max >> 20,
+                        self.plan.budget >> 20)
+            self.duckdb_limit = limit
+        if want > self.plan.duckdb_max and not self._said_too_small:
+            self._said_too_small = True
+            log.error("the store's indexes need more of DuckDB's memory than the %d MiB budget allows it (%d MiB): "
+                      "loads will fail and wait in the logs; restart with a larger --memory-limit",
+                      self.plan.budget >> 20, self.plan.duckdb_max >> 20)
 
     def _run(self) -> None:
         while not self._stop.wait(self._every):

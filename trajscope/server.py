@@ -21,7 +21,6 @@ import uvicorn
 from trajscope.analysis.pricing import PriceError
 from trajscope.collector import costing
 from trajscope.collector.ack_log import ACK_LOG_DIR, AckLog
-from trajscope.collector.allocator import keep_freed_memory
 from trajscope.collector.decode_pool import make_decoder
 from trajscope.collector.grpc_receiver import build_grpc_server
 from trajscope.collector.http_receiver import build_http_app
@@ -95,8 +94,7 @@ def open_writer(settings: ServerSettings, store: DuckDBStore, quarantine: Quaran
     """The staging log lives beside the database; spans a previous run acknowledged but did not load are
     loaded now, before anything new is accepted."""
     try:
-        import os as _os
-        return Loader(store, settings.data / "staging", quarantine=quarantine, checkpoint_rows=int(_os.environ.get("XP_CKPT", "131072")),
+        return Loader(store, settings.data / "staging", quarantine=quarantine,
                             progress=lambda msg: print(f"trajscope: {msg}", flush=True))
     except BaseException:
         store.close()
@@ -129,7 +127,7 @@ async def serve(settings: ServerSettings) -> None:
     quarantine = Quarantine(settings.data / QUARANTINE_DIR)
     writer = open_writer(settings, store, quarantine)
     decoder = make_decoder(workers, costing.extra_file(), settings.decoder)
-    memory = MemoryGuard(plan)
+    memory = MemoryGuard(plan, duckdb=store)
     # Also with --decode-backlog 0: what an earlier run acknowledged there is decoded at start.
     ack_log = AckLog(settings.data / ACK_LOG_DIR, quarantine)
     pipeline = IngestPipeline(writer, decoder, max_pending_spans=settings.max_pending_spans,
@@ -214,9 +212,6 @@ async def serve(settings: ServerSettings) -> None:
 
 
 def run(settings: ServerSettings) -> int:
-    import os as _os
-    if not _os.environ.get("XP_NOKEEP"):
-        keep_freed_memory()
     try:
         asyncio.run(serve(settings))
     except (StartupError, OSError) as exc:

@@ -82,6 +82,6 @@ def collect(out: Exposition, parts: ServerParts) -> None:
     heap = heap_bytes()
     if heap is not None:
         out.gauge("trajscope_malloc_in_use_bytes", heap, "the server's C heap (glibc malloc) in use")
-    out.gauge("trajscope_duckdb_memory_limit_bytes", guard.plan.duckdb, "DuckDB's share of the budget")
+    out.gauge("trajscope_duckdb_memory_limit_bytes", guard.duckdb_limit, "DuckDB's cap now (grows with its indexes)")
     for tag, used in parts.store.memory_by_tag().items():
         out.gauge("trajscope_duckdb_memory_bytes", used, "DuckDB buffer memory by what holds it", tag=tag)
