@@ -91,12 +91,19 @@ def test_the_guard_grows_duckdbs_cap_with_its_indexes_up_to_the_budgets_share(ca
     store.tags["ART_INDEX"] = 200 * MiB
     guard.sample()
     assert store.memory_limit() == guard.duckdb_limit == wanted_limit(store.tags) > plan.duckdb
-    store.tags["ART_INDEX"] = 150 * MiB
+    store.tags["ART_INDEX"] = 190 * MiB
     guard.sample()
-    assert store.memory_limit() == wanted_limit({"ART_INDEX": 200 * MiB})  # never lowered
+    assert store.memory_limit() == wanted_limit({"ART_INDEX": 200 * MiB})  # a small dip keeps the cap
+    store.tags["ART_INDEX"] = 100 * MiB
+    guard.sample()
+    assert store.memory_limit() == plan.duckdb  # the cache gets no more than what is left
+    assert guard.outgrown == 0 and guard.admission_mark() == plan.admit_below
     store.tags["ART_INDEX"] = 500 * MiB
     guard.sample()
     assert store.memory_limit() == plan.duckdb_max
+    # The store outgrew the budget: refusing exports would not free its indexes, so the mark moves by the excess.
+    assert guard.outgrown == 500 * MiB - int(plan.duckdb_max * 0.6)
+    assert guard.admission_mark() == plan.admit_below + guard.outgrown
     assert "restart with a larger --memory-limit" in caplog.text
 
 
@@ -151,6 +158,9 @@ class _Over:
 
     def over(self) -> bool:
         return self._over
+
+    def admission_mark(self) -> int:
+        return self.plan.admit_below
 
     def clear(self) -> None:
         self._over = False

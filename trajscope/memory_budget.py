@@ -44,6 +44,7 @@ DUCKDB_MIN = 160 << 20
 # the budget (past it the server says the budget is too small for the store).
 DUCKDB_MAX_SHARE = 0.6
 PINNED_SHARE = 0.6
+LOWER_MARGIN = 64 << 20
 # New exports wait (then are refused) while the measured total is above this share of the budget.
 ADMIT_BELOW = 0.9
 SAMPLE_EVERY_S = 0.25
@@ -179,6 +180,7 @@ class MemoryGuard:
         self.plan = plan
         self._duckdb = duckdb
         self.duckdb_limit = plan.duckdb
+        self.outgrown = 0  # bytes the store's unevictable memory holds past DuckDB's largest share
         self._said_too_small = False
         self._every = sample_every_s
         self._measure = measure
@@ -204,35 +206,43 @@ class MemoryGuard:
     def over(self) -> bool:
         return self._over
 
+    def admission_mark(self) -> int:
+        """The measured total above which exports are refused: the plan's mark, raised by what the store's
+        indexes hold past DuckDB's largest share (refusing exports cannot free that: the store has outgrown
+        the budget, which the server says, and ingestion goes on)."""
+        return self.plan.admit_below + self.outgrown
+
     def sample(self) -> None:
         if self._duckdb is not None:
             self._fit_duckdb(self._duckdb)
         self.server, self.workers = self._measure()
         self.peak = max(self.peak, self.total)
-        over = self.total >= self.plan.admit_below
+        over = self.total >= self.admission_mark()
         if over:
             trim_heap()
         if over and not self._over:
             log.warning("memory %d MiB is above the admission mark %d MiB of the %d MiB budget: refusing new "
-                        "exports until it drops", self.total >> 20, self.plan.admit_below >> 20,
+                        "exports until it drops", self.total >> 20, self.admission_mark() >> 20,
                         self.plan.budget >> 20)
         self._over = over
 
     def _fit_duckdb(self, store: DuckDBMemory) -> None:
+        """DuckDB's cap follows what it cannot evict (``wanted_limit``) between the plan's start and most, so
+        its cache of table blocks gets what is left, no more; lowered only past a margin, not at every
+        checkpoint's dip."""
         tags = store.memory_by_tag()
-        want = wanted_limit(tags)
-        limit = max(self.duckdb_limit, min(want, self.plan.duckdb_max))  # raised, never lowered
-        if limit > self.duckdb_limit and store.set_memory_limit(limit):
-            log.warning("DuckDB's memory cap raised to %d MiB for the store's indexes (%d MiB of its memory cannot "
-                        "be evicted); it may grow to %d MiB of the %d MiB budget", limit >> 20,
-                        sum(v for t, v in tags.items() if t != "BASE_TABLE") >> 20, self.plan.duckdb_max >> 20,
-                        self.plan.budget >> 20)
+        pinned = sum(used for tag, used in tags.items() if tag != "BASE_TABLE")
+        limit = min(max(wanted_limit(tags), self.plan.duckdb), self.plan.duckdb_max)
+        if (limit > self.duckdb_limit or limit < self.duckdb_limit - LOWER_MARGIN) and store.set_memory_limit(limit):
+            log.info("DuckDB's memory cap %d → %d MiB (%d MiB of its memory cannot be evicted)",
+                     self.duckdb_limit >> 20, limit >> 20, pinned >> 20)
             self.duckdb_limit = limit
-        if want > self.plan.duckdb_max and not self._said_too_small:
+        self.outgrown = max(0, pinned - int(self.plan.duckdb_max * PINNED_SHARE))
+        if self.outgrown and not self._said_too_small:
             self._said_too_small = True
-            log.error("the store's indexes need more of DuckDB's memory than the %d MiB budget allows it (%d MiB): "
-                      "loads will fail and wait in the logs; restart with a larger --memory-limit",
-                      self.plan.budget >> 20, self.plan.duckdb_max >> 20)
+            log.error("the store's indexes and unflushed data hold %d MiB of DuckDB's memory, more than the %d MiB "
+                      "budget has room for: memory will exceed it; restart with a larger --memory-limit",
+                      pinned >> 20, self.plan.budget >> 20)
 
     def _run(self) -> None:
         while not self._stop.wait(self._every):

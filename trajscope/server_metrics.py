@@ -74,9 +74,11 @@ def collect(out: Exposition, parts: ServerParts) -> None:
     out.gauge("trajscope_memory_pss_bytes", guard.server, "memory in use (PSS, last sample)", process="server")
     out.gauge("trajscope_memory_pss_bytes", guard.workers, "", process="workers")
     out.gauge("trajscope_memory_budget_bytes", guard.plan.budget, "the memory budget (--memory-limit)")
-    out.gauge("trajscope_memory_admission_bytes", guard.plan.admit_below,
+    out.gauge("trajscope_memory_admission_bytes", guard.admission_mark(),
               "measured memory above which exports are refused")
     out.gauge("trajscope_memory_peak_bytes", guard.peak, "highest measured memory since start")
+    out.gauge("trajscope_memory_outgrown_bytes", guard.outgrown,
+              "DuckDB memory the store's indexes hold past the budget's room for them (raise --memory-limit)")
     out.counter("trajscope_memory_refusals_total", guard.refusals, "exports refused while memory was over the mark")
     out.gauge("trajscope_arrow_memory_bytes", pa.total_allocated_bytes(), "Arrow buffers allocated in the server")
     heap = heap_bytes()
