@@ -262,8 +262,13 @@ class DuckDBStore:
             try:
                 yield con
                 con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
+            except BaseException as exc:
+                try:
+                    con.execute("ROLLBACK")
+                except duckdb.Error as rollback:
+                    # DuckDB may have ended the transaction itself (a failed statement); the first failure is
+                    # the one that says what went wrong (a store fault is retried, a bad span quarantined).
+                    raise exc from rollback
                 raise
 
     def write(self, spans: pa.Table) -> int:

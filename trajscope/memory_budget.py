@@ -5,7 +5,8 @@ The budget is measured the way the kernel charges it: the PSS of the server plus
 
 * **sized parts**: DuckDB's own ``memory_limit`` (its buffers: table blocks, indexes, query operators that
   spill) starts at a share of the budget and grows with the store's indexes, which DuckDB cannot evict while
-  inserts touch them (``wanted_limit``), up to a larger share; the native allocators hand freed memory back
+  inserts touch them (``wanted_limit``); past a larger share the store has outgrown the budget (said, and
+  the admission mark moves by the excess); the native allocators hand freed memory back
   to the system soon (``configure_allocators``) instead of keeping every past peak;
 * **admission**: a ``MemoryGuard`` samples the measured total a few times a second; above the admission
   mark new exports wait, then are refused as retryable (RESOURCE_EXHAUSTED / 429, like a full backlog) until
@@ -44,7 +45,8 @@ DUCKDB_MIN = 160 << 20
 # the budget (past it the server says the budget is too small for the store).
 DUCKDB_MAX_SHARE = 0.6
 PINNED_SHARE = 0.6
-LOWER_MARGIN = 64 << 20
+# DuckDB's own default cap: what it may grow to even past the budget.
+MACHINE_MAX = int(psutil.virtual_memory().total * 0.8)
 # New exports wait (then are refused) while the measured total is above this share of the budget.
 ADMIT_BELOW = 0.9
 SAMPLE_EVERY_S = 0.25
@@ -227,13 +229,14 @@ class MemoryGuard:
         self._over = over
 
     def _fit_duckdb(self, store: DuckDBMemory) -> None:
-        """DuckDB's cap follows what it cannot evict (``wanted_limit``) between the plan's start and most, so
-        its cache of table blocks gets what is left, no more; lowered only past a margin, not at every
-        checkpoint's dip."""
+        """DuckDB's cap follows what it cannot evict (``wanted_limit``) up, never down: a cap lowered under a
+        running load makes the load fail for memory, and a failed rollback then invalidates the database. Past
+        the plan's most it still follows (the alternative is every load failing): the store has outgrown the
+        budget, which the server says once."""
         tags = store.memory_by_tag()
         pinned = sum(used for tag, used in tags.items() if tag != "BASE_TABLE")
-        limit = min(max(wanted_limit(tags), self.plan.duckdb), self.plan.duckdb_max)
-        if (limit > self.duckdb_limit or limit < self.duckdb_limit - LOWER_MARGIN) and store.set_memory_limit(limit):
+        limit = min(wanted_limit(tags), MACHINE_MAX)
+        if limit > self.duckdb_limit and store.set_memory_limit(limit):
             log.info("DuckDB's memory cap %d → %d MiB (%d MiB of its memory cannot be evicted)",
                      self.duckdb_limit >> 20, limit >> 20, pinned >> 20)
             self.duckdb_limit = limit

@@ -105,3 +105,4 @@ def test_a_new_trace_the_filter_mistook_for_stored_is_kept_through_a_rebuild(mon
     assert store._known.might_contain(pa.array([mistaken_id], pa.string())).all()
     assert store.write(table_of(mistaken)) == 2
     assert _counts(store)[mistaken_id] == 4
+
