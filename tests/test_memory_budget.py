@@ -199,3 +199,25 @@ def test_log_exports_are_refused_while_memory_is_over_the_mark(tmp_path):
     assert logs.stats.overloaded == 1 and guard.refusals == 1
     logs.close()
     ack_log.close()
+
+
+def test_memory_held_outside_ingest_does_not_refuse_exports_for_good(monkeypatch):
+    from trajscope import memory_budget
+
+    monkeypatch.setattr(memory_budget, "STUCK_S", 0.0)
+    reading = [(950 * MiB, 0)]
+    guard = MemoryGuard(plan_memory(2**30), measure=lambda: reading[0])
+    waiting = [True]
+    guard.ingest_idle = lambda: not waiting[0]
+    for _ in range(3):  # ingest holds memory: refusing helps, the mark stays
+        guard.sample()
+        assert guard.over() and guard.held_elsewhere == 0
+    waiting[0] = False  # nothing waits, yet memory stays over: refusals cannot free it
+    guard.sample()
+    assert guard.over()
+    guard.sample()
+    assert not guard.over() and guard.held_elsewhere > 0
+    assert guard.admission_mark() > 950 * MiB
+    reading[0] = (500 * MiB, 0)  # it came down: the plan's mark again
+    guard.sample()
+    assert guard.held_elsewhere == 0 and guard.admission_mark() == guard.plan.admit_below

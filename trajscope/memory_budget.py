@@ -47,6 +47,9 @@ DUCKDB_MAX_SHARE = 0.6
 PINNED_SHARE = 0.6
 # DuckDB's own default cap: what it may grow to even past the budget.
 MACHINE_MAX = int(psutil.virtual_memory().total * 0.8)
+# Over the mark this long with nothing of ingest's waiting, the mark moves past what is held (MemoryGuard).
+STUCK_S = 5.0
+STUCK_MARGIN = 32 << 20
 # New exports wait (then are refused) while the measured total is above this share of the budget.
 ADMIT_BELOW = 0.9
 SAMPLE_EVERY_S = 0.25
@@ -183,6 +186,11 @@ class MemoryGuard:
         self._duckdb = duckdb
         self.duckdb_limit = plan.duckdb
         self.outgrown = 0  # bytes the store's unevictable memory holds past DuckDB's largest share
+        # Memory over the mark that refusing exports did not free (nothing of ingest's was waiting): the mark
+        # moves by it until memory drops below the plan's mark again.
+        self.held_elsewhere = 0
+        self.ingest_idle: Callable[[], bool] = lambda: False  # whether nothing acknowledged waits in ingest
+        self._idle_over_since: float | None = None
         self._said_too_small = False
         self._every = sample_every_s
         self._measure = measure
@@ -212,13 +220,14 @@ class MemoryGuard:
         """The measured total above which exports are refused: the plan's mark, raised by what the store's
         indexes hold past DuckDB's largest share (refusing exports cannot free that: the store has outgrown
         the budget, which the server says, and ingestion goes on)."""
-        return self.plan.admit_below + self.outgrown
+        return self.plan.admit_below + max(self.outgrown, self.held_elsewhere)
 
     def sample(self) -> None:
         if self._duckdb is not None:
             self._fit_duckdb(self._duckdb)
         self.server, self.workers = self._measure()
         self.peak = max(self.peak, self.total)
+        self._hold_elsewhere(time.monotonic())
         over = self.total >= self.admission_mark()
         if over:
             trim_heap()
@@ -227,6 +236,25 @@ class MemoryGuard:
                         "exports until it drops", self.total >> 20, self.admission_mark() >> 20,
                         self.plan.budget >> 20)
         self._over = over
+
+    def _hold_elsewhere(self, now: float) -> None:
+        """Refusals only help while ingest holds memory. Over the mark for ``STUCK_S`` with nothing of ingest's
+        waiting, the excess is held elsewhere (DuckDB's cache, allocators, queries): the mark moves past it, so
+        exports are never refused for good; it moves back once memory is under the plan's mark."""
+        if self.total < self.plan.admit_below:
+            self.held_elsewhere, self._idle_over_since = 0, None
+            return
+        if self.total < self.admission_mark() or not self.ingest_idle():
+            self._idle_over_since = None
+            return
+        if self._idle_over_since is None:
+            self._idle_over_since = now
+        elif now - self._idle_over_since >= STUCK_S:
+            self.held_elsewhere = self.total - self.plan.admit_below + STUCK_MARGIN
+            self._idle_over_since = None
+            log.warning("memory stays at %d MiB, over the admission mark, with no export waiting in ingest: "
+                        "accepting exports up to %d MiB; raise --memory-limit if this persists",
+                        self.total >> 20, self.admission_mark() >> 20)
 
     def _fit_duckdb(self, store: DuckDBMemory) -> None:
         """DuckDB's cap follows what it cannot evict (``wanted_limit``) up, never down: a cap lowered under a

@@ -134,6 +134,7 @@ async def serve(settings: ServerSettings) -> None:
                               decode_slots=max(1, workers), memory=memory,
                               ack_log=ack_log if settings.decode_backlog > 0 else None,
                               decode_backlog=settings.decode_backlog, admission_wait_s=settings.admission_wait_s)
+    memory.ingest_idle = lambda: pipeline.decode_backlog_spans == 0 and writer.pending_rows == 0
     logs_ack_log = AckLog(settings.data / LOGS_ACK_DIR, quarantine)
     logs = LogsIngest(store, logs_ack_log, memory=memory)
 

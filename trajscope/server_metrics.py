@@ -79,6 +79,8 @@ def collect(out: Exposition, parts: ServerParts) -> None:
     out.gauge("trajscope_memory_peak_bytes", guard.peak, "highest measured memory since start")
     out.gauge("trajscope_memory_outgrown_bytes", guard.outgrown,
               "DuckDB memory the store's indexes hold past the budget's room for them (raise --memory-limit)")
+    out.gauge("trajscope_memory_held_elsewhere_bytes", guard.held_elsewhere,
+              "memory over the admission mark that refusing exports did not free (the mark moved past it)")
     out.counter("trajscope_memory_refusals_total", guard.refusals, "exports refused while memory was over the mark")
     out.gauge("trajscope_arrow_memory_bytes", pa.total_allocated_bytes(), "Arrow buffers allocated in the server")
     heap = heap_bytes()
