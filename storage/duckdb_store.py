@@ -606,13 +606,11 @@ class DuckDBStore:
 
     def set_memory_limit(self, limit: int) -> bool:
         """Change DuckDB's memory cap (bytes); False where the configuration is locked (``ingest_threads``
-        None) or DuckDB refused. Between writes: a cap lowered under a running load fails the load (and a
-        rollback that cannot pin its blocks either invalidates the database); lowered between loads, DuckDB
-        evicts cached blocks to fit."""
+        None) or DuckDB refused."""
         if self._ingest_threads is None or self._closed:
             return False
         try:
-            with self._write_lock, self._reader() as cur:
+            with self._reader() as cur:
                 cur.execute(f"SET memory_limit = '{limit // 2**20}MiB'")
         except duckdb.Error as exc:
             log.warning("DuckDB refused a memory cap of %d MiB: %s", limit >> 20, exc)

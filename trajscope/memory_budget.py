@@ -45,7 +45,6 @@ DUCKDB_MIN = 160 << 20
 # the budget (past it the server says the budget is too small for the store).
 DUCKDB_MAX_SHARE = 0.6
 PINNED_SHARE = 0.6
-LOWER_MARGIN = 64 << 20
 # DuckDB's own default cap: what it may grow to even past the budget.
 MACHINE_MAX = int(psutil.virtual_memory().total * 0.8)
 # Over the mark this long with nothing of ingest's waiting, the mark moves past what is held (MemoryGuard).
@@ -258,15 +257,14 @@ class MemoryGuard:
                         self.total >> 20, self.admission_mark() >> 20)
 
     def _fit_duckdb(self, store: DuckDBMemory) -> None:
-        """DuckDB's cap follows what it cannot evict (``wanted_limit``), from the plan's start up — past the
-        plan's most too (the alternative is every load failing: the store has outgrown the budget, which the
-        server says once) — and back down past a margin, so its cache of table blocks only gets what is left.
-        The store changes it between loads (``set_memory_limit``)."""
+        """DuckDB's cap follows what it cannot evict (``wanted_limit``) up, never down: a cap lowered under a
+        running load makes the load fail for memory, and a failed rollback then invalidates the database. Past
+        the plan's most it still follows (the alternative is every load failing): the store has outgrown the
+        budget, which the server says once."""
         tags = store.memory_by_tag()
         pinned = sum(used for tag, used in tags.items() if tag != "BASE_TABLE")
-        limit = min(max(wanted_limit(tags), self.plan.duckdb), MACHINE_MAX)
-        if ((limit > self.duckdb_limit or limit < self.duckdb_limit - LOWER_MARGIN)
-                and store.set_memory_limit(limit)):
+        limit = min(wanted_limit(tags), MACHINE_MAX)
+        if limit > self.duckdb_limit and store.set_memory_limit(limit):
             log.info("DuckDB's memory cap %d → %d MiB (%d MiB of its memory cannot be evicted)",
                      self.duckdb_limit >> 20, limit >> 20, pinned >> 20)
             self.duckdb_limit = limit
