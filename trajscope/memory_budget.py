@@ -257,10 +257,13 @@ class MemoryGuard:
                         self.total >> 20, self.admission_mark() >> 20)
 
     def _fit_duckdb(self, store: DuckDBMemory) -> None:
-        """DuckDB's cap follows what it cannot evict (``wanted_limit``) up, never down: a cap lowered under a
-        running load makes the load fail for memory, and a failed rollback then invalidates the database. Past
-        the plan's most it still follows (the alternative is every load failing): the store has outgrown the
-        budget, which the server says once."""
+        """DuckDB's cap follows what it cannot evict (``wanted_limit``) up, never down. DuckDB 1.5.5 under memory
+        pressure while loading corrupts what it holds in memory (a load failing for memory, or loads after a cap
+        was lowered between them: primary-key errors, then a checkpoint that finds a misaligned column and
+        invalidates the database — both seen in ``bench/soak.py``), so its cap keeps 40 % headroom over what it
+        cannot evict, and only its cache of table blocks fills the rest. Past the plan's most it still follows
+        (the alternative is every load failing): the store has outgrown the budget, which the server says
+        once."""
         tags = store.memory_by_tag()
         pinned = sum(used for tag, used in tags.items() if tag != "BASE_TABLE")
         limit = min(wanted_limit(tags), MACHINE_MAX)
