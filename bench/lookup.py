@@ -250,7 +250,8 @@ def main() -> None:
               f"p95 {pct(t, 0.95):.0f} ms")
     sampled.set()
     sampler.join()
-    budget = client.get("/metrics").decode().split("trajscope_memory_budget_bytes ")[1].split()[0]
+    budget = next(line.split()[1] for line in client.get("/metrics").decode().splitlines()
+                  if line.startswith("trajscope_memory_budget_bytes "))
     print(f"peak PSS of the server and its workers while answering all of the above: {peak_pss[0] / 2**20:,.0f} MiB "
           f"(budget {float(budget) / 2**20:,.0f} MiB)")
     server.stop()

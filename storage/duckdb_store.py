@@ -226,9 +226,6 @@ class DuckDBStore:
         # acknowledgement waiting on it. The loader checkpoints on its own schedule instead
         # (``Loader``); this is only the backstop.
         self._con.execute(f"SET checkpoint_threshold = '{CHECKPOINT_BACKSTOP}'")
-        # Freed pages go back to the kernel also while nothing allocates (jemalloc otherwise purges only as a
-        # side effect of allocating): an idle server's memory comes down after a burst.
-        self._con.execute("SET allocator_background_threads = true")
         self._query_threads = int(self._con.execute("SELECT current_setting('threads')").fetchone()[0])
         self._ingest_threads = None if ingest_threads is None else max(1, int(ingest_threads))
         self._threads = self._query_threads
