@@ -13,8 +13,9 @@ The budget is measured the way the kernel charges it: the PSS of the server plus
   loading brings it down;
 * **reporting**: ``/metrics`` shows the total against the budget.
 
-What is left outside the shares — the interpreter and libraries (~240 MiB for the server and two workers
-at rest), decoded spans waiting to load, the load being written — is what the admission mark leaves room for.
+What is left outside the shares — the interpreter and libraries of the server and its workers at rest,
+decoded spans waiting to load, the load being written — is what the admission mark leaves room for (figures:
+docs/performance.md).
 """
 
 from __future__ import annotations
@@ -36,8 +37,8 @@ import psutil
 log = logging.getLogger(__name__)
 
 DEFAULT_BUDGET = "1GiB"
-# DuckDB's share of the budget, and the least it gets: below ~100 MiB a checkpoint of a busy store can fail to
-# pin its blocks, which invalidates the database until the next start.
+# DuckDB's share of the budget, and the least it gets: a cap too small for a checkpoint to pin its blocks
+# invalidates the database until the next start.
 DUCKDB_SHARE = 0.25
 DUCKDB_MIN = 160 << 20
 # DuckDB's cap grows with what it cannot evict — the store's ART indexes, which every insert touches all over,
