@@ -91,9 +91,7 @@ class LogsIngest:
             raise Overloaded(f"log exports in flight {self._in_flight} bytes, limit {self._max_in_flight}")
         if self._memory is not None and self._memory.over():
             self.stats.overloaded += 1
-            self._memory.refusals += 1
-            raise Overloaded(f"memory in use ({self._memory.total >> 20} MiB) above the admission mark of the "
-                             f"{self._memory.plan.budget >> 20} MiB budget (--memory-limit)")
+            raise Overloaded(self._memory.refusal())
         self._in_flight += len(body)
         try:
             return await self._export(body, encoding, project)

@@ -167,10 +167,7 @@ class IngestPipeline:
         memory = self._memory
         if memory is not None and memory.over() and not await self._room(memory.over):
             stats.overloaded += 1
-            memory.refusals += 1
-            raise Overloaded(f"memory in use ({memory.total >> 20} MiB) above the admission mark "
-                             f"({memory.admission_mark() >> 20} MiB of the {memory.plan.budget >> 20} MiB budget, "
-                             f"--memory-limit) for {self._admission_wait_s:g} s")
+            raise Overloaded(f"{memory.refusal()} for {self._admission_wait_s:g} s")
         if self._ack_log is not None and encoding == "protobuf":
             return await self._acknowledge_first(body, project)
         try:

@@ -17,6 +17,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from trajscope.memory_budget import parse_bytes
 from trajscope.storage.batch_summary import summarise_table
 from trajscope.storage.clean_start import (
     DirectoryInUse,
@@ -101,12 +102,6 @@ _FACTS_BATCH_MAX = 65_536
 # Failures of the store rather than of the spans written: I/O (a full disk), memory, and a database DuckDB
 # invalidated after a fatal error (trajscope's logs keep the spans; the next start reopens it).
 _STORE_FAULTS = (OSError, MemoryError, duckdb.IOException, duckdb.OutOfMemoryException, duckdb.FatalException)
-
-
-def _limit_bytes(cur: duckdb.DuckDBPyConnection) -> int:
-    """DuckDB's ``memory_limit`` in bytes (the setting reads as e.g. ``256.0 MiB``)."""
-    value, unit = cur.execute("SELECT current_setting('memory_limit')").fetchone()[0].split()
-    return int(float(value) * {"bytes": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}[unit])
 
 
 class StoreError(RuntimeError):
@@ -599,7 +594,9 @@ class DuckDBStore:
     def memory_limit(self) -> int:
         """DuckDB's memory cap now, in bytes."""
         with self._reader() as cur:
-            return _limit_bytes(cur)
+            limit = parse_bytes(cur.execute("SELECT current_setting('memory_limit')").fetchone()[0])
+        assert limit is not None
+        return limit
 
     def set_memory_limit(self, limit: int) -> bool:
         """Change DuckDB's memory cap (bytes); False where the configuration is locked (``ingest_threads``

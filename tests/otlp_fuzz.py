@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import random
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
 import grpc
+import httpx
 import orjson
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
@@ -182,3 +184,39 @@ def mutated_json(rng: random.Random) -> bytes:
     if choice == len(_JSON_MUTATIONS):
         return body.replace(b'"chat', b'"\xff\xfe chat', 1)  # invalid UTF-8 inside a string
     return mutated_bytes(body, rng)
+
+
+def send_mutations(server: Any, rng: random.Random, requests: int, *, grpc_method: str, url: str,
+                   protobuf: Callable[[random.Random], bytes], json_body: Callable[[random.Random], bytes],
+                   encode: Callable[[bytes, random.Random], tuple[bytes, dict[str, str]]] = lambda b, r: (b, {}),
+                   ) -> Counter[str]:
+    """Send ``requests`` mutated exports to a running server, round-robin over gRPC (``grpc_method``), OTLP/HTTP
+    protobuf and OTLP/JSON (``url``), each body through ``encode`` (e.g. gzip) on HTTP; assert every answer is
+    one an OTLP exporter understands. Returns how often each (transport, answer) was seen."""
+    seen: Counter[str] = Counter()
+    channel = grpc.insecure_channel(server.otlp_grpc)
+    call = channel.unary_unary(grpc_method)
+    try:
+        with httpx.Client(timeout=10) as http:
+            for number in range(requests):
+                transport = ("grpc", "http", "json")[number % 3]
+                if transport == "grpc":
+                    body = protobuf(rng)
+                    try:
+                        call(body, timeout=10)
+                        code = grpc.StatusCode.OK
+                    except grpc.RpcError as exc:
+                        code = exc.code()
+                    assert code in GRPC_ANSWERS, (number, code, body[:200])
+                    seen[f"grpc {code.name}"] += 1
+                    continue
+                body = protobuf(rng) if transport == "http" else json_body(rng)
+                payload, headers = encode(body, rng)
+                media = "application/x-protobuf" if transport == "http" else "application/json"
+                response = http.post(url, content=payload, headers={"Content-Type": media, **headers})
+                assert response.status_code in HTTP_ANSWERS, (number, response.status_code, response.text[:300],
+                                                              body[:300])
+                seen[f"{transport} {response.status_code}"] += 1
+    finally:
+        channel.close()
+    return seen

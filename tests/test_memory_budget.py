@@ -146,23 +146,17 @@ def test_heap_bytes_reads_glibc_where_there_is_one():
     del block
 
 
-class _Over:
-    """A guard whose measurement is set by the test: memory over the mark until ``clear`` is called."""
+class _Over(MemoryGuard):
+    """A guard whose measurement the test sets: memory over the mark until ``clear`` is called."""
 
     def __init__(self, budget: int = 400 * MiB) -> None:
-        self.plan = plan_memory(budget)
-        self.total = budget
-        self.refusals = 0
-        self._over = True
-
-    def over(self) -> bool:
-        return self._over
-
-    def admission_mark(self) -> int:
-        return self.plan.admit_below
+        self.reading = (budget, 0)
+        super().__init__(plan_memory(budget), measure=lambda: self.reading)
+        self.sample()
 
     def clear(self) -> None:
-        self._over = False
+        self.reading = (self.plan.budget // 4, 0)
+        self.sample()
 
 
 def test_exports_are_refused_as_retryable_while_memory_stays_over_the_mark(tmp_path):

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from trajscope.memory_budget import DEFAULT_BUDGET
+
 
 def env(name: str, default: str | None) -> str | None:
     return os.environ.get(f"TRAJSCOPE_{name.upper()}", default)
@@ -48,7 +50,7 @@ class ServerSettings:
     decode_backlog: int = 8192
     sql_timeout_s: float = 30.0
     # The memory budget of the server and its decode workers together (trajscope.memory_budget).
-    memory_limit: str = "1GiB"
+    memory_limit: str = DEFAULT_BUDGET
     # DuckDB's own cap inside it; None = its share of the budget.
     duckdb_memory_limit: str | None = None
     # DuckDB's threads while input outruns the loader: 0 = the cores the decode workers leave (at least 1),

@@ -37,6 +37,8 @@ import psutil
 log = logging.getLogger(__name__)
 
 DEFAULT_BUDGET = "1GiB"
+# The least budget the server starts with: what it and one decode worker need at rest, and some room.
+MIN_BUDGET = 256 << 20
 # DuckDB's share of the budget, and the least it gets: a cap too small for a checkpoint to pin its blocks
 # invalidates the database until the next start.
 DUCKDB_SHARE = 0.25
@@ -57,7 +59,7 @@ SAMPLE_EVERY_S = 0.25
 # Native allocators: how long freed pages may stay mapped before they go back to the kernel (ms).
 DECAY_MS = 200
 
-_UNITS = {"": 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4,
+_UNITS = {"": 1, "b": 1, "bytes": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4,
           "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}
 
 
@@ -139,6 +141,9 @@ def _libc() -> ctypes.CDLL | None:
 
 
 _LIBC = _libc()
+_MALLINFO2 = getattr(_LIBC, "mallinfo2", None)  # glibc 2.33+
+if _MALLINFO2 is not None:
+    _MALLINFO2.restype = _MallInfo2
 
 
 def trim_heap() -> None:
@@ -151,38 +156,36 @@ def trim_heap() -> None:
 def heap_bytes() -> int | None:
     """Bytes glibc malloc has handed out and not yet been given back in this process; None where that is
     not glibc."""
-    if _LIBC is None:
+    if _MALLINFO2 is None:
         return None
-    try:
-        mallinfo2 = _LIBC.mallinfo2
-    except AttributeError:
-        return None
-    mallinfo2.restype = _MallInfo2
-    info = mallinfo2()
+    info = _MALLINFO2()
     return info.uordblks + info.hblkhd
 
 
 class DuckDBMemory(Protocol):
     def memory_by_tag(self) -> dict[str, int]: ...
-    def memory_limit(self) -> int: ...
     def set_memory_limit(self, limit: int) -> bool: ...
 
 
+def pinned_bytes(tags: dict[str, int]) -> int:
+    """What DuckDB cannot evict of what it holds (``duckdb_memory()`` by tag): everything but its cache of
+    table blocks (``BASE_TABLE``)."""
+    return sum(used for tag, used in tags.items() if tag != "BASE_TABLE")
+
+
 def wanted_limit(tags: dict[str, int]) -> int:
-    """The cap DuckDB wants for what it holds now (``duckdb_memory()`` by tag): what it cannot evict
-    (everything but cached table blocks, ``BASE_TABLE``) at ``PINNED_SHARE`` of it, in 16 MiB steps."""
-    pinned = sum(used for tag, used in tags.items() if tag != "BASE_TABLE")
-    return -(-int(pinned / PINNED_SHARE) // (16 << 20)) * (16 << 20)
+    """The cap DuckDB wants for what it holds now: what it cannot evict (``pinned_bytes``) at ``PINNED_SHARE``
+    of it, in 16 MiB steps."""
+    return -(-int(pinned_bytes(tags) / PINNED_SHARE) // (16 << 20)) * (16 << 20)
 
 
 class MemoryGuard:
     """Samples the server's and its workers' PSS in a background thread; ``over()`` says whether the last
-    sample was above the admission mark (glibc's heap is then trimmed: the server keeps freed memory for
-    reuse, ``collector.allocator``)."""
+    sample was above the admission mark (glibc's heap is then trimmed as well)."""
 
     def __init__(self, plan: MemoryPlan, sample_every_s: float = SAMPLE_EVERY_S,
                  measure: Callable[[], tuple[int, int]] = memory_pss, duckdb: DuckDBMemory | None = None) -> None:
-        """``duckdb``: the store, whose cap each sample fits to its indexes (``fitted_limit``)."""
+        """``duckdb``: the store, whose cap each sample fits to its indexes (``wanted_limit``)."""
         self.plan = plan
         self._duckdb = duckdb
         self.duckdb_limit = plan.duckdb
@@ -216,6 +219,12 @@ class MemoryGuard:
 
     def over(self) -> bool:
         return self._over
+
+    def refusal(self) -> str:
+        """Count an export refused for memory; the reason, for its answer."""
+        self.refusals += 1
+        return (f"memory in use ({self.total >> 20} MiB) above the admission mark ({self.admission_mark() >> 20} "
+                f"MiB of the {self.plan.budget >> 20} MiB budget, --memory-limit)")
 
     def admission_mark(self) -> int:
         """The measured total above which exports are refused: the plan's mark, raised by what the store's
@@ -266,7 +275,7 @@ class MemoryGuard:
         (the alternative is every load failing): the store has outgrown the budget, which the server says
         once."""
         tags = store.memory_by_tag()
-        pinned = sum(used for tag, used in tags.items() if tag != "BASE_TABLE")
+        pinned = pinned_bytes(tags)
         limit = min(wanted_limit(tags), MACHINE_MAX)
         if limit > self.duckdb_limit and store.set_memory_limit(limit):
             log.info("DuckDB's memory cap %d → %d MiB (%d MiB of its memory cannot be evicted)",

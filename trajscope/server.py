@@ -27,7 +27,7 @@ from trajscope.collector.http_receiver import build_http_app
 from trajscope.collector.logs_ingest import LOGS_ACK_DIR, LogsIngest
 from trajscope.collector.pipeline import IngestPipeline
 from trajscope.config import ServerSettings, decode_workers, ingest_threads
-from trajscope.memory_budget import DEFAULT_BUDGET, MemoryGuard, MemoryPlan, parse_bytes, plan_memory
+from trajscope.memory_budget import MIN_BUDGET, MemoryGuard, MemoryPlan, parse_bytes, plan_memory
 from trajscope.query.alerting import AlertConfig, AlertConfigError, AlertMonitor, load_rules
 from trajscope.query.api import AppState, create_app
 from trajscope.server_metrics import ServerParts, collect
@@ -37,8 +37,6 @@ from trajscope.storage.loader import Loader
 from trajscope.storage.quarantine import QUARANTINE_DIR, Quarantine
 
 log = logging.getLogger("trajscope")
-
-MIN_BUDGET = 256 << 20
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -72,8 +70,9 @@ def check_ports_free(settings: ServerSettings) -> None:
 
 
 def memory_plan(settings: ServerSettings) -> MemoryPlan:
-    budget = parse_bytes(settings.memory_limit) or parse_bytes(DEFAULT_BUDGET)
-    assert budget is not None
+    budget = parse_bytes(settings.memory_limit)
+    if budget is None:
+        raise StartupError(f"--memory-limit: cannot read {settings.memory_limit!r} as a size (e.g. 1GiB, 512MiB)")
     if budget < MIN_BUDGET:
         raise StartupError(f"--memory-limit {settings.memory_limit} is below the {MIN_BUDGET >> 20} MiB the server and "
                            "one decode worker need at rest; give at least that (default 1GiB)")

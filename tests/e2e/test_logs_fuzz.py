@@ -7,9 +7,7 @@ from __future__ import annotations
 import base64
 import os
 import random
-from collections import Counter
 
-import grpc
 import httpx
 import orjson
 from google.protobuf import json_format
@@ -17,7 +15,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 
 from tests.e2e.conftest import make_server
 from tests.otlp_builders import any_value, kvs
-from tests.otlp_fuzz import GRPC_ANSWERS, HTTP_ANSWERS, mutated_bytes
+from tests.otlp_fuzz import mutated_bytes, send_mutations
 
 EXPORT = "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
 REQUESTS = int(os.environ.get("TRAJSCOPE_FUZZ_REQUESTS", "300"))
@@ -78,29 +76,10 @@ def _mutated_json(rng: random.Random) -> bytes:
 def test_mutated_log_exports_get_protocol_answers_and_good_ones_still_land(tmp_path):
     server = make_server(tmp_path)
     server.start()
-    rng = random.Random(SEED)
-    seen: Counter[str] = Counter()
     url = server.otlp_http.replace("/v1/traces", "/v1/logs")
-    channel = grpc.insecure_channel(server.otlp_grpc)
-    call = channel.unary_unary(EXPORT)
     try:
-        with httpx.Client(timeout=10) as http:
-            for number in range(REQUESTS):
-                transport = ("grpc", "http", "json")[number % 3]
-                if transport == "grpc":
-                    try:
-                        call(_mutated_protobuf(rng), timeout=10)
-                        code = grpc.StatusCode.OK
-                    except grpc.RpcError as exc:
-                        code = exc.code()
-                    assert code in GRPC_ANSWERS, (number, code)
-                    seen[f"grpc {code.name}"] += 1
-                    continue
-                body = _mutated_protobuf(rng) if transport == "http" else _mutated_json(rng)
-                media = "application/x-protobuf" if transport == "http" else "application/json"
-                response = http.post(url, content=body, headers={"Content-Type": media})
-                assert response.status_code in HTTP_ANSWERS, (number, response.status_code, response.text[:300])
-                seen[f"{transport} {response.status_code}"] += 1
+        seen = send_mutations(server, random.Random(SEED), REQUESTS, grpc_method=EXPORT, url=url,
+                              protobuf=_mutated_protobuf, json_body=_mutated_json)
         good = ExportLogsServiceRequest()
         trace_id = os.urandom(16)
         good.resource_logs.add().scope_logs.add().log_records.add(
@@ -110,7 +89,6 @@ def test_mutated_log_exports_get_protocol_answers_and_good_ones_still_land(tmp_p
         logs = server.get(f"/api/v1/traces/{trace_id.hex()}/logs").json()["logs"]
         assert [r["event_name"] for r in logs] == ["after the fuzz"]
     finally:
-        channel.close()
         assert server.stop() == 0
     print(dict(seen))
     assert "Traceback" not in server.log_text(tail=None)

@@ -12,14 +12,10 @@ from __future__ import annotations
 import gzip
 import os
 import random
-from collections import Counter
-
-import grpc
-import httpx
 
 from tests.e2e.conftest import make_server
 from tests.otlp_builders import make_span
-from tests.otlp_fuzz import GRPC_ANSWERS, HTTP_ANSWERS, mutated_json, mutated_protobuf
+from tests.otlp_fuzz import mutated_json, mutated_protobuf, send_mutations
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 REQUESTS = int(os.environ.get("TRAJSCOPE_FUZZ_REQUESTS", "450"))
@@ -39,31 +35,9 @@ def _encoded(body: bytes, rng: random.Random) -> tuple[bytes, dict[str, str]]:
 def test_mutated_exports_get_protocol_answers_and_good_exports_still_land(tmp_path):
     server = make_server(tmp_path)
     server.start()
-    rng = random.Random(SEED)
-    seen: Counter[str] = Counter()
-    channel = grpc.insecure_channel(server.otlp_grpc)
-    call = channel.unary_unary(EXPORT)
     try:
-        with httpx.Client(timeout=10) as http:
-            for number in range(REQUESTS):
-                transport = ("grpc", "http", "json")[number % 3]
-                if transport == "grpc":
-                    body = mutated_protobuf(rng)
-                    try:
-                        call(body, timeout=10)
-                        code = grpc.StatusCode.OK
-                    except grpc.RpcError as exc:
-                        code = exc.code()
-                    assert code in GRPC_ANSWERS, (number, code, body[:200])
-                    seen[f"grpc {code.name}"] += 1
-                    continue
-                body = mutated_protobuf(rng) if transport == "http" else mutated_json(rng)
-                payload, headers = _encoded(body, rng)
-                media = "application/x-protobuf" if transport == "http" else "application/json"
-                response = http.post(server.otlp_http, content=payload, headers={"Content-Type": media, **headers})
-                assert response.status_code in HTTP_ANSWERS, (number, response.status_code, response.text[:300],
-                                                              body[:300])
-                seen[f"{transport} {response.status_code}"] += 1
+        seen = send_mutations(server, random.Random(SEED), REQUESTS, grpc_method=EXPORT, url=server.otlp_http,
+                              protobuf=mutated_protobuf, json_body=mutated_json, encode=_encoded)
         good = [make_span(f"after the fuzz {i}") for i in range(3)]
         assert server.export(good).status_code == 200
         trace = server.get(f"/api/v1/traces/{good[0].trace_id.hex()}")
@@ -74,7 +48,6 @@ def test_mutated_exports_get_protocol_answers_and_good_exports_still_land(tmp_pa
         assert health["load_failures"] == 0 or health["spans_quarantined"] > 0, health
         print({k: health[k] for k in ("failed_after_ack", "quarantine_entries", "load_failures")})
     finally:
-        channel.close()
         assert server.stop() == 0
     print(dict(seen))
     assert "Traceback" not in server.log_text(tail=None)
