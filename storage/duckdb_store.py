@@ -284,10 +284,13 @@ class DuckDBStore:
             fresh = self._only_new(spans, stored)
             if fresh.num_rows:
                 fresh, self._last_mark = stamp(fresh, self._last_mark, time.time_ns())
-                # One record batch, so one thread inserts it: DuckDB spreads a many-batch Arrow table over its
-                # threads, each writing partial row groups that the next checkpoint merges and rewrites, which
-                # cost several times the CPU of one batch (docs/performance.md).
-                con.register("incoming_spans", _json_typed(fresh.combine_chunks()))
+                # One thread must insert a load: DuckDB spreads a many-batch Arrow table over its threads, each
+                # writing partial row groups that the next checkpoint merges and rewrites, which cost several
+                # times the CPU of one batch (docs/performance.md). With one thread (the loading default on
+                # two cores) the batches go in as they are, without a copy of the whole load.
+                if self._threads > 1:
+                    fresh = fresh.combine_chunks()
+                con.register("incoming_spans", _json_typed(fresh))
                 con.execute(f"INSERT INTO spans ({_SPAN_COLS}) SELECT {_SPAN_COLS} FROM incoming_spans")
                 con.unregister("incoming_spans")
                 self._remember(trace_ids, maybe)
