@@ -76,6 +76,9 @@ def set_aside_wals(db_path: Path) -> Path | None:
     """Move DuckDB's leftover WAL files into ``set-aside/wal-<time>/`` beside the database; returns that
     folder, or None when there were none. The caller holds the directory lock."""
     wals = leftover_wals(db_path)
+    for empty in [w for w in wals if w.stat().st_size == 0]:  # holds nothing: an open that failed, say
+        empty.unlink()
+        wals.remove(empty)
     if not wals:
         return None
     folder = set_aside_folder(db_path.parent, "wal")

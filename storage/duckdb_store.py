@@ -7,10 +7,11 @@ committed data only and never block the writer.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import duckdb
@@ -26,7 +27,7 @@ from trajscope.storage.clean_start import (
     remove_unfinished_copies,
     set_aside_wals,
 )
-from trajscope.storage.interface import StoreUnavailable, TraceFilter, TraceVersion
+from trajscope.storage.interface import StoreInvalidated, StoreUnavailable, TraceFilter, TraceVersion
 from trajscope.storage.known_traces import KnownTraces
 from trajscope.storage.load_marks import MARK_COLUMN, mark_ranges, ranges_pay, stamp
 from trajscope.storage.migrations import migrate
@@ -100,8 +101,31 @@ _SPANS_PER_TRACE_GUESS = 64
 _FACTS_BATCH_MAX = 65_536
 
 # Failures of the store rather than of the spans written: I/O (a full disk), memory, and a database DuckDB
-# invalidated after a fatal error (trajscope's logs keep the spans; the next start reopens it).
+# invalidated after a fatal error (trajscope's logs keep the spans; reopening the store serves again).
 _STORE_FAULTS = (OSError, MemoryError, duckdb.IOException, duckdb.OutOfMemoryException, duckdb.FatalException)
+_INVALIDATED = "has been invalidated"
+
+
+def out_of_space(exc: BaseException | None) -> bool:
+    """Whether ``exc``, or what it was raised from, is a full disk or quota: it passes once space is freed."""
+    while exc is not None:
+        if (isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)) or any(
+                words in str(exc) for words in ("No space left on device", "Disk quota exceeded")):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def store_fault(exc: BaseException) -> StoreUnavailable | None:
+    """What ``exc``, raised by DuckDB during a write or a checkpoint, says about the store: invalidated (no
+    statement succeeds until it is reopened), unavailable for now, or None — not the store's fault."""
+    if isinstance(exc, duckdb.FatalException) or _INVALIDATED in str(exc):
+        return StoreInvalidated(f"{type(exc).__name__}: {exc}")
+    # A commit whose WAL write failed (a full disk) is reported as a transaction error.
+    if isinstance(exc, _STORE_FAULTS) or (isinstance(exc, duckdb.TransactionException)
+                                          and "Failed to commit" in str(exc)):
+        return StoreUnavailable(f"{type(exc).__name__}: {exc}")
+    return None
 
 
 class StoreError(RuntimeError):
@@ -142,12 +166,18 @@ class DuckDBStore:
             if not read_only:
                 directory.mkdir(parents=True, exist_ok=True)
             self.db_path = str(directory / DB_FILE)
+        # Called (from the thread that met it) when DuckDB invalidates the database: see ``store_fault``.
+        self.on_invalidated: Callable[[StoreInvalidated], None] | None = None
         try:
             self._con = self._connect(read_only, memory_limit)
             self._configure(ingest_threads)
             if not read_only:
                 self._recover()
         except BaseException:
+            con = getattr(self, "_con", None)
+            if con is not None:  # an instance DuckDB invalidated is only dropped once closed
+                with contextlib.suppress(duckdb.Error):
+                    con.close()
             self._release_lock()
             raise
 
@@ -271,10 +301,22 @@ class DuckDBStore:
         before (``_stored_facts``) and the new ones, in one vectorised pass over the load."""
         if spans.num_rows == 0:
             return 0
-        try:
+        with self._faults():
             return self._write(spans)
-        except _STORE_FAULTS as exc:
-            raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
+
+    @contextlib.contextmanager
+    def _faults(self) -> Iterator[None]:
+        """DuckDB's failures of the store raised as ``StoreUnavailable`` (``store_fault``); an invalidated
+        database is also said to ``on_invalidated``."""
+        try:
+            yield
+        except Exception as exc:
+            fault = store_fault(exc)
+            if fault is None:
+                raise
+            if isinstance(fault, StoreInvalidated) and self.on_invalidated is not None:
+                self.on_invalidated(fault)
+            raise fault from exc
 
     def _write(self, spans: pa.Table) -> int:
         with self._transaction() as con:
@@ -549,7 +591,7 @@ class DuckDBStore:
             return cur.execute(sql, params or []).to_arrow_table(_QUERY_BATCH_ROWS)
 
     def checkpoint(self) -> None:
-        with self._write_lock:
+        with self._write_lock, self._faults():
             self._con.execute("CHECKPOINT")
             self.checkpoints += 1
 
@@ -558,7 +600,7 @@ class DuckDBStore:
         a replay or a client's retry) are skipped. Returns the records added."""
         if records.num_rows == 0:
             return 0
-        try:
+        with self._faults():
             with self._transaction() as con:
                 con.register("incoming_logs", records)
                 try:
@@ -572,8 +614,6 @@ class DuckDBStore:
                     con.unregister("incoming_logs")
             self._logs_present = True
             return int(added[0]) if added else 0
-        except _STORE_FAULTS as exc:
-            raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
     def log_count(self, trace_id: str, project: str | None = None) -> int:
         """How many log records a trace has: part of what a cached analysis of it depends on."""

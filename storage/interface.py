@@ -43,6 +43,11 @@ class StoreUnavailable(RuntimeError):
     spans: the same write may succeed later."""
 
 
+class StoreInvalidated(StoreUnavailable):
+    """The engine gave up on the database after a fatal error (a checkpoint that could not write, say): no
+    statement succeeds on it until it is reopened, which a restart does."""
+
+
 class SpanStore(Protocol):
     def write(self, spans: pa.Table) -> int:
         """Store spans (``schema.SPAN_SCHEMA``) and refresh the summaries of the traces they belong to.

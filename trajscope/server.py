@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import socket
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 
 import duckdb
@@ -32,11 +34,18 @@ from trajscope.query.alerting import AlertConfig, AlertConfigError, AlertMonitor
 from trajscope.query.api import AppState, create_app
 from trajscope.server_metrics import ServerParts, collect
 from trajscope.storage.clean_start import DirectoryInUse
-from trajscope.storage.duckdb_store import DuckDBStore, StoreError
+from trajscope.storage.duckdb_store import DuckDBStore, StoreError, out_of_space
+from trajscope.storage.interface import StoreInvalidated, StoreUnavailable
 from trajscope.storage.loader import Loader
 from trajscope.storage.quarantine import QUARANTINE_DIR, Quarantine
 
 log = logging.getLogger("trajscope")
+
+# Longest pause between tries to open a store on a full disk.
+MAX_SPACE_WAIT_S = 16.0
+# Pause before a restart that follows another within a minute (``restart_in_place``).
+RESTART_BACKOFF_S = 10.0
+_RESTARTED_AT = "TRAJSCOPE_RESTARTED_AT"
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -79,25 +88,47 @@ def memory_plan(settings: ServerSettings) -> MemoryPlan:
     return plan_memory(budget, parse_bytes(settings.duckdb_memory_limit))
 
 
-def open_store(settings: ServerSettings, plan: MemoryPlan) -> DuckDBStore:
-    try:
-        return DuckDBStore(settings.data, memory_limit=plan.duckdb_setting,
-                           ingest_threads=ingest_threads(settings))
-    except (DirectoryInUse, StoreError) as exc:
-        raise StartupError(str(exc)) from None
-    except (duckdb.Error, OSError) as exc:
-        raise StartupError(f"cannot open data directory {settings.data}: {exc}") from None
+def open_storage(settings: ServerSettings, plan: MemoryPlan, quarantine: Quarantine,
+                 sleep: Callable[[float], None] = time.sleep) -> tuple[DuckDBStore, Loader]:
+    """The store and its loader. The staging log lives beside the database; spans a previous run acknowledged
+    but did not load are loaded now, before anything new is accepted. While the disk is full, opening waits
+    for space (said every try) rather than failing: a restart after DuckDB gave up on a full disk starts here."""
+    pause = 1.0
+    while True:
+        try:
+            return _open_storage(settings, plan, quarantine)
+        except (DirectoryInUse, StoreError) as exc:
+            raise StartupError(str(exc)) from None
+        except (duckdb.Error, OSError, StoreUnavailable) as exc:
+            if not out_of_space(exc):
+                raise StartupError(f"cannot open data directory {settings.data}: {exc}") from None
+            print(f"trajscope: the disk holding {settings.data} is full ({exc}); free some space — trying again "
+                  f"in {pause:g} s", flush=True)
+            sleep(pause)
+            pause = min(2 * pause, MAX_SPACE_WAIT_S)
 
 
-def open_writer(settings: ServerSettings, store: DuckDBStore, quarantine: Quarantine) -> Loader:
-    """The staging log lives beside the database; spans a previous run acknowledged but did not load are
-    loaded now, before anything new is accepted."""
+def _open_storage(settings: ServerSettings, plan: MemoryPlan, quarantine: Quarantine) -> tuple[DuckDBStore, Loader]:
+    store = DuckDBStore(settings.data, memory_limit=plan.duckdb_setting, ingest_threads=ingest_threads(settings))
     try:
-        return Loader(store, settings.data / "staging", quarantine=quarantine,
-                            progress=lambda msg: print(f"trajscope: {msg}", flush=True))
+        return store, Loader(store, settings.data / "staging", quarantine=quarantine,
+                             progress=lambda msg: print(f"trajscope: {msg}", flush=True))
     except BaseException:
         store.close()
         raise
+
+
+def restart_in_place() -> None:
+    """Replace this process with a fresh start of the same command line. The start reopens the store and
+    re-applies what the logs hold, as after a crash. A restart less than a minute after the previous one
+    waits a little first, so that a store that keeps failing does not spin."""
+    last = float(os.environ.get(_RESTARTED_AT, "0") or 0)
+    if time.time() - last < 60:
+        time.sleep(RESTART_BACKOFF_S)
+    os.environ[_RESTARTED_AT] = str(time.time())
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, sys.orig_argv)
 
 
 def load_prices(settings: ServerSettings) -> None:
@@ -116,15 +147,15 @@ def load_alerts(settings: ServerSettings) -> AlertConfig | None:
         raise StartupError(f"bad alert rules: {exc}") from None
 
 
-async def serve(settings: ServerSettings) -> None:
+async def serve(settings: ServerSettings) -> bool:
+    """Serve until stopped; True when the store must be reopened (``restart_in_place``)."""
     check_ports_free(settings)
     load_prices(settings)
     alert_config = load_alerts(settings)
     plan = memory_plan(settings)
     workers = decode_workers(settings)
-    store = open_store(settings, plan)
     quarantine = Quarantine(settings.data / QUARANTINE_DIR)
-    writer = open_writer(settings, store, quarantine)
+    store, writer = open_storage(settings, plan, quarantine)
     decoder = make_decoder(workers, costing.extra_file(), settings.decoder)
     memory = MemoryGuard(plan, duckdb=store)
     # Also with --decode-backlog 0: what an earlier run acknowledged there is decoded at start.
@@ -160,6 +191,15 @@ async def serve(settings: ServerSettings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    invalidated: list[StoreInvalidated] = []
+
+    def restart_for(fault: StoreInvalidated) -> None:
+        # DuckDB serves no statement on the database again until it is reopened: stop, then start again.
+        if not invalidated:
+            invalidated.append(fault)
+            loop.call_soon_threadsafe(stop.set)
+
+    store.on_invalidated = restart_for
 
     await pipeline.warm_up(workers)
     memory.start()
@@ -186,6 +226,9 @@ async def serve(settings: ServerSettings) -> None:
         print(f"  OTLP/HTTP  http://{host}:{settings.http_port}/v1/traces and /v1/logs", flush=True)
         print(f"  API        http://{host}:{settings.api_port}/api/v1  (docs at /docs)", flush=True)
         await stop.wait()
+        if invalidated:
+            log.error("DuckDB gave up on the database (%s); restarting in place to reopen it: what was "
+                      "acknowledged is in the logs and is loaded again at the start", invalidated[0])
         print(f"trajscope: shutting down: draining {pipeline.stats.decoding} acknowledged export(s) still being "
               f"decoded and {writer.pending_rows} span(s) waiting to load…", flush=True)
     finally:
@@ -209,12 +252,15 @@ async def serve(settings: ServerSettings) -> None:
         finally:
             store.close()
         print(f"trajscope: stopped ({writer.stats.spans_written} spans written this run)", flush=True)
+    return bool(invalidated)
 
 
 def run(settings: ServerSettings) -> int:
     try:
-        asyncio.run(serve(settings))
+        restart = asyncio.run(serve(settings))
     except (StartupError, OSError) as exc:
         print(f"trajscope: {exc}", file=sys.stderr)
         return 1
+    if restart:
+        restart_in_place()
     return 0

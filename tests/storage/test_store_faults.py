@@ -1,11 +1,14 @@
 """A load that fails because of the store is a store fault (retried), however DuckDB ended its transaction."""
 
 import duckdb
+import pytest
 
+from tests.small_disk import fill, mounted
 from tests.storage.conftest import table_of
 from tests.storage.test_known_traces import _trace
-from trajscope.storage.duckdb_store import DuckDBStore
-from trajscope.storage.interface import StoreUnavailable
+from trajscope.storage.clean_start import SET_ASIDE_DIR
+from trajscope.storage.duckdb_store import DuckDBStore, out_of_space
+from trajscope.storage.interface import StoreInvalidated, StoreUnavailable
 
 
 class _FailingInsert:
@@ -37,3 +40,58 @@ def test_a_load_failing_for_memory_is_a_store_fault_even_when_duckdb_already_end
         raise AssertionError("the load should have failed")
     store._con = real
     assert store.write(table_of(_trace(2))) == 3  # the store goes on
+
+
+def _span_count(store: DuckDBStore) -> int:
+    return store.cursor().execute("SELECT count(*) FROM spans").fetchone()[0]
+
+
+def test_a_commit_on_a_full_disk_is_a_store_fault_and_passes_once_space_returns(tmp_path):
+    with mounted(tmp_path / "disk", size="32m") as disk:
+        store = DuckDBStore(disk / "data")
+        store.write(table_of(_trace(5)))
+        store.checkpoint()
+        fill(disk / "filler", leave=0)
+        try:
+            store.write(table_of(_trace(200)))  # DuckDB reports the failed WAL write as a failed commit
+        except StoreUnavailable as exc:
+            assert not isinstance(exc, StoreInvalidated)
+            assert out_of_space(exc)
+        else:
+            raise AssertionError("a commit on a full disk should have failed")
+        (disk / "filler").unlink()
+        assert store.write(table_of(_trace(3))) == 4
+        assert _span_count(store) == 10
+        store.close()
+
+
+def test_a_checkpoint_on_a_full_disk_invalidates_the_store_which_says_so_and_reopens_once_space_returns(tmp_path):
+    with mounted(tmp_path / "disk", size="32m") as disk:
+        store = DuckDBStore(disk / "data")
+        said: list[StoreInvalidated] = []
+        store.on_invalidated = said.append
+        store.write(table_of(_trace(5)))
+        store.checkpoint()
+        store.write(table_of(_trace(500)))  # committed to the WAL, not yet in the file
+        fill(disk / "filler", leave=0)
+        with pytest.raises(StoreInvalidated) as failed:
+            store.checkpoint()
+        assert out_of_space(failed.value)
+        assert said == [failed.value]
+        with pytest.raises(StoreInvalidated):  # nothing succeeds on it any more
+            store.write(table_of(_trace(2)))
+        assert len(said) == 2
+        store.close()
+
+        # A store cannot be opened while the disk is still full, and says why.
+        with pytest.raises(duckdb.Error) as opening:
+            DuckDBStore(disk / "data")
+        assert out_of_space(opening.value)
+        (disk / "filler").unlink()
+        reopened = DuckDBStore(disk / "data")
+        # What the last checkpoint put in the file is there; what came after it is in trajscope's logs, which
+        # the loader re-applies at the start (tests/e2e/test_full_disk.py), not in DuckDB's WAL (set aside).
+        assert _span_count(reopened) == 6
+        assert len(list((disk / "data" / SET_ASIDE_DIR).glob("wal-*"))) == 1  # the failed open added none
+        assert reopened.write(table_of(_trace(1))) == 2
+        reopened.close()
