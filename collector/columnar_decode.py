@@ -19,11 +19,12 @@ import logging
 from typing import Any
 
 import numpy as np
+import orjson
 import pyarrow as pa
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from trajscope.analysis import guardrails
+from trajscope.analysis import guardrails, retrieval
 from trajscope.analysis.pricing import span_cost
 from trajscope.collector import attribute_columns, wire
 from trajscope.collector.costing import prices
@@ -253,6 +254,17 @@ def _decode(request: Any, default_project: str) -> DecodedBatch:
             checks[s] = [c._asdict() for c in found_checks]
             hits[s] = guardrails.hits(found_checks)
 
+    # Retrieval steps: the retriever and reranker spans (by category) and spans with result events; only
+    # their attributes are read back as Python values.
+    steps: list[dict[str, Any] | None] = [None] * n
+    steps_at = {s for s, kind in enumerate(category) if kind in retrieval.RETRIEVAL_CATEGORIES}
+    steps_at.update(s for s, items in events.items() if retrieval.is_candidate("", (e.get("name") for e in items)))
+    for s in sorted(steps_at):
+        step = retrieval.retrieval(orjson.loads(cols.objects[s].as_py()), events.get(s), category[s],
+                                   names[s].as_py())
+        if step:
+            steps[s] = retrieval.stored(step)
+
     group_first = np.array([g[4] for g in groups], np.int64)
     group_index = pa.array(np.searchsorted(group_first, keep, side="right") - 1)
     columns: dict[str, Any] = {
@@ -275,6 +287,7 @@ def _decode(request: Any, default_project: str) -> DecodedBatch:
         "cost_source": cost_source,
         "guardrails": checks,
         "guardrail_hits": hits,
+        "retrieval": steps,
         "attributes": cols.objects,
         "dropped_attributes_count": f.uint(_DROPPED_ATTRIBUTES, wire.VARINT, 2**32 - 1)[keep],
         "events": _json_or_null(events, n),

@@ -71,6 +71,15 @@ CATEGORY_BY_PRESENCE: tuple[tuple[str, str], ...] = (
     ("retrieval.documents", "retriever"),
     ("gen_ai.data_source.id", "retriever"),
     ("gen_ai.retrieval.query.text", "retriever"),
+    # OpenLLMetry's vector-store queries (analysis.retrieval.TOP_K_KEYS).
+    ("db.vector.query.top_k", "retriever"),
+    ("db.chroma.query.n_results", "retriever"),
+    ("pinecone.query.top_k", "retriever"),
+    ("db.pinecone.query.top_k", "retriever"),
+    ("db.qdrant.search.limit", "retriever"),
+    ("db.lancedb.search.limit", "retriever"),
+    ("db.milvus.search.limit", "retriever"),
+    ("db.weaviate.query.limit", "retriever"),
     ("gen_ai.memory.store.id", "memory"),
 )
 

@@ -18,7 +18,7 @@ import pyarrow as pa
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from trajscope.analysis import guardrails
+from trajscope.analysis import guardrails, retrieval
 from trajscope.analysis.pricing import span_cost
 from trajscope.collector import columnar_decode, limits
 from trajscope.collector.anyvalue import key_values
@@ -114,6 +114,8 @@ def decode_message(request: ExportTraceServiceRequest, default_project: str = "d
                                  norm.input_tokens, norm.output_tokens, norm.cached_input_tokens,
                                  norm.cache_creation_input_tokens)
                 found = guardrails.checks(attrs, events, span.name, norm.category)
+                step = (retrieval.retrieval(attrs, events, norm.category, span.name)
+                        if retrieval.is_candidate(norm.category, (e["name"] for e in events or ())) else None)
                 status = span.status
                 rows.append((
                     res.project,
@@ -135,6 +137,7 @@ def decode_message(request: ExportTraceServiceRequest, default_project: str = "d
                     *cost,
                     [c._asdict() for c in found] if found else None,
                     guardrails.hits(found) if found else None,
+                    retrieval.stored(step) if step else None,
                     dumps(attrs),
                     span.dropped_attributes_count,
                     dumps(events) if events else None,

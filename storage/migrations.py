@@ -11,8 +11,18 @@ import logging
 from collections.abc import Callable
 
 import duckdb
+import orjson
+import pyarrow as pa
 
-from trajscope.storage.schema import ADDED_IN_VERSION, LOG_COLUMNS, SPAN_COLUMNS, TRACE_COLUMNS, columns_ddl
+from trajscope.analysis.retrieval import retrieval, stored
+from trajscope.storage.schema import (
+    ADDED_IN_VERSION,
+    LOG_COLUMNS,
+    RETRIEVAL,
+    SPAN_COLUMNS,
+    TRACE_COLUMNS,
+    columns_ddl,
+)
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +69,35 @@ def _v4(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("CREATE INDEX log_records_trace_id ON log_records (trace_id)")
 
 
+def _v5(con: duckdb.DuckDBPyConnection) -> None:
+    _add_columns(5)(con)
+    # Retrieval steps stored before version 5 get their record from the attributes and events they kept.
+    rows = con.execute("""
+        SELECT trace_id, span_id, category, name, attributes, events FROM spans
+        WHERE category IN ('retriever', 'reranker')
+           OR (events IS NOT NULL AND (contains(CAST(events AS VARCHAR), '"db.query.result"')
+                                       OR contains(CAST(events AS VARCHAR), '"db.search.result"')))""").fetchall()
+    found = []
+    for trace_id, span_id, category, name, attributes, events in rows:
+        step = retrieval(orjson.loads(attributes), orjson.loads(events) if events else None, category, name)
+        if step:
+            found.append({"trace_id": trace_id, "span_id": span_id, "retrieval": stored(step)})
+    if found:
+        log.warning("recording %d retrieval steps stored before schema version 5", len(found))
+        updates = pa.Table.from_pylist(found, pa.schema([("trace_id", pa.string()), ("span_id", pa.string()),
+                                                         ("retrieval", RETRIEVAL)]))
+        con.register("retrieval_updates", updates)
+        con.execute("UPDATE spans SET retrieval = u.retrieval FROM retrieval_updates u "
+                    "WHERE spans.trace_id = u.trace_id AND spans.span_id = u.span_id")
+        con.unregister("retrieval_updates")
+
+
 MIGRATIONS: tuple[Callable[[duckdb.DuckDBPyConnection], None], ...] = (
     _v1,
     _add_columns(2),  # traces.critical_breakdown, traces.usage_breakdown (issue #3 stats)
     _v3,  # spans.cost_source (issue #6 pricing)
     _v4,  # log_records (issue #22: GenAI events as OTLP logs)
+    _v5,  # spans.retrieval (issue #24: retrieval steps)
 )
 LATEST_VERSION = len(MIGRATIONS)
 

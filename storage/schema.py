@@ -15,9 +15,30 @@ GUARDRAIL_CHECKS = pa.list_(pa.struct([
 _SQL_SCALARS = {pa.string(): "VARCHAR", pa.int64(): "BIGINT", pa.float64(): "DOUBLE", pa.bool_(): "BOOLEAN"}
 
 
+# A retrieval step (analysis.retrieval): the query, where it searched, and the documents in the order
+# returned; a reranker's also what it was given. Document content is kept as a preview (the whole text stays in
+# the span's attributes or events); metadata as JSON text.
+RETRIEVED_DOCUMENT = pa.struct([
+    ("id", pa.string()), ("rank", pa.int64()), ("score", pa.float64()), ("distance", pa.float64()),
+    ("previous_rank", pa.int64()), ("preview", pa.string()), ("chars", pa.int64()), ("metadata", pa.string()),
+])
+RETRIEVAL = pa.struct([
+    ("query", pa.string()), ("index_name", pa.string()), ("top_k", pa.int64()), ("system", pa.string()),
+    ("documents", pa.list_(RETRIEVED_DOCUMENT)), ("input_documents", pa.list_(RETRIEVED_DOCUMENT)),
+])
+
+
+def struct_sql(typ: pa.DataType) -> str:
+    """The DuckDB type of an Arrow scalar, struct or list of them."""
+    if pa.types.is_list(typ):
+        return f"{struct_sql(typ.value_type)}[]"
+    if pa.types.is_struct(typ):
+        return "STRUCT(" + ", ".join(f"{f.name} {struct_sql(f.type)}" for f in typ) + ")"
+    return _SQL_SCALARS[typ]
+
+
 def struct_list_sql(typ: pa.ListType) -> str:
-    fields = ", ".join(f"{f.name} {_SQL_SCALARS[f.type]}" for f in typ.value_type)
-    return f"STRUCT({fields})[]"
+    return struct_sql(typ)
 
 
 # Rows per row group of what the store appends (DuckDB's default is 122,880). DuckDB writes an insert of
@@ -66,6 +87,8 @@ SPAN_COLUMNS: tuple[tuple[str, pa.DataType, str, bool], ...] = (
     # Guardrail checks the span records (analysis.guardrails), normalised; and how many were hits.
     ("guardrails", GUARDRAIL_CHECKS, struct_list_sql(GUARDRAIL_CHECKS), True),
     ("guardrail_hits", pa.int64(), "BIGINT", True),
+    # What a retriever or reranker step returned (analysis.retrieval); NULL on other spans.
+    ("retrieval", RETRIEVAL, struct_sql(RETRIEVAL), True),
     # Everything else OTLP carries, kept whole.
     ("attributes", pa.string(), "JSON", False),
     ("dropped_attributes_count", pa.uint32(), "UINTEGER", False),
@@ -162,7 +185,7 @@ LOG_SCHEMA = pa.schema([pa.field(name, typ, nullable) for name, typ, _, nullable
 # Columns added after version 1, with the schema version that added them; migrations create each column in
 # its own version, so the lists above always describe the latest schema.
 ADDED_IN_VERSION: dict[str, int] = {"critical_breakdown": 2, "usage_breakdown": 2, "cost_source": 3,
-                                    "guardrails": 3, "guardrail_hits": 3}
+                                    "guardrails": 3, "guardrail_hits": 3, "retrieval": 5}
 
 
 # Long, high-entropy text (prompts, completions, tool results) compresses several times better with ZSTD

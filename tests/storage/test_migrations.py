@@ -31,6 +31,35 @@ def _undo_v3(store) -> None:
     store._con.execute("ALTER TABLE traces DROP COLUMN guardrail_hits")
 
 
+def _undo_v5(store) -> None:
+    store._con.execute("DROP INDEX spans_trace_id")
+    store._con.execute("ALTER TABLE spans DROP COLUMN retrieval")
+    store._con.execute("CREATE INDEX spans_trace_id ON spans (trace_id)")
+
+
+def test_migrate_v4_data_directory_gains_retrieval_steps_from_the_stored_attributes(tmp_path):
+    from tests.otlp_builders import make_span
+    from tests.storage.conftest import table_of
+    from trajscope.storage.duckdb_store import DuckDBStore
+
+    store = DuckDBStore(tmp_path / "d")
+    retriever = make_span("retrieve", attrs={"gen_ai.operation.name": "retrieval", "gen_ai.retrieval.query.text": "q",
+                                             "gen_ai.retrieval.documents": '[{"id": "a", "score": 0.5}]'})
+    llm = make_span("chat", trace_id=retriever.trace_id, attrs={"gen_ai.request.model": "m"})
+    store.write(table_of([retriever, llm]))
+    _undo_v5(store)
+    store._con.execute("DELETE FROM schema_version WHERE version >= 5")
+    store.close()
+
+    reopened = DuckDBStore(tmp_path / "d")
+    assert reopened.schema_version == migrations.LATEST_VERSION
+    got = dict(reopened.cursor().execute("SELECT name, retrieval FROM spans").fetchall())
+    assert got["chat"] is None
+    assert got["retrieve"]["query"] == "q"
+    assert [(d["id"], d["rank"], d["score"]) for d in got["retrieve"]["documents"]] == [("a", 1, 0.5)]
+    reopened.close()
+
+
 def test_migrate_v1_data_directory_gains_breakdowns_recomputed_from_spans(tmp_path):
     from tests.otlp_builders import make_span
     from tests.storage.conftest import table_of
@@ -47,6 +76,7 @@ def test_migrate_v1_data_directory_gains_breakdowns_recomputed_from_spans(tmp_pa
     # Turn the directory back into what version 1 wrote.
     store._con.execute("ALTER TABLE traces DROP COLUMN critical_breakdown")
     store._con.execute("ALTER TABLE traces DROP COLUMN usage_breakdown")
+    _undo_v5(store)
     _undo_v3(store)
     store._con.execute("DROP TABLE log_records")
     store._con.execute("DELETE FROM schema_version WHERE version >= 2")
@@ -75,6 +105,7 @@ def test_migrate_v2_marks_stored_costs_as_reported(tmp_path):
     tokens_only = make_span("chat b", attrs={"gen_ai.request.model": "nobody-knows",
                                              "gen_ai.usage.input_tokens": 10})
     store.write(table_of([reported, tokens_only]))
+    _undo_v5(store)
     _undo_v3(store)
     store._con.execute("DROP TABLE log_records")
     store._con.execute("DELETE FROM schema_version WHERE version >= 3")
