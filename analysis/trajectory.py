@@ -24,7 +24,7 @@ LOOP_THRESHOLD = 3
 COLUMNS = ("span_id", "parent_span_id", "name", "category", "start_time_unix_nano", "end_time_unix_nano",
            "duration_ns", "status_code", "status_message", "error_type", "service_name", "agent_name",
            "request_model", "response_model", "tool_name", "tool_call_id", "input_tokens", "output_tokens",
-           "cost_usd", "attributes", "events")
+           "cost_usd", "attributes", "events", "retrieval")
 
 
 class _Spans:
@@ -77,12 +77,19 @@ STEP_FIELDS = ("index", "span_id", "parent_span_id", "depth", "category", "name"
                "start_time_unix_nano", "end_time_unix_nano", "duration_ms", "status_code", "status_message",
                "error_type", "agent_name", "model", "tool_name", "tool_call_id", "input_tokens", "output_tokens",
                "cost_usd", "input_preview", "output_preview", "guardrail", "guardrail_hits", "parallel_group",
-               "requested_by", "virtual")
+               "requested_by", "query", "documents", "virtual")
 (_SPAN_ID, _PARENT, _CATEGORY, _START, _END, _STATUS, _STATUS_MESSAGE, _ERROR_TYPE, _TOOL, _CALL_ID, _COST,
  _GUARDRAIL, _HITS, _REQUESTED_BY, _VIRTUAL) = (STEP_FIELDS.index(f) for f in (
     "span_id", "parent_span_id", "category", "start_time_unix_nano", "end_time_unix_nano", "status_code",
     "status_message", "error_type", "tool_name", "tool_call_id", "cost_usd", "guardrail", "guardrail_hits",
     "requested_by", "virtual"))
+
+
+def _step_documents(step: dict[str, Any]) -> list[dict[str, Any]]:
+    """A retrieval step's documents as a trajectory shows them; a reranker's with the rank each had before."""
+    reranked = step.get("input_documents") is not None
+    return [{"id": d["id"], "rank": d["rank"], "score": d["score"], "preview": d["preview"],
+             **({"previous_rank": d["previous_rank"]} if reranked else {})} for d in step["documents"] or ()]
 
 
 def _requested_by(steps: list[list[Any]], calls_of: dict[str, list[tuple[str | None, str | None]]]) -> None:
@@ -115,7 +122,8 @@ def _requested_by(steps: list[list[Any]], calls_of: dict[str, list[tuple[str | N
 def _virtual_step(tree: SpanTree) -> list[Any]:
     node = tree.nodes[VIRTUAL_ROOT_ID]
     return [0, VIRTUAL_ROOT_ID, None, 0, "other", "(missing root)", None, node.start, node.end, _ms(node.duration),
-            "UNSET", None, None, None, None, None, None, None, None, None, None, None, None, 0, None, None, True]
+            "UNSET", None, None, None, None, None, None, None, None, None, None, None, None, 0, None, None, None, None,
+            True]
 
 
 def _skew(step: list[Any], parent: Interval) -> str | None:
@@ -199,8 +207,11 @@ LAYOUTS = ("objects", "table")
 
 
 def build_trajectory(trace_id: str, rows: list[dict[str, Any]], layout: str = "objects") -> dict[str, Any]:
-    """The trajectory of stored-span dicts (at least ``COLUMNS``; attributes and events parsed)."""
-    return trajectory_of_columns(trace_id, {c: [r[c] for r in rows] for c in COLUMNS}, layout)
+    """The trajectory of stored-span dicts (``COLUMNS``, of which ``retrieval`` may be left out; attributes
+    and events parsed)."""
+    cols = {c: [r[c] for r in rows] for c in COLUMNS if c != "retrieval"}
+    cols["retrieval"] = [r.get("retrieval") for r in rows]
+    return trajectory_of_columns(trace_id, cols, layout)
 
 
 def trajectory_of_table(trace_id: str, table: pa.Table, layout: str = "objects") -> dict[str, Any]:
@@ -224,11 +235,11 @@ def trajectory_of_columns(trace_id: str, cols: dict[str, list[Any]], layout: str
     steps: list[list[Any]] = []
     append = steps.append
     (names, categories, services, starts, ends, durations, statuses, messages, errors, agents, request_models,
-     response_models, tools, call_ids, inputs, outputs, costs, attributes, events, parents) = (
+     response_models, tools, call_ids, inputs, outputs, costs, attributes, events, parents, retrievals) = (
         cols[c] for c in ("name", "category", "service_name", "start_time_unix_nano", "end_time_unix_nano",
                           "duration_ns", "status_code", "status_message", "error_type", "agent_name",
                           "request_model", "response_model", "tool_name", "tool_call_id", "input_tokens",
-                          "output_tokens", "cost_usd", "attributes", "events", "parent_span_id"))
+                          "output_tokens", "cost_usd", "attributes", "events", "parent_span_id", "retrieval"))
     row = spans.row
     group_of = groups.get
     checks_of, texts, limit = guardrails.checks, content.texts, content.PREVIEW_CHARS
@@ -244,12 +255,13 @@ def trajectory_of_columns(trace_id: str, cols: dict[str, list[Any]], layout: str
             text_in, text_out, calls_of[span_id] = content.texts_and_calls(attrs, evs)
         else:
             text_in, text_out = texts(attrs, evs)
+        step = retrievals[i]
         append([len(steps), span_id, parents[i], depth, categories[i], names[i], services[i], starts[i], ends[i],
                 round(durations[i] / 1e6, 6), statuses[i], messages[i], errors[i], agents[i],
                 response_models[i] or request_models[i], tools[i], call_ids[i], inputs[i], outputs[i], costs[i],
                 None if text_in is None else text_in[:limit], None if text_out is None else text_out[:limit],
                 guardrails.outcome(checks) if checks else None, guardrails.hits(checks) if checks else 0,
-                group_of(span_id), None, False])
+                group_of(span_id), None, step and step["query"], step and _step_documents(step), False])
     _requested_by(steps, calls_of)
     start = min((n.start for n in tree.nodes.values()), default=0)
     end = max((n.end for n in tree.nodes.values()), default=0)

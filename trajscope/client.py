@@ -5,6 +5,7 @@
     ts.sql("SELECT model, sum(cost_usd) AS cost FROM llm_calls GROUP BY model")   # polars.DataFrame
     ts.traces(agent="planner", status="error")                                     # polars.DataFrame
     ts.trajectory(trace_id)["steps"]
+    ts.retrievals(index_name="kb"); ts.retrieved_documents(trace_id=trace_id)         # polars.DataFrame
 
 SQL results travel as an Arrow IPC stream (no JSON round trip). Errors raise ``TrajscopeError`` carrying
 the server's error code (``invalid_sql``, ``forbidden``, ``timeout``, ``too_large``, ``not_found``...).
@@ -35,6 +36,17 @@ class TrajscopeError(Exception):
         self.code = code
         self.message = message
         self.status = status
+
+
+def _view_query(view: str, where: dict[str, str], order: str) -> str:
+    """``SELECT *`` from a view with equality conditions; values become quoted SQL literals."""
+    conditions = []
+    for column, value in where.items():
+        if not column.isidentifier():
+            raise TypeError(f"not a column name: {column!r}")
+        literal = str(value).replace("'", "''")
+        conditions.append(f"{column} = '{literal}'")
+    return f"SELECT * FROM {view}{' WHERE ' + ' AND '.join(conditions) if conditions else ''} ORDER BY {order}"
 
 
 def _polars():
@@ -119,6 +131,21 @@ class Client:
 
     def latency(self, trace_id: str) -> dict[str, Any]:
         return self._get(f"/traces/{trace_id}/latency")
+
+    # -- retrieval ------------------------------------------------------------------------------------
+    def retrievals(self, *, limit: int = 100_000, **where: str) -> polars.DataFrame:
+        """The ``retrievals`` view (one row per retrieval step), newest first; ``where`` matches columns by
+        equality, e.g. ``index_name="kb"``, ``trace_id=...``, ``agent_name="qa"``."""
+        return self.sql(_view_query("retrievals", where, "start_time DESC, span_id"), limit=limit)
+
+    def retrieved_documents(self, *, limit: int = 100_000, **where: str) -> polars.DataFrame:
+        """The ``retrieved_documents`` view (one row per returned document), by step and rank; ``where`` as in
+        ``retrievals`` (e.g. ``trace_id=...``, ``document_id=...``)."""
+        return self.sql(_view_query("retrieved_documents", where, "start_time DESC, span_id, rank"), limit=limit)
+
+    def retrieval_stats(self, group_by: str = "index", **params: Any) -> dict[str, Any]:
+        """``GET /api/v1/stats/retrieval``: per group, and the documents retrieved most often."""
+        return self._get("/stats/retrieval", group_by=group_by, **params)
 
     # -- cost -----------------------------------------------------------------------------------------
     def reprice(self, *, since: str | None = None, until: str | None = None,

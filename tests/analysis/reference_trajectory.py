@@ -65,7 +65,19 @@ def _step(index: int, depth: int, span: dict[str, Any], group: int | None) -> di
         "guardrail": guardrails.outcome(checks),
         "guardrail_hits": guardrails.hits(checks),
         "parallel_group": group, "requested_by": None,
+        "query": span.get("retrieval") and span["retrieval"]["query"],
+        "documents": span.get("retrieval") and _documents(span["retrieval"]),
     }
+
+
+def _documents(step: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for doc in step["documents"]:
+        shown = {"id": doc["id"], "rank": doc["rank"], "score": doc["score"], "preview": doc["preview"]}
+        if step["input_documents"] is not None:
+            shown["previous_rank"] = doc["previous_rank"]
+        out.append(shown)
+    return out
 
 
 def _virtual_step(tree: SpanTree) -> dict[str, Any]:
@@ -78,7 +90,7 @@ def _virtual_step(tree: SpanTree) -> dict[str, Any]:
         "tool_call_id": None, "input_tokens": None, "output_tokens": None, "cost_usd": None,
         "input_preview": None, "output_preview": None, "guardrail": None, "guardrail_hits": 0,
         "parallel_group": None,
-        "requested_by": None, "virtual": True,
+        "requested_by": None, "query": None, "documents": None, "virtual": True,
     }
 
 

@@ -243,3 +243,34 @@ def test_table_layout_carries_the_same_steps(rows):
                for row in table["steps"]["rows"]]
     assert rebuilt == objects["steps"]
     assert {k: v for k, v in table.items() if k != "steps"} == {k: v for k, v in objects.items() if k != "steps"}
+
+
+def test_retriever_and_reranker_steps_carry_query_and_ranked_documents():
+    # root |0=========10|
+    # ret    |1==4|
+    # rerank      |4=6|
+    from trajscope.analysis.retrieval import retrieval, stored
+
+    def docs(prefix, items):
+        return {f"{prefix}.{i}.document.{k}": v for i, (doc_id, score) in enumerate(items)
+                for k, v in (("id", doc_id), ("content", f"text of {doc_id}"), ("score", score))}
+
+    ret_attrs = {"input.value": "why is the sky blue?", **docs("retrieval.documents", [("a", 0.9), ("b", 0.7)])}
+    rr_attrs = {"reranker.query": "why is the sky blue?", **docs("reranker.input_documents", [("a", 0.9), ("b", 0.7)]),
+                **docs("reranker.output_documents", [("b", 0.95), ("a", 0.2)])}
+    rows = [span("root", None, 0, 10),
+            span("ret", "root", 1, 4, category="retriever", attrs=ret_attrs,
+                 retrieval=stored(retrieval(ret_attrs, None, "retriever"))),
+            span("rerank", "root", 4, 6, category="reranker", attrs=rr_attrs,
+                 retrieval=stored(retrieval(rr_attrs, None, "reranker")))]
+    steps = {s["span_id"]: s for s in build_trajectory("t", rows)["steps"]}
+    assert steps["root"]["query"] is None and steps["root"]["documents"] is None
+    assert steps["ret"]["query"] == "why is the sky blue?"
+    assert steps["ret"]["documents"] == [
+        {"id": "a", "rank": 1, "score": 0.9, "preview": "text of a"},
+        {"id": "b", "rank": 2, "score": 0.7, "preview": "text of b"}]
+    assert [(d["id"], d["rank"], d["previous_rank"]) for d in steps["rerank"]["documents"]] == [("b", 1, 2),
+                                                                                                   ("a", 2, 1)]
+    table = build_trajectory("t", rows, layout="table")["steps"]
+    at = table["fields"].index("documents")
+    assert [r[at] for r in table["rows"]][1] == steps["ret"]["documents"]

@@ -161,6 +161,28 @@ def test_polars_client(fed):
             client.traces(errors_only=True)
 
 
+def test_polars_client_retrieval_views_and_stats(fed):
+    root = make_span("invoke_agent rag", attrs={"gen_ai.agent.name": "rag"})
+    docs = [{"id": "doc-1", "score": 0.9, "content": "It's sunny."}, {"id": "doc-2", "score": 0.4}]
+    step = make_span("retrieval forecasts", trace_id=root.trace_id, parent=root, attrs={
+        "gen_ai.operation.name": "retrieval", "gen_ai.data_source.id": "forecasts",
+        "gen_ai.retrieval.query.text": "weather in O'Hare?", "gen_ai.retrieval.documents": json.dumps(docs)})
+    assert fed.export([root, step]).status_code == 200
+    trace_id = root.trace_id.hex()
+    with Client(fed.api) as client:
+        steps = client.retrievals(trace_id=trace_id)
+        assert steps.height == 1
+        assert steps.row(0, named=True)["query"] == "weather in O'Hare?"  # a quote in a value stays a value
+        assert client.retrievals(query="weather in O'Hare?")["trace_id"].to_list() == [trace_id]
+        got = client.retrieved_documents(trace_id=trace_id)
+        assert got.select("rank", "document_id", "score").rows() == [(1, "doc-1", 0.9), (2, "doc-2", 0.4)]
+        assert got["preview"].to_list() == ["It's sunny.", None]
+        stats = client.retrieval_stats("index")
+        assert {g["key"]: g["calls"] for g in stats["groups"]}["forecasts"] == 1
+        with pytest.raises(TypeError, match="not a column name"):
+            client.retrievals(**{"1 OR 1=1 --": "x"})
+
+
 def test_export_then_sql_on_the_data_directory(fed, tmp_path):
     total = _sql(fed, sql="SELECT count(*) AS n FROM spans").json()["rows"][0]["n"]
     days = _sql(fed, sql="SELECT DISTINCT CAST(to_timestamp(start_time_unix_nano / 1e9) AT TIME ZONE 'UTC' "
