@@ -15,6 +15,7 @@ from trajscope.query.errors import ApiError, ErrorCode
 
 INT64_MAX = 2**63 - 1
 _TRACE_ID = re.compile(r"^[0-9a-fA-F]{32}$")
+_SPAN_ID = re.compile(r"^[0-9a-fA-F]{16}$")
 # ASCII digits only: str.isdigit() and int() also take other scripts' digits (`³`, `١`).
 _UNIX_NS = re.compile(r"^[0-9]{1,19}$")
 _RELATIVE = re.compile(r"^([0-9]{1,12}(?:\.[0-9]{1,9})?)\s*(ms|s|m|h|d)$")
@@ -41,6 +42,13 @@ def trace_id_param(value: str) -> str:
     if not _TRACE_ID.match(value):
         raise ApiError(ErrorCode.INVALID_ARGUMENT,
                        f"trace id must be 32 hex digits (16 bytes), got {value[:64]!r}")
+    return value.lower()
+
+
+def span_id_param(value: str) -> str:
+    """A span id as 16 hex digits, returned lowercase."""
+    if not _SPAN_ID.match(value):
+        raise ApiError(ErrorCode.INVALID_ARGUMENT, f"span id must be 16 hex digits (8 bytes), got {value[:64]!r}")
     return value.lower()
 
 

@@ -11,7 +11,7 @@ import pyarrow as pa
 from fastapi import FastAPI, Header, Query, Request
 from fastapi.responses import Response
 
-from trajscope.analysis import evaluations, log_events, messages
+from trajscope.analysis import evaluations, log_events, messages, retrieval
 from trajscope.analysis.latency import COLUMNS as LATENCY_COLUMNS
 from trajscope.analysis.trajectory import COLUMNS as TRAJECTORY_COLUMNS
 from trajscope.analysis.trajectory import trajectory_of_table
@@ -25,6 +25,7 @@ from trajscope.query.params import (
     TimeText,
     decode_cursor,
     encode_cursor,
+    span_id_param,
     time_param,
     trace_id_param,
 )
@@ -34,6 +35,8 @@ from trajscope.query.state import AppState
 from trajscope.storage.interface import TraceFilter, TraceVersion
 
 MAX_PAGE = 1000
+# What a retrieval step's full documents are read again from (analysis.retrieval).
+_DOCUMENT_COLUMNS = ("span_id", "name", "category", "attributes", "events")
 # How big-run analyses list their steps / spans (analysis.trajectory and analysis.latency LAYOUTS).
 Layout = Annotated[str, Query(pattern="^(objects|table)$", description=(
     "`objects` (default): one object per step (span); `table`: `{fields, rows}`, the same values without "
@@ -111,6 +114,24 @@ def add_trace_routes(app: FastAPI, state: AppState, guarded: list) -> None:
             span["messages"] = messages.messages(span["attributes"], span["events"])
             span["evaluations"] = evaluations.of_events(span["events"])
         return OrjsonResponse({"trace_id": trace_id, "spans": spans, "logs": left})
+
+    @app.get("/api/v1/traces/{trace_id}/spans/{span_id}/documents", tags=["traces"], dependencies=guarded)
+    def get_documents(trace_id: str, span_id: str, project: str | None = None) -> Any:
+        """A retrieval step's documents with their whole content (the trajectory and the
+        `retrieved_documents` view keep previews): `{query, index_name, top_k, system, documents,
+        input_documents}`, each document `{id, rank, score, distance, previous_rank, preview, chars, content,
+        metadata}`. 404 when the span is not a retrieval step."""
+        trace_id, span_id = trace_id_param(trace_id), span_id_param(span_id)
+        table, _ = trace_table(trace_id, project, _DOCUMENT_COLUMNS)
+        for span in span_rows(table):
+            if span["span_id"] != span_id:
+                continue
+            step = retrieval.retrieval(span["attributes"], span["events"], span["category"], span["name"],
+                                       full=True)
+            if step is None:
+                raise ApiError(ErrorCode.NOT_FOUND, f"span {span_id} of trace {trace_id} is not a retrieval step")
+            return OrjsonResponse({"trace_id": trace_id, "span_id": span_id, **step})
+        raise ApiError(ErrorCode.NOT_FOUND, f"no span {span_id} in trace {trace_id}")
 
     @app.get("/api/v1/traces/{trace_id}/logs", tags=["traces"], dependencies=guarded)
     def get_trace_logs(trace_id: str, project: str | None = None) -> Any:

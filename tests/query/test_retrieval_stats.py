@@ -94,3 +94,30 @@ def test_per_agent_and_day_and_the_documents_in_bad_runs(api):
 
 def test_group_by_is_checked(api):
     assert api.get("/api/v1/stats/retrieval", params={"group_by": "model"}).status_code in (400, 422)
+
+
+def test_a_steps_documents_with_their_whole_content_on_demand():
+    store = DuckDBStore(":memory:")
+    long_text = "Rayleigh scattering. " * 100
+    root = make_span("invoke_agent qa")
+    step = _retrieve(root, 0, 5, "kb", [("a", 0.9)])
+    step.attributes.pop()  # documents with a long content instead
+    step.attributes.extend(kvs({"gen_ai.retrieval.documents": json.dumps([{"id": "a", "score": 0.9,
+                                                                            "content": long_text}])}))
+    store.write(decode_request(make_request([root, step]).SerializeToString()).table)
+    state = AppState(store)
+    state.ready = True
+    api = TestClient(create_app(state))
+    trace, span = root.trace_id.hex(), step.span_id.hex()
+    got = api.get(f"/api/v1/traces/{trace}/spans/{span}/documents").json()
+    assert (got["span_id"], got["query"], got["index_name"]) == (span, "q", "kb")
+    (doc,) = got["documents"]
+    assert doc["content"] == long_text and doc["chars"] == len(long_text) and len(doc["preview"]) < len(long_text)
+    # The trajectory carries the preview only.
+    steps = api.get(f"/api/v1/traces/{trace}/trajectory").json()["steps"]
+    assert [s["documents"] for s in steps if s["span_id"] == span] == [[{"id": "a", "rank": 1, "score": 0.9,
+                                                                         "preview": doc["preview"]}]]
+    assert api.get(f"/api/v1/traces/{trace}/spans/{root.span_id.hex()}/documents").status_code == 404
+    assert api.get(f"/api/v1/traces/{trace}/spans/{'0' * 16}/documents").status_code == 404
+    assert api.get(f"/api/v1/traces/{trace}/spans/xyz/documents").status_code == 400
+    store.close()

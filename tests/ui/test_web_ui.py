@@ -288,3 +288,43 @@ def test_step_details_show_messages_and_evaluations_sent_as_log_records(fed, pag
     table = details_panel.locator(".evaluations").inner_text()
     assert "Groundedness" in table and "0.25" in table and "ungrounded" in table and "cites nothing" in table
     page.screenshot(path=str(ARTIFACTS / "step-messages.png"))
+
+
+def test_a_retrieval_step_lists_its_documents_by_rank_and_loads_the_whole_content_when_opened(fed, page):
+    import json
+
+    from tests.otlp_builders import make_span
+
+    whole = "Rayleigh scattering makes the sky blue. " * 30
+    root = make_span("invoke_agent rag", attrs={"gen_ai.agent.name": "rag"}, start=1_700_000_000_000_000_000,
+                     end=1_700_000_002_000_000_000)
+    attrs = {"openinference.span.kind": "RERANKER", "reranker.query": "why is the sky blue?",
+             "reranker.input_documents.0.document.id": "physics-101",
+             "reranker.input_documents.0.document.content": whole,
+             "reranker.input_documents.1.document.id": "poem-7",
+             "reranker.input_documents.1.document.content": "The sky is blue because it is sad.",
+             "reranker.output_documents.0.document.id": "poem-7",
+             "reranker.output_documents.0.document.score": 0.91,
+             "reranker.output_documents.0.document.content": "The sky is blue because it is sad.",
+             "reranker.output_documents.1.document.id": "physics-101",
+             "reranker.output_documents.1.document.score": 0.42,
+             "reranker.output_documents.1.document.content": whole,
+             "reranker.output_documents.1.document.metadata": json.dumps({"source": "physics.pdf"})}
+    rerank = make_span("rerank", trace_id=root.trace_id, parent=root, attrs=attrs,
+                       start=1_700_000_000_100_000_000, end=1_700_000_000_300_000_000)
+    assert fed.export([root, rerank]).status_code == 200
+    page.goto(f"{fed.api}/#/run/{root.trace_id.hex()}/{rerank.span_id.hex()}")
+    docs = page.locator("#details .documents")
+    docs.wait_for()
+    assert "Retrieved documents (2)" in docs.inner_text() and "why is the sky blue?" in docs.inner_text()
+    items = docs.locator("details.document")
+    first, second = items.nth(0).locator("summary").inner_text(), items.nth(1).locator("summary").inner_text()
+    assert first.startswith("#1") and "0.910" in first and "poem-7" in first and "(was #2)" in first
+    assert second.startswith("#2") and "physics-101" in second and "(was #1)" in second
+    content = items.nth(1).locator(".document-content")
+    assert len(content.inner_text()) < len(whole)  # a preview until opened
+    items.nth(1).locator("summary").click()
+    page.wait_for_function("document.querySelectorAll('#details .document-content')[1].textContent.length > 1000")
+    assert content.inner_text().strip() == whole.strip()
+    assert "physics.pdf" in items.nth(1).inner_text()
+    page.screenshot(path=str(ARTIFACTS / "step-documents.png"))

@@ -295,6 +295,7 @@ async function runView(traceId, stepId) {
       step.guardrail ? el("p", {}, el("b", {}, "Guardrail "), `${step.guardrail.name}: `,
         step.guardrail.triggered === null ? "outcome not reported" : step.guardrail.triggered ? "triggered" : "passed",
         step.guardrail.action ? ` (${step.guardrail.action})` : "") : null,
+      step.documents ? documentList(traceId, step) : null,
       step.input_preview ? el("div", {}, el("b", {}, "Input"), el("pre", {}, step.input_preview)) : null,
       step.output_preview ? el("div", {}, el("b", {}, "Output"), el("pre", {}, step.output_preview)) : null];
     setChildren(details, ...panel.filter(Boolean));
@@ -363,6 +364,39 @@ function messageSections(messages) {
       el("pre", {}, JSON.stringify(messages.tools, null, 2))));
   }
   return out;
+}
+
+// A retrieval step's documents by rank, with scores (a reranker's with the rank each had before); a
+// document's whole content is fetched when it is opened, once per step.
+function documentList(traceId, step) {
+  let full = null;
+  const content = async () => {
+    full = full || getJSON(`/traces/${traceId}/spans/${step.span_id}/documents`);
+    return full;
+  };
+  const items = step.documents.map((d) => {
+    const body = el("pre", { class: "document-content" }, d.preview || "(no content sent)");
+    const item = el("details", { class: "document" },
+      el("summary", {}, el("span", { class: "rank" }, `#${d.rank}`), " ",
+        d.score === null || d.score === undefined ? "" : el("span", { class: "score" }, Number(d.score).toFixed(3)), " ",
+        d.id || "(no id)",
+        d.previous_rank !== undefined ? el("span", { class: "muted" }, d.previous_rank === null ? " (new)" : ` (was #${d.previous_rank})`) : ""),
+      body);
+    item.addEventListener("toggle", async () => {
+      if (!item.open || item.dataset.loaded) return;
+      item.dataset.loaded = "1";
+      try {
+        const got = (await content()).documents.find((x) => x.rank === d.rank);
+        if (got && got.content) body.textContent = got.content;
+        if (got && got.metadata) item.append(el("pre", { class: "muted" }, JSON.stringify(got.metadata, null, 2)));
+      } catch (err) { item.append(el("div", { class: "error-box" }, String(err.message))); }
+    });
+    return item;
+  });
+  return el("div", { class: "documents" },
+    el("b", {}, `Retrieved documents (${step.documents.length})`),
+    step.query ? el("p", {}, el("span", { class: "muted" }, "query "), step.query) : null,
+    items.length ? el("ol", {}, items.map((item) => el("li", {}, item))) : el("p", { class: "muted" }, "none returned"));
 }
 
 function evaluationTable(evaluations) {
