@@ -59,6 +59,8 @@ def retrieval(attrs: dict[str, Any], events: list[dict[str, Any]] | None, catego
     oi = _openinference_documents(attrs, full)
     documents = oi.get("retrieval.documents") or oi.get("reranker.output_documents")
     inputs = oi.get("reranker.input_documents")
+    if documents is not None:
+        _ids_from_output(documents, attrs.get("output.value"))
     if documents is None:
         documents = _genai_documents(attrs.get("gen_ai.retrieval.documents"), full)
     if documents is None:
@@ -73,6 +75,10 @@ def retrieval(attrs: dict[str, Any], events: list[dict[str, Any]] | None, catego
         return None
     if documents is None and category not in RETRIEVAL_CATEGORIES and not _said_retrieval(attrs):
         return None  # a query or an index alone does not make, say, an SQL span a retrieval
+    if documents is None and inputs is None and _returned_something(attrs.get("output.value")):
+        # A retriever span that says it returned something but not what (LlamaIndex's inner `_retrieve`,
+        # inside the `retrieve` span that lists the documents): what it returned is unknown, not nothing.
+        return None
     documents = documents or []
     if inputs is not None:
         before = {_identity(d): d["rank"] for d in inputs}
@@ -93,6 +99,37 @@ def stored(record: dict[str, Any]) -> dict[str, Any]:
     inputs = record.get("input_documents")
     return {**record, "documents": [row(d) for d in record["documents"]],
             "input_documents": None if inputs is None else [row(d) for d in inputs]}
+
+
+def _output_documents(output: Any) -> list[Any] | None:
+    """The list an OpenInference ``output.value`` holds: a JSON list, or the ``documents`` / ``nodes`` of an
+    object (LangChain: ``{"documents": [{"id", "metadata", "page_content"}, …]}``)."""
+    if not isinstance(output, str):
+        return None
+    try:
+        value = orjson.loads(output)
+    except orjson.JSONDecodeError:
+        return None
+    if isinstance(value, dict):
+        value = value.get("documents", value.get("nodes"))
+    return value if isinstance(value, list) else None
+
+
+def _returned_something(output: Any) -> bool:
+    listed = _output_documents(output)
+    return bool(listed) if listed is not None else isinstance(output, str) and output.strip() not in ("", "null")
+
+
+def _ids_from_output(documents: list[dict[str, Any]], output: Any) -> None:
+    """Fill the ids OpenInference left out (LangChain's retrievers) from the same documents in ``output.value``."""
+    if all(d["id"] is not None for d in documents):
+        return
+    listed = _output_documents(output)
+    if listed is None or len(listed) != len(documents):
+        return
+    for doc, item in zip(documents, listed, strict=True):
+        if doc["id"] is None and isinstance(item, dict) and item.get("id") is not None:
+            doc["id"] = str(item["id"])
 
 
 def _said_retrieval(attrs: dict[str, Any]) -> bool:

@@ -108,3 +108,18 @@ def test_both_decoders_store_the_same_retrieval_record():
     assert stored["query"] == "q" and json.loads(stored["documents"][0]["metadata"]) == {"source": "a.md"}
     assert stored["documents"][0]["preview"] == LONG[:PREVIEW_CHARS]
     assert rows["llm"]["retrieval"] is None
+
+
+def test_langchain_ids_come_from_its_output_and_a_wrapper_span_without_documents_is_no_step():
+    listed = {"documents": [{"id": "sky", "metadata": {}, "page_content": "blue", "type": "Document"},
+                            {"id": "cats", "metadata": {}, "page_content": "sleep", "type": "Document"}]}
+    attrs = {"input.value": "q", "output.value": json.dumps(listed),
+             "retrieval.documents.0.document.content": "blue", "retrieval.documents.1.document.content": "sleep"}
+    assert [d["id"] for d in retrieval(attrs, None, "retriever")["documents"]] == ["sky", "cats"]
+    # An empty answer is an empty retrieval ...
+    empty = retrieval({"input.value": "q", "output.value": json.dumps({"documents": []})}, None, "retriever")
+    assert empty["documents"] == []
+    # ... but a span that returned something without listing it (LlamaIndex's inner `_retrieve`) is unknown.
+    inner = {"input.value": json.dumps({"query_bundle": {"query_str": "q"}}),
+             "output.value": json.dumps(["<NodeWithScore(node=TextNode(id_=1), score=0.9)>"])}
+    assert retrieval(inner, None, "retriever") is None

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-CLIENTS = ("openai_v2", "traceloop", "openai_agents", "strands")
+CLIENTS = ("openai_v2", "traceloop", "openai_agents", "strands", "rag")
 CACHE = Path(os.environ.get("TRAJSCOPE_CLIENT_VENVS", Path.home() / ".cache" / "trajscope" / "client-venvs"))
 
 
