@@ -25,7 +25,7 @@ def run_demo(endpoint: str, sessions: int, seed: int, api_key: str | None, proje
     url = endpoint.rstrip("/")
     if not url.endswith("/v1/traces"):
         url += "/v1/traces"
-    workload = Workload(seed=seed)
+    workload = Workload(seed=seed, rag=True)
     sent_spans = traces = 0
     started = time.perf_counter()
     print(f"trajscope demo: sending {sessions} sessions (seed {seed}) to {url}", flush=True)

@@ -3,6 +3,11 @@
 Sessions of several turns; each turn is one trace: an agent run with retrieval, a guardrail check, LLM
 calls that request parallel tool calls, a tool that sometimes fails, and a final answer. Two services
 speak two dialects (OTel GenAI and OpenInference) so normalisation is visible. Deterministic for a seed.
+
+With ``rag=True`` (``trajscope demo``) retrieval returns ranked documents from a small corpus, a reranker
+reorders them in some runs, a judge scores each answer (``gen_ai.evaluation.result``), and runs in the middle
+of the time range hit a weak-retrieval stretch: an index serving stale documents with low scores or none,
+and answers judged unfaithful more often. The default (the benches' workload) keeps retrieval bare.
 """
 
 from __future__ import annotations
@@ -86,12 +91,77 @@ def _text(rng: random.Random, prefix: str, length: int = 300) -> str:
     return (prefix + " " + "".join(rng.choice(FILLER) for _ in range(4)))[:length]
 
 
+# The demo's corpus: (document id, text); the "legacy" ones are what the weak stretch serves.
+CORPUS = tuple((f"kb-{i:03d}", f"{TOPICS[i % len(TOPICS)].capitalize()}: {FILLER[i % len(FILLER)]}")
+               for i in range(24))
+LEGACY = tuple((f"kb-legacy-{i:02d}", f"(archived 2019) {TOPICS[i % len(TOPICS)]}: see the old policy binder.")
+               for i in range(4))
+INDEXES = ("knowledge_base", "policies")
+RERANKER = "rerank-english-v3"
+# Share of the time range, around its middle, where retrieval is weak (``rag`` only).
+WEAK_STRETCH = (0.4, 0.6)
+
+
 class Workload:
     """Generates traces turn by turn; ``requests`` packs them into export requests."""
 
-    def __init__(self, seed: int = 42, now_ns: int | None = None) -> None:
+    def __init__(self, seed: int = 42, now_ns: int | None = None, *, rag: bool = False) -> None:
         self.rng = random.Random(seed)
         self.now_ns = now_ns if now_ns is not None else time.time_ns()
+        self.rag = rag
+        self._weak = (0, 0)  # the weak stretch's (start, end), set by ``sessions``
+
+    # -- retrieval (rag) ----------------------------------------------------------------------------
+    def _documents(self, rng: random.Random, weak: bool, k: int) -> list[tuple[str, str, float]]:
+        """``k`` ranked (id, text, score): strong scores from the corpus, or, in the weak stretch, low ones
+        that lean on the legacy documents."""
+        pool = (LEGACY + CORPUS[:6]) if weak else CORPUS
+        picked = rng.sample(pool, k)
+        top = rng.uniform(0.2, 0.45) if weak else rng.uniform(0.7, 0.95)
+        return [(doc_id, text, round(top - i * rng.uniform(0.02, 0.08), 4)) for i, (doc_id, text) in enumerate(picked)]
+
+    def _retrieve(self, t: _Trace, parent: Span, start: int, query: str, weak: bool) -> tuple[Span, list]:
+        rng = t.rng
+        index = rng.choice(INDEXES) if not weak else "knowledge_base"
+        empty = weak and rng.random() < 0.3
+        docs = [] if empty else self._documents(rng, weak, 5)
+        if t.dialect == "openinference":
+            attrs: dict[str, Any] = {"openinference.span.kind": "RETRIEVER", "input.value": query,
+                                     "metadata": json.dumps({"ls_vector_store_provider": index})}
+            for i, (doc_id, text, score) in enumerate(docs):
+                attrs.update({f"retrieval.documents.{i}.document.id": doc_id,
+                              f"retrieval.documents.{i}.document.content": text,
+                              f"retrieval.documents.{i}.document.score": score,
+                              f"retrieval.documents.{i}.document.metadata": json.dumps({"index": index})})
+            name = "VectorStoreRetriever"
+        else:
+            attrs = {"gen_ai.operation.name": "retrieval", "gen_ai.data_source.id": index,
+                     "gen_ai.retrieval.query.text": query, "gen_ai.retrieval.top_k": 5,
+                     "gen_ai.retrieval.documents": json.dumps([{"id": d, "score": s, "content": text}
+                                                               for d, text, s in docs])}
+            name = f"retrieval {index}"
+        span = t.span(name, parent, start, rng.randint(40, 400 if not weak else 1200) * MS, attrs,
+                      kind=Span.SPAN_KIND_CLIENT)
+        return span, docs
+
+    def _rerank(self, t: _Trace, parent: Span, start: int, query: str, docs: list) -> Span:
+        rng = t.rng
+        kept = sorted(docs, key=lambda d: -(d[2] + rng.uniform(-0.1, 0.1)))[:3]
+        attrs: dict[str, Any] = {"openinference.span.kind": "RERANKER", "reranker.query": query,
+                                 "reranker.model_name": RERANKER, "reranker.top_k": 3}
+        for group, items in (("reranker.input_documents", docs), ("reranker.output_documents", kept)):
+            for i, (doc_id, text, score) in enumerate(items):
+                attrs.update({f"{group}.{i}.document.id": doc_id, f"{group}.{i}.document.content": text,
+                              f"{group}.{i}.document.score": score if group.endswith("input_documents")
+                              else round(rng.uniform(0.5, 0.99) - 0.1 * i, 4)})
+        return t.span("rerank", parent, start, rng.randint(20, 120) * MS, attrs)
+
+    @staticmethod
+    def _judge(llm: Span, end: int, faithful: float) -> None:
+        event = llm.events.add(name="gen_ai.evaluation.result", time_unix_nano=end)
+        event.attributes.extend([_kv("gen_ai.evaluation.name", "faithfulness"),
+                                 _kv("gen_ai.evaluation.score.value", round(faithful, 3)),
+                                 _kv("gen_ai.evaluation.score.label", "faithful" if faithful >= 0.5 else "unfaithful")])
 
     # -- one agent run ------------------------------------------------------------------------------
     def _llm(self, t: _Trace, parent: Span, start: int, agent: str, session: str,
@@ -165,11 +235,19 @@ class Workload:
             "guardrail.action": "block" if guard_block else "allow", "guardrail.score": round(rng.random(), 3),
         })
         cursor = guard.end_time_unix_nano
-        if not guard_block:
+        weak = self._weak[0] <= start < self._weak[1]
+        if not guard_block and self.rag:
+            query = rng.choice(TOPICS)
+            retr, docs = self._retrieve(t, root, cursor, query, weak)
+            cursor = retr.end_time_unix_nano
+            if docs and rng.random() < 0.5:
+                cursor = self._rerank(t, root, cursor, query, docs).end_time_unix_nano
+        elif not guard_block:
             retr = t.span("retrieval knowledge_base", root, cursor, rng.randint(40, 400) * MS, {
                 "gen_ai.operation.name": "retrieval", "gen_ai.data_source.id": "knowledge_base",
                 "gen_ai.retrieval.query.text": rng.choice(TOPICS)})
             cursor = retr.end_time_unix_nano
+        if not guard_block:
             for _ in range(rng.randint(1, 3)):
                 planned = [(f"call_{rng.randbytes(6).hex()}", rng.choice(TOOLS))
                            for _ in range(rng.choice((1, 1, 2, 3)))]
@@ -183,17 +261,22 @@ class Workload:
                 cursor = max(ends)
             final = self._llm(t, root, cursor, agent, session, [])
             cursor = final.end_time_unix_nano
+            if self.rag:
+                self._judge(final, cursor, rng.uniform(0.05, 0.6) if weak else rng.uniform(0.45, 1.0))
         root.end_time_unix_nano = cursor + rng.randint(1, 10) * MS
         return t.spans
 
     def sessions(self, count: int, spread_ns: int = 3600 * 10**9) -> Iterator[tuple[str, list[Span]]]:
         """``count`` sessions of 1–4 turns, spread over the last ``spread_ns``; yields (service, spans)."""
         rng = self.rng
+        span_s = max(61, spread_ns // 10**9)
+        self._weak = (self.now_ns - int(span_s * (1 - WEAK_STRETCH[0])) * 10**9,
+                      self.now_ns - int(span_s * (1 - WEAK_STRETCH[1])) * 10**9)
         for _ in range(count):
             agent = rng.choice(AGENTS)
             session = f"sess-{rng.randbytes(5).hex()}"
             user = f"user-{rng.randint(1, 40):03d}"
-            start = self.now_ns - rng.randint(60, max(61, spread_ns // 10**9)) * 10**9
+            start = self.now_ns - rng.randint(60, span_s) * 10**9
             for _turn in range(rng.randint(1, 4)):
                 spans = self.trace(agent, session, user, start)
                 yield f"{agent}-svc", spans

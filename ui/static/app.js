@@ -505,14 +505,19 @@ async function overviewView() {
   setChildren(app, el("p", { class: "muted" }, "Loading…"));
   const rate = el("div", { class: "chart", id: "ingest-rate" }, el("h3", {}, "Ingest rate"), el("p", { class: "muted" }, "measuring…"));
   try {
-    const [byCategory, byTool, byModel, byModelUsage, byAgentUsage, guards, runs] = await Promise.all([
+    const [byCategory, byTool, byModel, byModelUsage, byAgentUsage, guards, runs, byIndex, retrievalTimes] = await Promise.all([
       getJSON("/stats/latency?group_by=category"), getJSON("/stats/latency?group_by=tool"),
       getJSON("/stats/latency?group_by=model"),
       getJSON("/stats/usage?group_by=model"), getJSON("/stats/usage?group_by=agent"),
       getJSON("/stats/guardrails?group_by=name"),
       sqlJSON(`SELECT strftime(make_timestamp((start_time_unix_nano // 3600000000000) * 3600000000), '%m-%d %H:00') AS bucket,
                count(*) AS runs, count(*) FILTER (WHERE error_count > 0) AS errors FROM traces
-               WHERE start_time_unix_nano >= epoch_ns(now()) - CAST(604800000000000 AS BIGINT) GROUP BY 1 ORDER BY 1`)]);
+               WHERE start_time_unix_nano >= epoch_ns(now()) - CAST(604800000000000 AS BIGINT) GROUP BY 1 ORDER BY 1`),
+      getJSON("/stats/retrieval?group_by=index"),
+      sqlJSON(`SELECT strftime(make_timestamp((start_time_unix_nano // 300000000000) * 300000000), '%m-%d %H:%M') AS bucket,
+               count(*) AS runs, count(*) FILTER (WHERE empty OR top_score < 0.5) AS errors FROM retrievals
+               WHERE category = 'retriever' AND start_time_unix_nano >= epoch_ns(now()) - CAST(86400000000000 AS BIGINT)
+               GROUP BY 1 ORDER BY 1`)]);
     const ms = (v) => fmtMs(v);
     setChildren(app, el("h2", {}, "Overview"), el("div", { class: "grid2" },
       rate,
@@ -522,7 +527,9 @@ async function overviewView() {
       barChart("Critical-path time by model", byModel.groups.slice(0, 12), { value: (r) => r.critical_ms, label: (r) => r.key, format: ms, color: () => "var(--llm)" }),
       barChart("Cost by model", byModelUsage.groups.slice(0, 12), { value: (r) => r.cost_usd || 0, label: (r) => r.key, format: fmtCost, color: () => "var(--llm)" }),
       barChart("Cost by agent", byAgentUsage.groups.slice(0, 12), { value: (r) => r.cost_usd || 0, label: (r) => r.key, format: fmtCost, color: () => "var(--agent)" }),
-      barChart("Guardrail hits by guardrail", guards.groups.slice(0, 12), { value: (r) => r.hits, label: (r) => r.key, format: (v) => v, color: () => "var(--guardrail)" })));
+      barChart("Guardrail hits by guardrail", guards.groups.slice(0, 12), { value: (r) => r.hits, label: (r) => r.key, format: (v) => v, color: () => "var(--guardrail)" }),
+      timeChart("Retrievals (blue) and weak or empty ones (red: top score under 0.5, or nothing), per 5 minutes, last 24 h", retrievalTimes.rows),
+      barChart("Retrieval by index: share that returned nothing", byIndex.groups.filter((g) => g.key !== null).slice(0, 12), { value: (r) => r.empty_rate || 0, label: (r) => r.key, format: (v) => `${(100 * v).toFixed(1)} %`, color: () => "var(--retriever)" })));
   } catch (err) { showError(err); return; }
   // Ingest rate from the server's counters, sampled while this page is open.
   const samples = [];
