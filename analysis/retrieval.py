@@ -18,7 +18,7 @@ Dialects (``../shared/SEMCONV.md``, ``docs/rag.md``):
 
 A document's ``rank`` is its position in what the step returned (1 = first). Only a ``preview`` of its
 content is kept in the record; the full text stays in the span's attributes or events, where
-``documents(..., full=True)`` reads it again on demand.
+``retrieval(..., full=True)`` reads it again on demand.
 """
 
 from __future__ import annotations
@@ -38,9 +38,11 @@ _RESULT_EVENTS = {"db.query.result": "db.query.result.", "db.search.result": "db
 # The number of results a step asked for, by dialect and store.
 TOP_K_KEYS = ("gen_ai.retrieval.top_k", "reranker.top_k", "db.vector.query.top_k", "db.chroma.query.n_results",
               "pinecone.query.top_k", "db.pinecone.query.top_k", "db.qdrant.search.limit", "db.lancedb.search.limit",
-              "db.milvus.search.limit", "db.weaviate.query.limit")
-QUERY_KEYS = ("gen_ai.retrieval.query.text", "reranker.query", "db.query.text", "db.vector.query.text")
-INDEX_KEYS = ("gen_ai.data_source.id", "db.collection.name", "db.namespace", "pinecone.query.namespace")
+              "db.milvus.search.limit")
+QUERY_KEYS = ("gen_ai.retrieval.query.text", "reranker.query", "db.query.text", "db.vector.query.text",
+              "db.lancedb.search.query")
+INDEX_KEYS = ("gen_ai.data_source.id", "db.collection.name", "db.qdrant.collection_name",
+              "db.milvus.search.collection_name", "db.namespace", "pinecone.query.namespace")
 RETRIEVAL_CATEGORIES = frozenset({"retriever", "reranker"})
 
 

@@ -79,7 +79,6 @@ CATEGORY_BY_PRESENCE: tuple[tuple[str, str], ...] = (
     ("db.qdrant.search.limit", "retriever"),
     ("db.lancedb.search.limit", "retriever"),
     ("db.milvus.search.limit", "retriever"),
-    ("db.weaviate.query.limit", "retriever"),
     ("gen_ai.memory.store.id", "memory"),
 )
 
