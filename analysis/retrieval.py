@@ -237,14 +237,18 @@ def _text(value: Any) -> str | None:
 
 def _first_text(attrs: dict[str, Any], keys: tuple[str, ...]) -> str | None:
     for key in keys:
-        if (text := _text(attrs.get(key))) is not None:
-            return text
+        value = attrs.get(key)
+        if isinstance(value, str) and value:
+            return value
     return None
 
 
 def _first_int(attrs: dict[str, Any], keys: tuple[str, ...]) -> int | None:
     for key in keys:
-        value = _as_float(attrs.get(key))
+        raw = attrs.get(key)
+        if raw is None:
+            continue
+        value = _as_float(raw)
         if value is not None and value.is_integer() and value >= 0:
             return int(value)
     return None

@@ -45,7 +45,7 @@ from trajscope.collector.span_parts import (
     span_problem,
 )
 from trajscope.storage.load_marks import UNSTAMPED
-from trajscope.storage.schema import SPAN_SCHEMA
+from trajscope.storage.schema import RETRIEVAL, SPAN_SCHEMA
 
 log = logging.getLogger(__name__)
 
@@ -257,13 +257,17 @@ def _decode(request: Any, default_project: str) -> DecodedBatch:
     # Retrieval steps: the retriever and reranker spans (by category) and spans with result events; only
     # their attributes are read back as Python values.
     steps: list[dict[str, Any] | None] = [None] * n
-    steps_at = {s for s, kind in enumerate(category) if kind in retrieval.RETRIEVAL_CATEGORIES}
+    kinds = retrieval.RETRIEVAL_CATEGORIES
+    steps_at = {s for s, kind in enumerate(category) if kind in kinds}
     steps_at.update(s for s, items in events.items() if retrieval.is_candidate("", (e.get("name") for e in items)))
-    for s in sorted(steps_at):
-        step = retrieval.retrieval(orjson.loads(cols.objects[s].as_py()), events.get(s), category[s],
-                                   names[s].as_py())
-        if step:
-            steps[s] = retrieval.stored(step)
+    if steps_at:
+        at = sorted(steps_at)
+        taken = pa.array(at, pa.int64())
+        for s, attrs, name in zip(at, cols.objects.take(taken).to_pylist(), names.take(taken).to_pylist(),
+                                  strict=True):
+            step = retrieval.retrieval(orjson.loads(attrs), events.get(s), category[s], name)
+            if step:
+                steps[s] = retrieval.stored(step)
 
     group_first = np.array([g[4] for g in groups], np.int64)
     group_index = pa.array(np.searchsorted(group_first, keep, side="right") - 1)
@@ -287,7 +291,7 @@ def _decode(request: Any, default_project: str) -> DecodedBatch:
         "cost_source": cost_source,
         "guardrails": checks,
         "guardrail_hits": hits,
-        "retrieval": steps,
+        "retrieval": steps if any(step is not None for step in steps) else pa.nulls(n, RETRIEVAL),
         "attributes": cols.objects,
         "dropped_attributes_count": f.uint(_DROPPED_ATTRIBUTES, wire.VARINT, 2**32 - 1)[keep],
         "events": _json_or_null(events, n),
