@@ -86,8 +86,8 @@ CATEGORY_BY_PRESENCE: tuple[tuple[str, str], ...] = (
 STRING_FIELDS: dict[str, tuple[str, ...]] = {
     "operation": ("gen_ai.operation.name", "llm.request.type"),
     "provider": ("gen_ai.provider.name", "gen_ai.system", "llm.provider", "llm.system"),
-    "request_model": ("gen_ai.request.model", "llm.request.model", "llm.model_name"),
-    "response_model": ("gen_ai.response.model", "llm.response.model", "llm.model_name"),
+    "request_model": ("gen_ai.request.model", "llm.request.model", "llm.model_name", "embedding.model_name"),
+    "response_model": ("gen_ai.response.model", "llm.response.model", "llm.model_name", "embedding.model_name"),
     "tool_name": ("gen_ai.tool.name", "tool.name", "tool_call.function.name"),
     "tool_call_id": ("gen_ai.tool.call.id", "tool_call.id"),
     "agent_name": ("gen_ai.agent.name", "agent.name", "gen_ai.workflow.name", "traceloop.workflow.name"),

@@ -55,6 +55,17 @@ CASES = [
         "llm.token_count.prompt_details.cache_write": 7, "session.id": "s"},
      {"category": "llm", "provider": "anthropic", "request_model": "claude-sonnet-4-5", "input_tokens": 50,
       "output_tokens": 5, "cache_creation_input_tokens": 7, "session_id": "s"}),
+    ("openinference-embedding", "OpenAIEmbedding", {
+        "openinference.span.kind": "EMBEDDING", "embedding.model_name": "text-embedding-3-small",
+        "embedding.embeddings.0.embedding.text": "why is the sky blue?"},
+     {"category": "embedding", "request_model": "text-embedding-3-small",
+      "response_model": "text-embedding-3-small"}),
+    ("openinference-reranker", "rerank", {"openinference.span.kind": "RERANKER", "reranker.model_name": "r"},
+     {"category": "reranker"}),
+    ("openllmetry-chroma-query", "chroma.query", {"db.system": "chroma", "db.chroma.query.n_results": 3},
+     {"category": "retriever"}),
+    ("openllmetry-chroma-add", "chroma.add", {"db.system": "chroma", "db.chroma.add.ids_count": 3},
+     {"category": "other"}),
     ("openinference-agent", "weather_agent", {"openinference.span.kind": "AGENT", "agent.name": "weather_agent"},
      {"category": "agent", "agent_name": "weather_agent"}),
     ("openllmetry-workflow", "support.workflow", {
