@@ -23,6 +23,8 @@ RETRIEVAL_GROUPS: dict[str, str] = {
     "day": "strftime(make_timestamp(r.start_time_unix_nano // 1000), '%Y-%m-%d')",
 }
 # An evaluation fails with one of these labels (lower-cased), or a score below ``fail_below``.
+# Documents most often in bad runs first, then by the share of their runs that were bad.
+_BAD_FIRST = "bad_runs DESC, bad_runs / count(DISTINCT docs.trace_id) DESC, retrieved DESC"
 FAILING_LABELS = ("fail", "failed", "failure", "incorrect", "false", "bad", "hallucinated", "unfaithful")
 
 
@@ -53,7 +55,8 @@ def retrieval_stats(store: SpanStore, group_by: str, flt: RunFilter, *, limit: i
             if g[name] is not None:
                 g[name] = round(g[name], 6)
     return {"group_by": group_by, "groups": groups,
-            "top_documents": _top_documents(store, runs, limit, fail_below)}
+            "top_documents": _top_documents(store, runs, limit, fail_below, "retrieved DESC, bad_runs DESC"),
+            "bad_run_documents": _top_documents(store, runs, limit, fail_below, _BAD_FIRST, bad_only=True)}
 
 
 def _critical_shares(store: SpanStore, group_by: str, runs: Any) -> dict[Any, tuple[float, float]]:
@@ -81,9 +84,10 @@ def _critical_shares(store: SpanStore, group_by: str, runs: Any) -> dict[Any, tu
     return {r["key"]: (r["critical_ns"] or 0.0, r["total_ns"] or 0.0) for r in rows}
 
 
-def _top_documents(store: SpanStore, runs: Any, limit: int, fail_below: float) -> list[dict[str, Any]]:
-    """The documents retrieved most often (by id, else by their preview), and of the runs they were part of,
-    how many ended in an error or had a failing evaluation."""
+def _top_documents(store: SpanStore, runs: Any, limit: int, fail_below: float, order: str,
+                   bad_only: bool = False) -> list[dict[str, Any]]:
+    """Documents retrievers returned (by id, else by their preview) in ``order``, and of the runs they were
+    part of, how many ended in an error or had a failing evaluation; ``bad_only``: those in any bad run."""
     labels = ", ".join(f"'{label}'" for label in FAILING_LABELS)
     rows = store.query(f"""
         WITH runs AS (SELECT t.project, t.trace_id, t.error_count FROM traces t WHERE {runs.sql()}),
@@ -103,7 +107,8 @@ def _top_documents(store: SpanStore, runs: Any, limit: int, fail_below: float) -
         FROM docs JOIN runs USING (project, trace_id)
         LEFT JOIN failing USING (project, trace_id)
         GROUP BY docs.document
-        ORDER BY retrieved DESC, bad_runs DESC, docs.document
+        {"HAVING bad_runs > 0" if bad_only else ""}
+        ORDER BY {order}, docs.document
         LIMIT ?""", [*runs.params, fail_below, limit]).to_pylist()
     for r in rows:
         r["bad_run_rate"] = round(r["bad_runs"] / r["runs"], 6) if r["runs"] else None

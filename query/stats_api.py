@@ -49,8 +49,8 @@ def add_stats_routes(app: FastAPI, state: AppState, guarded: list) -> None:
     ) -> Any:
         """Retrieval quality per group: calls, p50/p95 latency, critical-path share, mean documents returned,
         empty-result rate, mean and p10 of the top document's score, and how often a reranker changed the top
-        document; plus the documents retrieved most often and how many of their runs ended in an error or a
-        failing evaluation."""
+        document; plus the documents retrieved most often (`top_documents`) and those most often in runs that
+        ended in an error or a failing evaluation (`bad_run_documents`)."""
         return OrjsonResponse(retrieval_stats(state.store, group_by, flt, limit=limit, fail_below=fail_below))
 
     @app.get("/api/v1/stats/unmapped", tags=["stats"], dependencies=guarded)

@@ -88,8 +88,12 @@ def test_per_agent_and_day_and_the_documents_in_bad_runs(api):
             docs["a"]["runs_failing_evaluation"], docs["a"]["bad_run_rate"]) == (2, 2, 1, 1, 1.0)
     assert (docs["b"]["retrieved"], docs["b"]["mean_rank"], docs["b"]["bad_run_rate"]) == (1, 2.0, 1.0)
     assert [d["document_id"] for d in agents["top_documents"]] == ["a", "b"]
-    strict = api.get("/api/v1/stats/retrieval", params={"fail_below": 0.05}).json()["top_documents"]
-    assert {d["document_id"]: d["runs_failing_evaluation"] for d in strict} == {"a": 0, "b": 0}
+    # In bad runs: a (two: A's error, B's verdict) before b (one).
+    assert [(d["document_id"], d["bad_runs"]) for d in agents["bad_run_documents"]] == [("a", 2), ("b", 1)]
+    strict = api.get("/api/v1/stats/retrieval", params={"fail_below": 0.05}).json()
+    assert {d["document_id"]: d["runs_failing_evaluation"] for d in strict["top_documents"]} == {"a": 0, "b": 0}
+    # With B's verdict passing, both documents were in one bad run (A's error) and b's rate is the higher.
+    assert [(d["document_id"], d["bad_run_rate"]) for d in strict["bad_run_documents"]] == [("b", 1.0), ("a", 0.5)]
 
 
 def test_group_by_is_checked(api):
