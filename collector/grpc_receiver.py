@@ -14,9 +14,10 @@ from google.protobuf import duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from trajscope.collector.auth import is_authorised, key_from_headers
+from trajscope.collector.auth import UNAUTHENTICATED, Access, key_from_headers
 from trajscope.collector.otlp_logs import logs_response
 from trajscope.collector.pipeline import IngestPipeline, InvalidRequest, Overloaded, Unavailable
+from trajscope.collector.project_access import default_project, merge, restrict
 
 if TYPE_CHECKING:
     from trajscope.collector.logs_ingest import LogsIngest
@@ -46,15 +47,17 @@ def retry_info(code: int, message: str, seconds: int) -> tuple[tuple[str, bytes]
     return (("grpc-status-details-bin", status.SerializeToString()),)
 
 
-def _handler(service: str, export_fn, response_of, api_key: str | None) -> grpc.GenericRpcHandler:
+def _handler(service: str, signal: str, export_fn, response_of, access: Access) -> grpc.GenericRpcHandler:
     async def export(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         metadata = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
-        presented = key_from_headers(metadata.get("authorization"), metadata.get("x-api-key"))
-        if not is_authorised(api_key, presented):
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong API key")
-        project = metadata.get(PROJECT_METADATA) or "default"
+        grant = access.check(key_from_headers(metadata.get("authorization"), metadata.get("x-api-key")), "ingest")
+        if isinstance(grant, str):
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED if grant == UNAUTHENTICATED
+                                else grpc.StatusCode.PERMISSION_DENIED, grant)
+        project = default_project(grant, metadata.get(PROJECT_METADATA))
+        restricted = restrict(request, "protobuf", signal, grant, project)
         try:
-            outcome = await export_fn(request, "protobuf", project)
+            outcome = await export_fn(restricted.body, "protobuf", project)
         except InvalidRequest as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         except Overloaded as exc:
@@ -63,21 +66,21 @@ def _handler(service: str, export_fn, response_of, api_key: str | None) -> grpc.
         except Unavailable as exc:
             await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc),
                                 retry_info(code_pb2.UNAVAILABLE, str(exc), 1))
-        return response_of(outcome.rejected, outcome.error_message).SerializeToString()
+        return response_of(*merge(outcome.rejected, outcome.error_message, restricted)).SerializeToString()
 
     rpc = grpc.unary_unary_rpc_method_handler(export)  # no (de)serializers: raw bytes in and out
     return grpc.method_handlers_generic_handler(service, {"Export": rpc})
 
 
-def build_grpc_server(pipeline: IngestPipeline, host: str, port: int, api_key: str | None,
+def build_grpc_server(pipeline: IngestPipeline, host: str, port: int, access: Access,
                       logs: LogsIngest | None = None) -> grpc.aio.Server:
     server = grpc.aio.server(options=[
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
         ("grpc.so_reuseport", 0),
     ])
-    handlers = [_handler(SERVICE, pipeline.export, export_response, api_key)]
+    handlers = [_handler(SERVICE, "traces", pipeline.export, export_response, access)]
     if logs is not None:
-        handlers.append(_handler(LOGS_SERVICE, logs.export, logs_response, api_key))
+        handlers.append(_handler(LOGS_SERVICE, "logs", logs.export, logs_response, access))
     server.add_generic_rpc_handlers(tuple(handlers))
     try:
         bound = server.add_insecure_port(f"{host}:{port}")

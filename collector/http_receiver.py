@@ -19,11 +19,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from trajscope.collector.auth import is_authorised, key_from_headers
+from trajscope.collector.auth import UNAUTHENTICATED, Access, key_from_headers
 from trajscope.collector.grpc_receiver import MAX_MESSAGE_BYTES, PROJECT_METADATA, export_response
 from trajscope.collector.logs_ingest import LogsIngest
 from trajscope.collector.otlp_logs import logs_response
 from trajscope.collector.pipeline import Encoding, IngestPipeline, InvalidRequest, Overloaded, Unavailable
+from trajscope.collector.project_access import default_project, merge, restrict
 
 log = logging.getLogger(__name__)
 
@@ -82,10 +83,10 @@ async def read_body(request: Request, limit: int = MAX_MESSAGE_BYTES) -> bytes:
     return b"".join(chunks)
 
 
-def build_http_app(pipeline: IngestPipeline, api_key: str | None, logs: LogsIngest | None = None) -> Starlette:
+def build_http_app(pipeline: IngestPipeline, access: Access, logs: LogsIngest | None = None) -> Starlette:
     """``/v1/traces`` and (with ``logs``) ``/v1/logs``: one request handling, two signals."""
 
-    def route(export, response_of, rejected_field: str):
+    def route(signal: str, export, response_of, rejected_field: str):
         async def receive(request: Request) -> Response:
             media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
             encoding = _MEDIA_TYPES.get(media_type)
@@ -93,16 +94,20 @@ def build_http_app(pipeline: IngestPipeline, api_key: str | None, logs: LogsInge
                 return Response(
                     f"unsupported Content-Type {media_type!r}; use application/x-protobuf or application/json",
                     status_code=415, media_type="text/plain")
-            presented = key_from_headers(request.headers.get("authorization"), request.headers.get("x-api-key"))
-            if not is_authorised(api_key, presented):
-                return _error(encoding, 401, code_pb2.UNAUTHENTICATED, "missing or wrong API key")
+            grant = access.check(key_from_headers(request.headers.get("authorization"),
+                                                  request.headers.get("x-api-key")), "ingest")
+            if isinstance(grant, str):
+                if grant == UNAUTHENTICATED:
+                    return _error(encoding, 401, code_pb2.UNAUTHENTICATED, grant)
+                return _error(encoding, 403, code_pb2.PERMISSION_DENIED, grant)
             try:
                 body = inflate(await read_body(request), request.headers.get("content-encoding", ""))
             except BodyError as exc:
                 return _error(encoding, exc.status, code_pb2.INVALID_ARGUMENT, str(exc))
-            project = request.headers.get(PROJECT_METADATA) or "default"
+            project = default_project(grant, request.headers.get(PROJECT_METADATA))
+            restricted = restrict(body, encoding, signal, grant, project)
             try:
-                outcome = await export(body, encoding, project)
+                outcome = await export(restricted.body, encoding, project)
             except InvalidRequest as exc:
                 return _error(encoding, 400, code_pb2.INVALID_ARGUMENT, str(exc))
             except Overloaded as exc:
@@ -110,18 +115,18 @@ def build_http_app(pipeline: IngestPipeline, api_key: str | None, logs: LogsInge
                               headers={"Retry-After": str(exc.retry_after_s)})
             except Unavailable as exc:
                 return _error(encoding, 503, code_pb2.UNAVAILABLE, str(exc), headers={"Retry-After": "1"})
+            rejected, message = merge(outcome.rejected, outcome.error_message, restricted)
             if encoding == "json":
                 payload = {}
-                if outcome.rejected or outcome.error_message:
-                    payload["partialSuccess"] = {rejected_field: str(outcome.rejected),
-                                                 "errorMessage": outcome.error_message}
+                if rejected or message:
+                    payload["partialSuccess"] = {rejected_field: str(rejected), "errorMessage": message}
                 return Response(orjson.dumps(payload), media_type="application/json")
-            return Response(response_of(outcome.rejected, outcome.error_message).SerializeToString(),
-                            media_type="application/x-protobuf")
+            return Response(response_of(rejected, message).SerializeToString(), media_type="application/x-protobuf")
 
         return receive
 
-    routes = [Route("/v1/traces", route(pipeline.export, export_response, "rejectedSpans"), methods=["POST"])]
+    routes = [Route("/v1/traces", route("traces", pipeline.export, export_response, "rejectedSpans"), methods=["POST"])]
     if logs is not None:
-        routes.append(Route("/v1/logs", route(logs.export, logs_response, "rejectedLogRecords"), methods=["POST"]))
+        routes.append(Route("/v1/logs", route("logs", logs.export, logs_response, "rejectedLogRecords"),
+                            methods=["POST"]))
     return Starlette(routes=routes)

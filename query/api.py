@@ -9,12 +9,13 @@ from fastapi import Depends, FastAPI, Header, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from trajscope.collector.auth import is_authorised, key_from_headers
+from trajscope.collector.auth import UNAUTHENTICATED, key_from_headers
 from trajscope.query.cost_api import add_cost_routes
 from trajscope.query.errors import ApiError, ErrorCode, install_error_handlers
 from trajscope.query.metrics_api import add_metrics_route
 from trajscope.query.observability import RequestObservation
 from trajscope.query.openapi import install_openapi
+from trajscope.query.project_scope import ProjectScope, scope_of
 from trajscope.query.serialise import OrjsonResponse
 from trajscope.query.server_api import add_server_routes
 from trajscope.query.sessions_api import add_session_routes
@@ -39,11 +40,16 @@ def create_app(state: AppState) -> FastAPI:
     # Both dependencies run on the event loop: a plain `def` dependency is a hop to a worker thread and back
     # on every request (docs/performance.md).
     async def authorised(
+        request: Request,
         authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
         x_api_key: Annotated[str | None, Header(include_in_schema=False)] = None,
     ) -> None:
-        if not is_authorised(state.api_key, key_from_headers(authorization, x_api_key)):
-            raise ApiError(ErrorCode.UNAUTHORIZED, "missing or wrong API key (Authorization: Bearer <key>)")
+        grant = state.access.check(key_from_headers(authorization, x_api_key),
+                                   scope_of(request.method, request.url.path))
+        if grant == UNAUTHENTICATED:
+            raise ApiError(ErrorCode.UNAUTHORIZED, grant)
+        if isinstance(grant, str):
+            raise ApiError(ErrorCode.PERMISSION_DENIED, grant)
 
     async def fresh(request: Request) -> None:
         # Only waiting for a load leaves the event loop.
@@ -58,6 +64,7 @@ def create_app(state: AppState) -> FastAPI:
         add_routes(app, state, guarded)
     add_metrics_route(app, state, [Depends(authorised)])
     install_openapi(app)
+    app.add_middleware(ProjectScope, access=state.access)
     app.add_middleware(BehindHeader)
     app.add_middleware(RequestObservation, latency=state.route_latency)
     return app

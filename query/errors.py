@@ -22,6 +22,7 @@ class ErrorCode(StrEnum):
     FORBIDDEN = "forbidden"
     TIMEOUT = "timeout"
     TOO_LARGE = "too_large"
+    PERMISSION_DENIED = "permission_denied"
 
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ _STATUS = {
     ErrorCode.FORBIDDEN: 400,
     ErrorCode.TIMEOUT: 408,
     ErrorCode.TOO_LARGE: 413,
+    ErrorCode.PERMISSION_DENIED: 403,
 }
 
 

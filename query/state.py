@@ -6,6 +6,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import Any
 
+from trajscope.collector.auth import Access
 from trajscope.metrics import Exposition
 from trajscope.query.alerting import AlertMonitor
 from trajscope.query.analyst_sql import DEFAULT_TIMEOUT_S
@@ -31,6 +32,8 @@ class AppState:
         self.store = store
         self.sql_timeout_s = sql_timeout_s
         self.api_key = api_key
+        # Who may read what (the API key and the keys file): set by the server; the API key alone by default.
+        self.access = Access(api_key)
         self.ingest_stats = ingest_stats or dict
         # Waits (up to its argument, in s) until every span acknowledged before the call is loaded: a read sees
         # them all, unless ingest is so far behind that ``read_wait_s`` passes first (``unloaded`` says how

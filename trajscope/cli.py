@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from trajscope import __version__, log_format
+from trajscope import __version__, keys_cli, log_format
 from trajscope.config import ServerSettings, env, env_int
 
 
@@ -40,7 +40,12 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--http-port", type=int, default=env_int("http_port", d.http_port))
     p.add_argument("--api-port", type=int, default=env_int("api_port", d.api_port))
     p.add_argument("--api-key", default=env("api_key", None),
-                   help="require this key (Authorization: Bearer) on OTLP and the API")
+                   help="require this key (Authorization: Bearer) on OTLP and the API; it may do everything")
+    p.add_argument("--keys-file", type=Path, default=env("keys_file", None),
+                   help="TOML file of API keys with scopes and projects (trajscope keys add ...); re-read when "
+                        "it changes")
+    p.add_argument("--insecure", action="store_true", default=env("insecure", "") not in ("", "0", "false"),
+                   help="allow binding a non-loopback --host without any key")
     p.add_argument("--decode-workers", type=int, default=env_int("decode_workers", d.decode_workers),
                    help="OTLP decode processes (default: one per two cores beyond the first, at least one)")
     p.add_argument("--decoder", choices=("columnar", "reference"), default=env("decoder", d.decoder),
@@ -200,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     _serve_parser(sub)
     _demo_parser(sub)
     _analyst_parsers(sub)
+    keys_cli.add_parser(sub)
     args = parser.parse_args(argv)
     log_format.configure(args.log_level, args.log_format)
 
@@ -215,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         return run(ServerSettings(
             data=args.data, host=args.host, grpc_port=args.grpc_port, http_port=args.http_port,
             api_port=args.api_port, api_key=args.api_key or None, decode_workers=args.decode_workers,
+            keys_file=Path(args.keys_file) if args.keys_file else None, insecure=args.insecure,
             decoder=args.decoder,
             max_pending_spans=args.max_pending_spans, decode_backlog=args.decode_backlog,
             admission_wait_s=args.admission_wait, read_wait_s=args.read_wait, sql_timeout_s=args.sql_timeout,
@@ -224,6 +231,8 @@ def main(argv: list[str] | None = None) -> int:
             prices=Path(args.prices) if args.prices else None,
             alerts=Path(args.alerts) if args.alerts else None,
         ))
+    if args.command == "keys":
+        return keys_cli.run(args)
     if args.command == "demo":
         from trajscope.demo import run_demo
 

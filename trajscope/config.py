@@ -31,6 +31,10 @@ class ServerSettings:
     http_port: int = 4318
     api_port: int = 8000
     api_key: str | None = None
+    # API keys with scopes and projects (collector.keyring); with neither this nor api_key the server is open,
+    # which it refuses on a non-loopback address unless ``insecure``.
+    keys_file: Path | None = None
+    insecure: bool = False
     # Decode worker processes; None = one per two cores beyond the first, at least one (``decode_workers``).
     decode_workers: int | None = None
     # "columnar" (the fast path, falling back to the reference per request) or "reference" only.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import os
 import signal
@@ -23,9 +24,11 @@ import uvicorn
 from trajscope.analysis.pricing import PriceError
 from trajscope.collector import costing
 from trajscope.collector.ack_log import ACK_LOG_DIR, AckLog
+from trajscope.collector.auth import Access
 from trajscope.collector.decode_pool import make_decoder
 from trajscope.collector.grpc_receiver import build_grpc_server
 from trajscope.collector.http_receiver import build_http_app
+from trajscope.collector.keyring import Keyring, KeysFileError
 from trajscope.collector.logs_ingest import LOGS_ACK_DIR, LogsIngest
 from trajscope.collector.pipeline import IngestPipeline
 from trajscope.config import ServerSettings, decode_workers, ingest_threads
@@ -147,8 +150,33 @@ def load_alerts(settings: ServerSettings) -> AlertConfig | None:
         raise StartupError(f"bad alert rules: {exc}") from None
 
 
+def server_access(settings: ServerSettings) -> Access:
+    """The keys the server checks; refuses to start open (no key at all) on a non-loopback address unless
+    ``--insecure``."""
+    try:
+        keyring = Keyring(settings.keys_file) if settings.keys_file is not None else None
+    except KeysFileError as exc:
+        raise StartupError(f"bad keys file: {exc}") from None
+    access = Access(settings.api_key, keyring)
+    if access.open and not settings.insecure and not _loopback(settings.host):
+        raise StartupError(f"refusing to serve {settings.host} without keys: anyone who can reach it could read and "
+                           "write every trace. Give --keys-file (trajscope keys add ...) or --api-key, bind "
+                           "127.0.0.1, or pass --insecure")
+    return access
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 async def serve(settings: ServerSettings) -> bool:
     """Serve until stopped; True when the store must be reopened (``restart_in_place``)."""
+    access = server_access(settings)
     check_ports_free(settings)
     load_prices(settings)
     alert_config = load_alerts(settings)
@@ -183,8 +211,9 @@ async def serve(settings: ServerSettings) -> bool:
         state.analysis_executor = decoder
     monitor = AlertMonitor(store, alert_config) if alert_config else None
     state.alerts = monitor
-    grpc_server = build_grpc_server(pipeline, settings.host, settings.grpc_port, settings.api_key, logs)
-    otlp_http = _uvicorn(build_http_app(pipeline, settings.api_key, logs), settings.host, settings.http_port)
+    state.access = access
+    grpc_server = build_grpc_server(pipeline, settings.host, settings.grpc_port, access, logs)
+    otlp_http = _uvicorn(build_http_app(pipeline, access, logs), settings.host, settings.http_port)
     api = _uvicorn(create_app(state), settings.host, settings.api_port)
 
     stop = asyncio.Event()
