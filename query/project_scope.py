@@ -1,9 +1,10 @@
 """A key limited to some projects reads only those: its requests are scoped before they reach a route.
 
 Every data route takes ``project``: a scoped key's request gets its one project filled in, or must name one
-of its projects (400 when it names none and the key has several; 403 when it names another). The routes
-that read across projects (analyst SQL, alert rules, server metrics) are refused to scoped keys. Keys for
-all projects (and the single ``--api-key``) pass unchanged.
+of its projects (400 when it names none and the key has several; 403 when it names another). Analyst SQL
+runs over the key's projects' rows only (``query.scoped_sql``); the routes that read across projects (alert
+rules, server metrics) are refused to scoped keys. Keys for all projects (and the single ``--api-key``)
+pass unchanged.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from trajscope.collector.auth import Access, Grant, key_from_headers
 from trajscope.query.errors import ErrorCode, error_response
 
 # Routes that read across projects, refused to a key limited to some.
-CROSS_PROJECT = frozenset({"/api/v1/sql", "/api/v1/alerts", "/metrics"})
+CROSS_PROJECT = frozenset({"/api/v1/alerts", "/metrics"})
+# Routes that take the key's projects as they are (analyst SQL: query.scoped_sql).
+SCOPED_BY_ROUTE = frozenset({"/api/v1/sql"})
 # Routes that read no project's data (the web UI's files, health, the price table).
 NO_DATA = ("/ui/", "/docs", "/openapi.json", "/api/v1/health", "/api/v1/prices")
 ADMIN = frozenset({("POST", "/api/v1/reprice")})
@@ -41,6 +44,10 @@ class ProjectScope:
                                   scope_of(scope.get("method", "GET"), path))
         if isinstance(grant, str) or grant.projects is None:
             await self.app(scope, receive, send)  # the route's own check answers a refusal
+            return
+        if path in SCOPED_BY_ROUTE:
+            scope.setdefault("state", {})["projects"] = grant.projects
+            await self.app(scope, receive, send)
             return
         refusal = _scoped(scope, path, grant)
         if refusal is not None:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Request, Response
 from pydantic import BaseModel, Field
 
 from trajscope.query.analyst_sql import DEFAULT_LIMIT, MAX_LIMIT, SqlError, run_sql
 from trajscope.query.errors import ApiError, ErrorCode
 from trajscope.query.result_formats import MEDIA_TYPES, encode
+from trajscope.query.scoped_sql import scoped_statement
 
 
 class SqlRequest(BaseModel):
@@ -23,15 +24,17 @@ class SqlRequest(BaseModel):
 def add_sql_routes(app: FastAPI, state, dependencies: list) -> None:
     @app.post("/api/v1/sql", tags=["sql"], dependencies=dependencies,
               responses={200: {"content": {t: {} for t in MEDIA_TYPES.values()}}})
-    def sql(request: SqlRequest) -> Response:
+    def sql(request: SqlRequest, http: Request) -> Response:
         """Run one read query over `spans`, `traces`, `log_records`, `llm_calls`, `tool_calls`,
         `guardrail_events`, `evaluations`, `sessions` (columns in docs/analyst-sql.md). JSON for small
         answers; Arrow IPC stream or Parquet for large ones. Errors: `invalid_sql`, `forbidden` (400),
         `timeout` (408), `too_large` (413)."""
         timeout = min(request.timeout_s or state.sql_timeout_s, state.sql_timeout_s)
+        projects = getattr(http.state, "projects", None)  # a key limited to some projects (query.project_scope)
         with state.store.cursor() as cursor:
             try:
-                result = run_sql(cursor, request.sql, limit=request.limit, timeout_s=timeout)
+                statement = request.sql if projects is None else scoped_statement(cursor, request.sql, projects)
+                result = run_sql(cursor, statement, limit=request.limit, timeout_s=timeout)
             except SqlError as exc:
                 raise ApiError(ErrorCode(exc.code.value), exc.message) from None
         meta = {"truncated": result.truncated, "limit": request.limit, "elapsed_ms": round(result.elapsed_ms, 1)}

@@ -98,9 +98,14 @@ def test_a_read_key_sees_only_its_projects(keyed):
     assert _get(srv, f"/api/v1/traces/{lab['trace_id']}", keys["shop_read"]).status_code == 404
     assert _get(srv, "/api/v1/traces", keys["shop_read"], project="lab").status_code == 403
     assert _get(srv, "/api/v1/stats/usage", keys["shop_read"], project="lab").status_code == 403
-    sql = httpx.post(f"{srv.api}/api/v1/sql", json={"sql": "SELECT count(*) FROM spans"},
-                     headers={"Authorization": f"Bearer {keys['shop_read']}"}, timeout=30)
-    assert sql.status_code == 403 and "across projects" in sql.json()["error"]["message"]
+    def sql(query: str) -> httpx.Response:
+        return httpx.post(f"{srv.api}/api/v1/sql", json={"sql": query},
+                          headers={"Authorization": f"Bearer {keys['shop_read']}"}, timeout=30)
+
+    assert {r["project"] for r in sql("SELECT DISTINCT project FROM spans").json()["rows"]} == {"shop"}
+    assert sql("SELECT count(*) FROM main.spans").status_code == 400  # forbidden: reaches past the scope
+    alerts = _get(srv, "/api/v1/alerts", keys["shop_read"])
+    assert alerts.status_code == 403 and "across projects" in alerts.json()["error"]["message"]
     # A key for two projects names the one it reads.
     assert _get(srv, "/api/v1/traces", keys["both_read"]).status_code == 400
     assert {t["project"] for t in _get(srv, "/api/v1/traces", keys["both_read"], project="lab").json()["traces"]} \
