@@ -31,7 +31,7 @@ import secrets
 import threading
 import time
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -144,6 +144,8 @@ class Keyring:
         self._checked = 0.0
         self._keys = read_keys(self.path)  # a bad file at start is the start's failure
         self._stamp = self._file_stamp()
+        # Told (added, revoked, removed key names) when a reload changes the keys: the audit log.
+        self.on_change: Callable[[list[str], list[str], list[str]], None] | None = None
 
     def _file_stamp(self) -> tuple[int, int] | None:
         try:
@@ -167,8 +169,14 @@ class Keyring:
                 log.error("keys file not reloaded (the keys read before stay in force): %s", exc)
                 self._stamp = stamp
                 return
-            self._keys, self._stamp = keys, stamp
+            before, self._keys, self._stamp = self._keys, keys, stamp
             log.warning("keys file %s reloaded: %d active keys", self.path, sum(not k.revoked for k in keys.values()))
+        if self.on_change is not None:
+            added = [k.name for i, k in keys.items() if i not in before]
+            revoked = [k.name for i, k in keys.items() if k.revoked and i in before and not before[i].revoked]
+            removed = [k.name for i, k in before.items() if i not in keys]
+            if added or revoked or removed:
+                self.on_change(added, revoked, removed)
 
     def authenticate(self, presented: str | None) -> Key | None:
         """The active key ``presented`` is, or None."""

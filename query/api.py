@@ -11,6 +11,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from trajscope.collector.auth import UNAUTHENTICATED, key_from_headers
 from trajscope.query.cost_api import add_cost_routes
+from trajscope.query.delete_api import add_delete_routes
 from trajscope.query.errors import ApiError, ErrorCode, install_error_handlers
 from trajscope.query.metrics_api import add_metrics_route
 from trajscope.query.observability import RequestObservation
@@ -50,6 +51,7 @@ def create_app(state: AppState) -> FastAPI:
             raise ApiError(ErrorCode.UNAUTHORIZED, grant)
         if isinstance(grant, str):
             raise ApiError(ErrorCode.PERMISSION_DENIED, grant)
+        request.state.actor = grant.name
 
     async def fresh(request: Request) -> None:
         # Only waiting for a load leaves the event loop.
@@ -60,7 +62,7 @@ def create_app(state: AppState) -> FastAPI:
     # Routes return response objects (OrjsonResponse, or ready bytes): a plain dict would first be walked
     # by FastAPI's jsonable_encoder before being serialised.
     for add_routes in (add_server_routes, add_trace_routes, add_session_routes, add_stats_routes, add_sql_routes,
-                       add_cost_routes):
+                       add_cost_routes, add_delete_routes):
         add_routes(app, state, guarded)
     add_metrics_route(app, state, [Depends(authorised)])
     install_openapi(app)

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from typing import Annotated, Any
 
 import orjson
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
@@ -58,7 +58,7 @@ def add_cost_routes(app: FastAPI, state, dependencies: list) -> None:
         return OrjsonResponse({"models": unpriced_models(state.store, flt)})
 
     @app.post("/api/v1/reprice", tags=["cost"], dependencies=dependencies)
-    def reprice_route(request: RepriceRequest) -> StreamingResponse:
+    def reprice_route(request: RepriceRequest, http: Request) -> StreamingResponse:
         """Recompute the computed costs of stored spans with the server's current price table (reported
         costs stay), honouring `effective_from`. Streams NDJSON: `{"done", "total"}` progress lines, then
         `{"result": {...}}` (or `{"error": ...}`)."""
@@ -73,6 +73,9 @@ def add_cost_routes(app: FastAPI, state, dependencies: list) -> None:
                                  progress=lambda done, total: lines.put(
                                      orjson.dumps({"done": done, "total": total}) + b"\n"))
                 lines.put(orjson.dumps({"result": result.__dict__}) + b"\n")
+                if state.audit is not None:
+                    state.audit.record(getattr(http.state, "actor", "open"), "reprice", since=request.since,
+                                       until=request.until, **result.__dict__)
             except Exception as exc:  # reported in the stream: the status line has already been sent
                 lines.put(orjson.dumps({"error": {"code": "internal", "message": str(exc)}}) + b"\n")
             finally:

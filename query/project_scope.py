@@ -17,12 +17,12 @@ from trajscope.collector.auth import Access, Grant, key_from_headers
 from trajscope.query.errors import ErrorCode, error_response
 
 # Routes that read across projects, refused to a key limited to some.
-CROSS_PROJECT = frozenset({"/api/v1/alerts", "/metrics"})
+CROSS_PROJECT = frozenset({"/api/v1/alerts", "/metrics", "/api/v1/reprice"})
 # Routes that take the key's projects as they are (analyst SQL: query.scoped_sql).
-SCOPED_BY_ROUTE = frozenset({"/api/v1/sql"})
+SCOPED_BY_ROUTE = frozenset({"/api/v1/sql", "/api/v1/delete"})
 # Routes that read no project's data (the web UI's files, health, the price table).
 NO_DATA = ("/ui/", "/docs", "/openapi.json", "/api/v1/health", "/api/v1/prices")
-ADMIN = frozenset({("POST", "/api/v1/reprice")})
+ADMIN = frozenset({("POST", "/api/v1/reprice"), ("POST", "/api/v1/delete")})
 
 
 def scope_of(method: str, path: str) -> str:

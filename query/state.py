@@ -6,6 +6,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import Any
 
+from trajscope.audit import AuditLog
 from trajscope.collector.auth import Access
 from trajscope.metrics import Exposition
 from trajscope.query.alerting import AlertMonitor
@@ -34,6 +35,8 @@ class AppState:
         self.api_key = api_key
         # Who may read what (the API key and the keys file): set by the server; the API key alone by default.
         self.access = Access(api_key)
+        # Admin actions and analyst queries are written here (the server's DIR/audit.jsonl); None: not kept.
+        self.audit: AuditLog | None = None
         self.ingest_stats = ingest_stats or dict
         # Waits (up to its argument, in s) until every span acknowledged before the call is loaded: a read sees
         # them all, unless ingest is so far behind that ``read_wait_s`` passes first (``unloaded`` says how

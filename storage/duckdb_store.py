@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -126,6 +127,13 @@ def store_fault(exc: BaseException) -> StoreUnavailable | None:
                                           and "Failed to commit" in str(exc)):
         return StoreUnavailable(f"{type(exc).__name__}: {exc}")
     return None
+
+
+@dataclass(frozen=True)
+class Deleted:
+    traces: int
+    spans: int
+    log_records: int
 
 
 class StoreError(RuntimeError):
@@ -350,6 +358,23 @@ class DuckDBStore:
     def _refresh(self, con: duckdb.DuckDBPyConnection, trace_ids: list[str]) -> None:
         stored = self._stored_facts(con, trace_ids)
         self._write_summaries(con, stored, pc.unique(stored.column("trace_id")))
+
+    def delete_traces(self, where: Where) -> Deleted:
+        """Delete whole traces — every span, log record and the summary — whose ``traces t`` row matches
+        ``where``, in one transaction: summaries, sessions and stats never see half a trace. DuckDB reuses the
+        freed blocks for new data; the file itself shrinks only with ``trajscope compact``."""
+        with self._faults(), self._transaction() as con:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE doomed_traces AS SELECT t.project, t.trace_id FROM traces t "
+                        f"WHERE {where.sql()}", where.params)
+            (traces,) = con.execute("SELECT count(*) FROM doomed_traces").fetchone()
+            spans = logs = 0
+            if traces:
+                doomed = "(project, trace_id) IN (SELECT project, trace_id FROM doomed_traces)"
+                (spans,) = con.execute(f"DELETE FROM spans WHERE {doomed}").fetchone()
+                (logs,) = con.execute(f"DELETE FROM log_records WHERE {doomed}").fetchone()
+                con.execute(f"DELETE FROM traces WHERE {doomed}")
+            con.execute("DROP TABLE doomed_traces")
+        return Deleted(int(traces), int(spans), int(logs))
 
     def update_costs(self, updates: pa.Table) -> int:
         """Set ``cost_usd`` and ``cost_source`` of the spans in ``updates`` (trace_id, span_id, cost_usd,

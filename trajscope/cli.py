@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from trajscope import __version__, keys_cli, log_format
+from trajscope import __version__, delete_cli, keys_cli, log_format
 from trajscope.config import ServerSettings, env, env_int
 
 
@@ -44,6 +44,11 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--keys-file", type=Path, default=env("keys_file", None),
                    help="TOML file of API keys with scopes and projects (trajscope keys add ...); re-read when "
                         "it changes")
+    p.add_argument("--retention", action="append",
+                   default=[s for s in env("retention", "").split(",") if s.strip()],
+                   help="delete whole traces older than this (e.g. 30d); PROJECT=AGE for one project; repeatable")
+    p.add_argument("--retention-every", default=env("retention_every", "1h"),
+                   help="how often retention runs (default 1h; also at start)")
     p.add_argument("--insecure", action="store_true", default=env("insecure", "") not in ("", "0", "false"),
                    help="allow binding a non-loopback --host without any key")
     p.add_argument("--decode-workers", type=int, default=env_int("decode_workers", d.decode_workers),
@@ -197,6 +202,15 @@ def _quarantine(args: argparse.Namespace) -> int:
         return 1
 
 
+def _seconds(parser: argparse.ArgumentParser, flag: str, text: str) -> float:
+    from trajscope.query.params import duration_ns
+
+    ns = duration_ns(text)
+    if not ns:
+        parser.error(f"{flag}: give a duration like 1h, 10m, 30s; got {text!r}")
+    return ns / 1e9
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="trajscope", description="Observability backend for AI agents.")
     parser.add_argument("--version", action="version", version=f"trajscope {__version__}")
@@ -206,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     _demo_parser(sub)
     _analyst_parsers(sub)
     keys_cli.add_parser(sub)
+    delete_cli.add_parser(sub)
     args = parser.parse_args(argv)
     log_format.configure(args.log_level, args.log_format)
 
@@ -222,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
             data=args.data, host=args.host, grpc_port=args.grpc_port, http_port=args.http_port,
             api_port=args.api_port, api_key=args.api_key or None, decode_workers=args.decode_workers,
             keys_file=Path(args.keys_file) if args.keys_file else None, insecure=args.insecure,
+            retention=tuple(args.retention),
+            retention_every_s=_seconds(parser, "--retention-every", args.retention_every),
             decoder=args.decoder,
             max_pending_spans=args.max_pending_spans, decode_backlog=args.decode_backlog,
             admission_wait_s=args.admission_wait, read_wait_s=args.read_wait, sql_timeout_s=args.sql_timeout,
@@ -233,6 +250,8 @@ def main(argv: list[str] | None = None) -> int:
         ))
     if args.command == "keys":
         return keys_cli.run(args)
+    if args.command == "delete":
+        return delete_cli.run(args)
     if args.command == "demo":
         from trajscope.demo import run_demo
 

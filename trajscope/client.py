@@ -147,6 +147,14 @@ class Client:
         """``GET /api/v1/stats/retrieval``: per group, and the documents retrieved most often."""
         return self._get("/stats/retrieval", group_by=group_by, **params)
 
+    # -- erasure --------------------------------------------------------------------------------------
+    def delete(self, *, trace_id: str | None = None, session_id: str | None = None, user_id: str | None = None,
+               project: str | None = None) -> dict[str, int]:
+        """``POST /api/v1/delete``: every trace of a trace id, a session or a user (an admin key)."""
+        body = {k: v for k, v in (("trace_id", trace_id), ("session_id", session_id), ("user_id", user_id),
+                                  ("project", project)) if v is not None}
+        return self._check(self._http.post("/api/v1/delete", json=body)).json()
+
     # -- cost -----------------------------------------------------------------------------------------
     def reprice(self, *, since: str | None = None, until: str | None = None,
                 progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:

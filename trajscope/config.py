@@ -35,6 +35,10 @@ class ServerSettings:
     # which it refuses on a non-loopback address unless ``insecure``.
     keys_file: Path | None = None
     insecure: bool = False
+    # Retention: ages like "30d" (the default) and "PROJECT=AGE" (trajscope.retention); applied every
+    # ``retention_every_s`` and at start.
+    retention: tuple[str, ...] = ()
+    retention_every_s: float = 3600.0
     # Decode worker processes; None = one per two cores beyond the first, at least one (``decode_workers``).
     decode_workers: int | None = None
     # "columnar" (the fast path, falling back to the reference per request) or "reference" only.

@@ -22,6 +22,7 @@ import duckdb
 import uvicorn
 
 from trajscope.analysis.pricing import PriceError
+from trajscope.audit import AUDIT_FILE, AuditLog
 from trajscope.collector import costing
 from trajscope.collector.ack_log import ACK_LOG_DIR, AckLog
 from trajscope.collector.auth import Access
@@ -35,6 +36,7 @@ from trajscope.config import ServerSettings, decode_workers, ingest_threads
 from trajscope.memory_budget import MIN_BUDGET, MemoryGuard, MemoryPlan, parse_bytes, plan_memory
 from trajscope.query.alerting import AlertConfig, AlertConfigError, AlertMonitor, load_rules
 from trajscope.query.api import AppState, create_app
+from trajscope.retention import RetentionError, RetentionJob, parse_retention
 from trajscope.server_metrics import ServerParts, collect
 from trajscope.storage.clean_start import DirectoryInUse
 from trajscope.storage.duckdb_store import DuckDBStore, StoreError, out_of_space
@@ -177,6 +179,10 @@ def _loopback(host: str) -> bool:
 async def serve(settings: ServerSettings) -> bool:
     """Serve until stopped; True when the store must be reopened (``restart_in_place``)."""
     access = server_access(settings)
+    try:
+        retention = parse_retention(list(settings.retention))
+    except RetentionError as exc:
+        raise StartupError(str(exc)) from None
     check_ports_free(settings)
     load_prices(settings)
     alert_config = load_alerts(settings)
@@ -212,6 +218,12 @@ async def serve(settings: ServerSettings) -> bool:
     monitor = AlertMonitor(store, alert_config) if alert_config else None
     state.alerts = monitor
     state.access = access
+    audit = AuditLog(settings.data / AUDIT_FILE)
+    state.audit = audit
+    if access.keyring is not None:
+        access.keyring.on_change = lambda added, revoked, removed: audit.record(
+            "keys-file", "keys_changed", added=added, revoked=revoked, removed=removed)
+    retention_job = RetentionJob(store, retention, audit, settings.retention_every_s) if retention.any else None
     grpc_server = build_grpc_server(pipeline, settings.host, settings.grpc_port, access, logs)
     otlp_http = _uvicorn(build_http_app(pipeline, access, logs), settings.host, settings.http_port)
     api = _uvicorn(create_app(state), settings.host, settings.api_port)
@@ -249,6 +261,8 @@ async def serve(settings: ServerSettings) -> bool:
         state.ready = True
         if monitor:
             monitor.start()
+        if retention_job:
+            retention_job.start()
         host = settings.host
         print(f"trajscope serving — data in {store.db_path}", flush=True)
         print(f"  OTLP/gRPC  {host}:{settings.grpc_port}", flush=True)
@@ -263,6 +277,8 @@ async def serve(settings: ServerSettings) -> bool:
     finally:
         state.ready = False
         memory.stop()
+        if retention_job:
+            retention_job.stop()
         if monitor:
             monitor.stop()
         await grpc_server.stop(grace=5)

@@ -5,6 +5,7 @@ project, and a changed file takes effect without a restart."""
 from __future__ import annotations
 
 import os
+import time
 
 import grpc
 import httpx
@@ -130,3 +131,52 @@ def test_a_server_on_a_public_address_without_keys_refuses_to_start(tmp_path):
     assert done.returncode == 1
     assert "refusing to serve 0.0.0.0 without keys" in done.stderr and "--insecure" in done.stderr
     assert not os.path.exists(tmp_path / "d" / "trajscope.duckdb")
+
+
+def _audit(srv) -> list[dict]:
+    from trajscope.audit import AUDIT_FILE, AuditLog
+
+    return AuditLog(srv.data / AUDIT_FILE).read()
+
+
+def test_erasure_needs_admin_and_every_admin_action_and_query_is_audited(keyed):
+    srv, _, keys = keyed
+    victim = make_span("erase-me", attrs={"user.id": "mallory"})
+    assert _http_export(srv, [victim], key=keys["shop_in"]).status_code == 200
+    wait_for(lambda: any(t["root_name"] == "erase-me" for t in _get(srv, "/api/v1/traces", keys["admin"]).json()[
+        "traces"]))
+    reader = httpx.post(f"{srv.api}/api/v1/delete", json={"user_id": "mallory"},
+                        headers={"Authorization": f"Bearer {keys['shop_read']}"}, timeout=30)
+    assert reader.status_code == 403
+    done = run_cli("delete", "--user", "mallory", "--url", srv.api, "--api-key", keys["admin"])
+    assert done.returncode == 0, done.stderr
+    assert "deleted 1 traces (1 spans" in done.stdout
+    assert not any(t["root_name"] == "erase-me" for t in _get(srv, "/api/v1/traces", keys["admin"]).json()["traces"])
+    httpx.post(f"{srv.api}/api/v1/sql", json={"sql": "SELECT 42"},
+               headers={"Authorization": f"Bearer {keys['shop_read']}"}, timeout=30)
+    lines = _audit(srv)
+    deletes = [a for a in lines if a["action"] == "delete"]
+    assert deletes[-1]["actor"] == "admin" and deletes[-1]["user_id"] == "mallory" and deletes[-1]["traces"] == 1
+    import hashlib
+    queries = [a for a in lines if a["action"] == "sql" and a["sha256"] == hashlib.sha256(b"SELECT 42").hexdigest()]
+    assert queries and queries[-1]["actor"] == "shop-read" and "duration_ms" in queries[-1]
+    assert "SELECT 42" not in (srv.data / "audit.jsonl").read_text()  # the statement's hash, not its text
+    changes = [a for a in lines if a["action"] == "keys_changed"]
+    assert {"late"} <= {n for a in changes for n in a["added"]} and {"late"} <= {n for a in changes
+                                                                                   for n in a["revoked"]}
+
+
+def test_retention_deletes_old_traces_on_its_schedule(tmp_path):
+    srv = make_server(tmp_path, "--retention", "30d", "--retention-every", "1s")
+    srv.start()
+    try:
+        now = time.time_ns()
+        old = make_span("old-run", start=now - 40 * 86_400 * 10**9, end=now - 40 * 86_400 * 10**9 + 10**9)
+        new = make_span("new-run", start=now - 10**9, end=now)
+        assert srv.export([old, new]).status_code == 200
+        assert wait_for(lambda: [t["root_name"] for t in srv.get("/api/v1/traces").json()["traces"]] == ["new-run"],
+                        timeout=20)
+        runs = [a for a in _audit(srv) if a["action"] == "retention_run"]
+        assert runs and sum(a["traces"] for a in runs) == 1
+    finally:
+        srv.stop()
