@@ -52,6 +52,7 @@ from typing import Any
 
 import httpx
 
+from trajscope.periodic import Periodic
 from trajscope.query.filters import RunFilter
 from trajscope.query.params import duration_ns
 from trajscope.storage.duckdb_store import DuckDBStore
@@ -200,24 +201,17 @@ class AlertMonitor:
         self.config = config
         self._states = {r.name: RuleState(r) for r in config.rules}
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="trajscope-alerts", daemon=True)
+        self._job = Periodic("trajscope-alerts", config.interval_s, self.evaluate_all)
 
     def start(self) -> None:
-        self._thread.start()
+        self._job.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(10)
+        self._job.stop(10)
 
     def states(self) -> list[dict[str, Any]]:
         with self._lock:
             return [s.as_dict() for s in self._states.values()]
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.evaluate_all()
-            self._stop.wait(self.config.interval_s)
 
     def evaluate_all(self, now_ns: int | None = None) -> None:
         now_ns = now_ns or time.time_ns()

@@ -9,11 +9,11 @@ others follow the default (none: kept for ever).
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from dataclasses import dataclass, field
 
 from trajscope.audit import AuditLog
+from trajscope.periodic import Periodic
 from trajscope.query.params import duration_ns
 from trajscope.storage.duckdb_store import Deleted, DuckDBStore
 from trajscope.storage.sql import Where
@@ -92,18 +92,16 @@ class RetentionJob:
 
     def __init__(self, store: DuckDBStore, retention: Retention, audit: AuditLog,
                  every_s: float = RETENTION_EVERY_S) -> None:
-        self.store, self.retention, self.audit, self.every_s = store, retention, audit, every_s
+        self.store, self.retention, self.audit = store, retention, audit
         self.runs = 0
         self.deleted = Deleted(0, 0, 0)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="trajscope-retention", daemon=True)
+        self._job = Periodic("trajscope-retention", every_s, self.run_once)
 
     def start(self) -> None:
-        self._thread.start()
+        self._job.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
+        self._job.stop()
 
     def run_once(self) -> Deleted:
         started = time.perf_counter()
@@ -119,11 +117,3 @@ class RetentionJob:
             log.warning("retention deleted %d traces (%d spans, %d log records)", deleted.traces, deleted.spans,
                         deleted.log_records)
         return deleted
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.run_once()
-            except Exception:  # a store fault now is retried at the next run; never kill the thread
-                log.exception("retention run failed; trying again at the next one")
-            self._stop.wait(self.every_s)
