@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from trajscope.collector import redaction
 from trajscope.collector.ack_log import AckLog
 from trajscope.collector.logs_ingest import LogsIngest, LogStore
 from trajscope.collector.otlp_decode import InvalidRequest, decode_request
@@ -40,7 +41,7 @@ def load_acknowledged(directory: str | Path, store: WritableStore,
                 ack_log.quarantine(project, body, exc)
                 continue
             if batch.accepted:
-                yield batch.table
+                yield redaction.redacted(batch.table)[0]  # the rules this process was given (--redact)
 
     try:
         spans = write_in_loads(decoded(), lambda tables: write_isolated(store, tables, ack_log.quarantined),

@@ -12,12 +12,13 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 
-from trajscope.collector import costing, otlp_decode
+from trajscope.collector import costing, otlp_decode, redaction
 from trajscope.collector.allocator import keep_freed_memory
 from trajscope.memory_budget import configure_allocators
 
 
-def make_decoder(workers: int, prices: str | None = None, decoder: str = "columnar") -> Executor:
+def make_decoder(workers: int, prices: str | None = None, decoder: str = "columnar",
+                 redact: str | None = None) -> Executor:
     """Decoding is pure Python and holds the GIL: worker processes let it use the other core while this
     process receives and the writer thread inserts. ``0`` decodes on a thread here instead (with the price
     table this process configured). ``prices`` is the user's price file, loaded in every worker process
@@ -26,14 +27,15 @@ def make_decoder(workers: int, prices: str | None = None, decoder: str = "column
         otlp_decode.use_decoder(decoder)
         return ThreadPoolExecutor(max_workers=1, thread_name_prefix="trajscope-decode")
     return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_init_worker, initargs=(os.getpid(), prices, decoder))
+                               initializer=_init_worker, initargs=(os.getpid(), prices, decoder, redact))
 
 
-def _init_worker(parent_pid: int, prices: str | None, decoder: str = "columnar") -> None:
+def _init_worker(parent_pid: int, prices: str | None, decoder: str = "columnar", redact: str | None = None) -> None:
     keep_freed_memory()
     configure_allocators()
     otlp_decode.use_decoder(decoder)
     costing.configure(prices)
+    redaction.configure(redact)
     # A decode allocates many short-lived objects per span, freed by reference counting; the cyclic
     # collector's frequent young-generation passes found nothing to free and cost decode CPU
     # (docs/performance.md). Collect less often, and never re-scan what import left behind.

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Literal
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from trajscope.collector import redaction
 from trajscope.collector.ack_log import AckLog
 from trajscope.collector.decode_batches import DecodeBatcher, SharedHandOver
 from trajscope.collector.decode_pool import warm_up
@@ -87,6 +88,7 @@ class IngestStats:
     decoding: int = 0  # acknowledged exports not yet decoded and handed to the loader
     groups: int = 0  # decode jobs that took several queued exports at once
     by_encoding: dict[str, int] = field(default_factory=dict)
+    redactions: dict[str, int] = field(default_factory=dict)  # spans changed per redaction rule
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,7 @@ class _Decoded:
     accepted: int
     rejected: int
     error_message: str
+    redactions: dict[str, int] = field(default_factory=dict)  # spans each redaction rule changed
 
 
 def _decode(body: bytes, encoding: Encoding, project: str) -> _Decoded:
@@ -105,8 +108,9 @@ def _decode(body: bytes, encoding: Encoding, project: str) -> _Decoded:
     # rather than paid per export (docs/performance.md).
     batch: DecodedBatch = (decode_json_request(body, project) if encoding == "json"
                            else decode_request(body, project))
-    payload = ipc_bytes(batch.table) if batch.accepted else b""
-    return _Decoded(payload, batch.accepted, batch.rejected, batch.error_message)
+    table, redactions = redaction.redacted(batch.table)  # before anything is staged or stored
+    payload = ipc_bytes(table) if batch.accepted else b""
+    return _Decoded(payload, batch.accepted, batch.rejected, batch.error_message, redactions)
 
 
 def _warm_up_request() -> bytes:
@@ -227,16 +231,21 @@ class IngestPipeline:
             return got
         return got, got.accepted, None
 
-    @staticmethod
-    def _hand_over(submit: Callable[[bytes, int], Future[int]], batch: _Decoded, accepted: int,
+    def _hand_over(self, submit: Callable[[bytes, int], Future[int]], batch: _Decoded, accepted: int,
                    group: SharedHandOver | None) -> Future[int]:
         """The writer's future for an export's spans; a group's spans are submitted once, by whichever of
-        its exports gets here first."""
+        its exports gets here first (and its redactions counted then)."""
         if group is None:
+            self._count_redactions(batch.redactions)
             return submit(batch.payload, accepted)
         if group.writer_future is None:
+            self._count_redactions(batch.redactions)
             group.writer_future = submit(batch.payload, batch.accepted)
         return group.writer_future
+
+    def _count_redactions(self, found: dict[str, int]) -> None:
+        for rule, spans in found.items():
+            self.stats.redactions[rule] = self.stats.redactions.get(rule, 0) + spans
 
     # -- acknowledged on the ack log, decoded behind --------------------------------------------------
     async def _acknowledge_first(self, body: bytes, project: str) -> ExportOutcome:

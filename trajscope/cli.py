@@ -16,6 +16,8 @@ def _stopped_store_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", type=Path, default=Path(env("data", "./data")), help="data directory (./data)")
     p.add_argument("--prices", type=Path, default=env("prices", None),
                    help="the server's --prices file, to cost the exports it acknowledged but had not loaded")
+    p.add_argument("--redact", default=env("redact", None),
+                   help="the server's --redact rules, applied to the exports it acknowledged but had not loaded")
 
 
 def _logging_flags(p: argparse.ArgumentParser, *, defaults: bool) -> None:
@@ -44,6 +46,9 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--keys-file", type=Path, default=env("keys_file", None),
                    help="TOML file of API keys with scopes and projects (trajscope keys add ...); re-read when "
                         "it changes")
+    p.add_argument("--redact", default=env("redact", None),
+                   help="redaction rules applied before anything is stored: a TOML file, or 'default' (emails, "
+                        "cards, secrets, phone numbers)")
     p.add_argument("--retention", action="append",
                    default=[s for s in env("retention", "").split(",") if s.strip()],
                    help="delete whole traces older than this (e.g. 30d); PROJECT=AGE for one project; repeatable")
@@ -151,14 +156,19 @@ def _say(message: str) -> None:
     print(f"trajscope: {message}", file=sys.stderr, flush=True)
 
 
-def _configure_prices(prices: Path | None) -> bool:
+def _configure_prices(prices: Path | None, redact: str | None = None) -> bool:
+    """The price table and redaction rules for the exports a stopped server's logs still hold."""
     from trajscope.analysis.pricing import PriceError
-    from trajscope.collector import costing
+    from trajscope.collector import costing, redaction
 
     try:
         costing.configure(Path(prices) if prices else None)
+        redaction.configure(redact)
     except PriceError as exc:
         _say(f"bad price file: {exc}")
+        return False
+    except redaction.RedactionError as exc:
+        _say(f"bad redaction rules: {exc}")
         return False
     return True
 
@@ -169,7 +179,7 @@ def _recover(args: argparse.Namespace) -> int:
     from trajscope.collector.logs_ingest import LOGS_ACK_DIR
     from trajscope.storage.recovery import RecoveryError, recover
 
-    if not _configure_prices(args.prices):
+    if not _configure_prices(args.prices, getattr(args, 'redact', None)):
         return 1
     _say(f"recovering {args.data} …")
     try:
@@ -193,7 +203,7 @@ def _quarantine(args: argparse.Namespace) -> int:
         return quarantine_cli.list_entries(args.data, args.json)
     if args.action == "drop":
         return quarantine_cli.drop(args.data, args.ids, args.all)
-    if not _configure_prices(args.prices):
+    if not _configure_prices(args.prices, getattr(args, 'redact', None)):
         return 1
     try:
         return quarantine_cli.retry(args.data, args.ids, args.all)
@@ -237,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
             data=args.data, host=args.host, grpc_port=args.grpc_port, http_port=args.http_port,
             api_port=args.api_port, api_key=args.api_key or None, decode_workers=args.decode_workers,
             keys_file=Path(args.keys_file) if args.keys_file else None, insecure=args.insecure,
-            retention=tuple(args.retention),
+            redact=args.redact or None, retention=tuple(args.retention),
             retention_every_s=_seconds(parser, "--retention-every", args.retention_every),
             decoder=args.decoder,
             max_pending_spans=args.max_pending_spans, decode_backlog=args.decode_backlog,
@@ -266,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
         from trajscope.collector.logs_ingest import LOGS_ACK_DIR
         from trajscope.storage.compaction import CompactionError, compact
 
-        if not _configure_prices(args.prices):
+        if not _configure_prices(args.prices, getattr(args, 'redact', None)):
             return 1
         print(f"trajscope: compacting {args.data} …", file=sys.stderr, flush=True)
 

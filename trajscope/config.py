@@ -37,6 +37,8 @@ class ServerSettings:
     insecure: bool = False
     # Retention: ages like "30d" (the default) and "PROJECT=AGE" (trajscope.retention); applied every
     # ``retention_every_s`` and at start.
+    # Redaction rules applied before storage (collector.redaction): a TOML file, or "default".
+    redact: str | None = None
     retention: tuple[str, ...] = ()
     retention_every_s: float = 3600.0
     # Decode worker processes; None = one per two cores beyond the first, at least one (``decode_workers``).

@@ -23,7 +23,7 @@ import uvicorn
 
 from trajscope.analysis.pricing import PriceError
 from trajscope.audit import AUDIT_FILE, AuditLog
-from trajscope.collector import costing
+from trajscope.collector import costing, redaction
 from trajscope.collector.ack_log import ACK_LOG_DIR, AckLog
 from trajscope.collector.auth import Access
 from trajscope.collector.decode_pool import make_decoder
@@ -32,6 +32,7 @@ from trajscope.collector.http_receiver import build_http_app
 from trajscope.collector.keyring import Keyring, KeysFileError
 from trajscope.collector.logs_ingest import LOGS_ACK_DIR, LogsIngest
 from trajscope.collector.pipeline import IngestPipeline
+from trajscope.collector.redaction import RedactionError
 from trajscope.config import ServerSettings, decode_workers, ingest_threads
 from trajscope.memory_budget import MIN_BUDGET, MemoryGuard, MemoryPlan, parse_bytes, plan_memory
 from trajscope.query.alerting import AlertConfig, AlertConfigError, AlertMonitor, load_rules
@@ -143,6 +144,14 @@ def load_prices(settings: ServerSettings) -> None:
         raise StartupError(f"bad price file: {exc}") from None
 
 
+def load_redaction(settings: ServerSettings) -> None:
+    """The redaction rules, in this process (the decode workers load them too)."""
+    try:
+        redaction.configure(settings.redact)
+    except RedactionError as exc:
+        raise StartupError(f"bad redaction rules: {exc}") from None
+
+
 def load_alerts(settings: ServerSettings) -> AlertConfig | None:
     if settings.alerts is None:
         return None
@@ -185,12 +194,13 @@ async def serve(settings: ServerSettings) -> bool:
         raise StartupError(str(exc)) from None
     check_ports_free(settings)
     load_prices(settings)
+    load_redaction(settings)
     alert_config = load_alerts(settings)
     plan = memory_plan(settings)
     workers = decode_workers(settings)
     quarantine = Quarantine(settings.data / QUARANTINE_DIR)
     store, writer = open_storage(settings, plan, quarantine)
-    decoder = make_decoder(workers, costing.extra_file(), settings.decoder)
+    decoder = make_decoder(workers, costing.extra_file(), settings.decoder, settings.redact)
     memory = MemoryGuard(plan, duckdb=store)
     # Also with --decode-backlog 0: what an earlier run acknowledged there is decoded at start.
     ack_log = AckLog(settings.data / ACK_LOG_DIR, quarantine)

@@ -1,0 +1,329 @@
+"""Redaction before storage: rules that drop attributes by key and mask values by pattern, applied to the decoded
+spans before they reach the staging log or the store (``trajscope serve --redact FILE``).
+
+Rules (TOML; ``--redact default`` is the built-in set alone):
+
+    use_defaults = true          # the built-in detectors below, as rules of the same names
+
+    [[rule]]
+    name = "no-prompts"
+    drop = ["gen_ai.input.messages", "gen_ai.output.messages", "llm.input_messages.*"]   # key globs
+    projects = ["support"]       # optional: only these projects' spans
+
+    [[rule]]
+    name = "order-numbers"
+    pattern = "ORD-[0-9]{6}"     # a regex; matches are masked
+
+Built-in detectors: ``email``, ``card`` (13–19 digits passing the Luhn check), ``secret`` (``sk-…``, ``AKIA…``,
+``ghp_…``, ``xox?-…`` style keys), ``phone`` (international or grouped numbers). A masked value keeps its
+length and the class of each character — letters become ``x``, digits ``0``, the rest stays — so formats and
+sizes survive for debugging, the value does not.
+
+What is read: every string inside the attributes, events, links and resource and scope attributes (keys
+included for drops), the span name, status message and the normalised string columns. A span changed by a
+rule carries ``trajscope.redacted`` (the rule names) among its attributes. Spans are found cheaply first: only
+those whose text matches a rule's prefilter are parsed.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import tomllib
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REDACTED_KEY = "trajscope.redacted"
+
+
+class RedactionError(ValueError):
+    """The rules file cannot be used; the message names it and what is wrong."""
+
+
+def _luhn(digits: str) -> bool:
+    total, parity = 0, len(digits) % 2
+    for i, ch in enumerate(digits):
+        d = ord(ch) - 48
+        if i % 2 == parity:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+def _card(match: re.Match[str]) -> bool:
+    digits = re.sub(r"[ -]", "", match.group(0))
+    return 13 <= len(digits) <= 19 and _luhn(digits)
+
+
+# name → (regex, extra check of a match or None)
+DETECTORS: dict[str, tuple[str, Callable[[re.Match[str]], bool] | None]] = {
+    "email": (r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}", None),
+    "card": (r"\b(?:[0-9][ -]?){12,18}[0-9]\b", _card),
+    "secret": (r"\b(?:sk-[A-Za-z0-9_-]{16,}|AKIA[0-9A-Z]{16}|ghp_[A-Za-z0-9]{30,}|xox[abpr]-[A-Za-z0-9-]{10,})", None),
+    # International (+CC then 1–4 groups) or North American (3-3-4) numbers.
+    "phone": (r"(?:\+[1-9][0-9]{0,2}(?:[ .-]?\(?[0-9]{1,4}\)?){1,4}[ .-]?[0-9]{2,4}\b"
+              r"|\(?\b[0-9]{3}\)?[ .-][0-9]{3}[ .-][0-9]{4}\b)", None),
+}
+
+
+def mask(text: str) -> str:
+    """Same length and character classes: letters → x, digits → 0, the rest kept."""
+    return "".join("0" if c.isdigit() else "x" if c.isalpha() else c for c in text)
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    drop: tuple[str, ...] = ()
+    pattern: re.Pattern[str] | None = None
+    check: Callable[[re.Match[str]], bool] | None = None
+    projects: frozenset[str] | None = None
+    _drop_re: re.Pattern[str] | None = field(default=None, repr=False)
+
+    def applies_to(self, project: str) -> bool:
+        return self.projects is None or project in self.projects
+
+    def drops(self, key: str) -> bool:
+        return self._drop_re is not None and self._drop_re.fullmatch(key) is not None
+
+    def masked(self, text: str) -> str | None:
+        """``text`` with this rule's matches masked, or None when nothing matched."""
+        if self.pattern is None:
+            return None
+        hit = False
+
+        def replace(m: re.Match[str]) -> str:
+            nonlocal hit
+            if self.check is not None and not self.check(m):
+                return m.group(0)
+            hit = True
+            return mask(m.group(0))
+
+        out = self.pattern.sub(replace, text)
+        return out if hit else None
+
+
+def make_rule(name: str, *, drop: list[str] | None = None, pattern: str | None = None,
+              detector: str | None = None, projects: list[str] | None = None) -> Rule:
+    check = None
+    if detector is not None:
+        if detector not in DETECTORS:
+            raise RedactionError(f"rule {name!r}: no detector {detector!r} (have {', '.join(DETECTORS)})")
+        pattern, check = DETECTORS[detector]
+    try:
+        compiled = re.compile(pattern) if pattern else None
+    except re.error as exc:
+        raise RedactionError(f"rule {name!r}: bad pattern: {exc}") from None
+    drop_re = re.compile("|".join(fnmatch.translate(g) for g in drop)) if drop else None
+    if compiled is None and drop_re is None:
+        raise RedactionError(f"rule {name!r} neither drops keys nor masks a pattern")
+    return Rule(name, tuple(drop or ()), compiled, check, frozenset(projects) if projects else None, drop_re)
+
+
+def default_rules() -> list[Rule]:
+    return [make_rule(name, detector=name) for name in DETECTORS]
+
+
+def load_rules(source: str | Path) -> list[Rule]:
+    """``default`` (the built-in detectors) or a TOML rules file."""
+    if str(source) == "default":
+        return default_rules()
+    path = Path(source)
+    try:
+        doc = tomllib.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise RedactionError(f"{path}: {exc}") from None
+    rules = default_rules() if doc.get("use_defaults") else []
+    for i, entry in enumerate(doc.get("rule", [])):
+        name = str(entry.get("name") or f"rule-{i + 1}")
+        try:
+            rules.append(make_rule(name, drop=entry.get("drop"), pattern=entry.get("pattern"),
+                                   detector=entry.get("detector"), projects=entry.get("projects")))
+        except RedactionError as exc:
+            raise RedactionError(f"{path}: {exc}") from None
+    if not rules:
+        raise RedactionError(f"{path}: no rules (add [[rule]] entries or use_defaults = true)")
+    if len({r.name for r in rules}) != len(rules):
+        raise RedactionError(f"{path}: rule names must differ")
+    return rules
+
+
+class Redactor:
+    """Applies rules to one value tree (parsed JSON) or one string; counts what each rule changed."""
+
+    def __init__(self, rules: list[Rule]) -> None:
+        self.rules = rules
+        masks = [r.pattern.pattern for r in rules if r.pattern is not None]
+        # A cheap first look at raw text: could anything in it be masked?
+        self.prefilter = re.compile("|".join(f"(?:{p})" for p in masks)) if masks else None
+        self.drop_rules = [r for r in rules if r.drop]
+
+    def string(self, text: str, project: str, hits: Counter[str]) -> str:
+        if self.prefilter is None or not self.prefilter.search(text):
+            return text
+        for rule in self.rules:
+            if rule.pattern is not None and rule.applies_to(project):
+                out = rule.masked(text)
+                if out is not None:
+                    text = out
+                    hits[rule.name] += 1
+        return text
+
+    def tree(self, value: Any, project: str, hits: Counter[str], *, drop_keys: bool = False) -> Any:
+        """``value`` with dropped keys removed (top level of an attribute map, ``drop_keys``) and strings masked."""
+        if isinstance(value, str):
+            return self.string(value, project, hits)
+        if isinstance(value, list):
+            return [self.tree(v, project, hits) for v in value]
+        if isinstance(value, dict):
+            out = {}
+            for key, item in value.items():
+                if drop_keys and self._dropped(key, project, hits):
+                    continue
+                out[key] = self.tree(item, project, hits, drop_keys=drop_keys and key == "attributes")
+            return out
+        return value
+
+    def _dropped(self, key: str, project: str, hits: Counter[str]) -> bool:
+        for rule in self.drop_rules:
+            if rule.applies_to(project) and rule.drops(key):
+                hits[rule.name] += 1
+                return True
+        return False
+
+
+# -- decoded spans --------------------------------------------------------------------------------------
+_JSON_MAPS = ("attributes", "resource_attributes", "scope_attributes")  # attribute maps: keys may be dropped
+_JSON_LISTS = ("events", "links")  # lists of items, each with its own attribute map
+_STRINGS = ("name", "status_message", "session_id", "user_id", "agent_name", "tool_name", "error_type")
+
+
+def _glob_re2(glob: str) -> str:
+    return re.escape(glob).replace(r"\*", '[^"]*').replace(r"\?", '[^"]')
+
+
+class TableRedactor(Redactor):
+    """``Redactor`` over a decoded span table (``storage.schema.SPAN_SCHEMA``)."""
+
+    def __init__(self, rules: list[Rule]) -> None:
+        super().__init__(rules)
+        globs = [g for r in self.drop_rules for g in r.drop]
+        self._key_prefilter = '"(?:' + "|".join(_glob_re2(g) for g in globs) + ')"\\s*:' if globs else None
+        self._text_prefilter = self.prefilter.pattern if self.prefilter is not None else None
+
+    def _candidates(self, column: Any, keys: bool) -> Any:
+        import pyarrow.compute as pc
+
+        found = None
+        for pattern in (self._text_prefilter, self._key_prefilter if keys else None):
+            if pattern is None:
+                continue
+            hit = pc.fill_null(pc.match_substring_regex(column, pattern), False)
+            found = hit if found is None else pc.or_(found, hit)
+        return found
+
+    def table(self, spans: Any) -> tuple[Any, Counter[str]]:
+        """``spans`` with the rules applied, and per rule the number of spans it changed."""
+        import orjson
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        rows: dict[int, dict[str, Any]] = {}  # span → column → new value
+        for name in (*_JSON_MAPS, *_JSON_LISTS, *_STRINGS):
+            column = spans.column(name)
+            found = self._candidates(column, keys=name in _JSON_MAPS or name in _JSON_LISTS)
+            if found is None or not pc.any(found).as_py():
+                continue
+            for i in pc.indices_nonzero(found).to_pylist():
+                rows.setdefault(i, {})[name] = column[i].as_py()
+        total: Counter[str] = Counter()
+        if not rows:
+            return spans, total
+        projects = spans.column("project")
+        changed: dict[str, dict[int, Any]] = {}
+        for i, values in rows.items():
+            project, hits = projects[i].as_py(), Counter()
+            for name, value in values.items():
+                if name in _STRINGS:
+                    new = self.string(value, project, hits)
+                elif name in _JSON_MAPS:
+                    new = orjson.dumps(self._map(orjson.loads(value), project, hits)).decode()
+                else:
+                    new = orjson.dumps([{**item, "attributes": self._map(item.get("attributes") or {}, project, hits),
+                                         **({"name": self.string(item["name"], project, hits)} if "name" in item
+                                            else {})}
+                                        for item in orjson.loads(value)]).decode()
+                if new != value:
+                    changed.setdefault(name, {})[i] = new
+            if hits:
+                attrs = orjson.loads(changed.get("attributes", {}).get(i) or spans.column("attributes")[i].as_py())
+                attrs[REDACTED_KEY] = sorted(hits)
+                changed.setdefault("attributes", {})[i] = orjson.dumps(attrs).decode()
+                total.update(hits.keys())
+        for name, updates in changed.items():
+            at = spans.schema.get_field_index(name)
+            column = spans.column(at).combine_chunks()
+            mask_ = pa.array([i in updates for i in range(spans.num_rows)])
+            replacements = pa.array([updates[i] for i in sorted(updates)], column.type)
+            spans = spans.set_column(at, name, pc.replace_with_mask(column, mask_, replacements))
+        if total:
+            spans = _refresh_retrieval(spans, set(i for updates in changed.values() for i in updates))
+        return spans, total
+
+    def _map(self, attrs: dict[str, Any], project: str, hits: Counter[str]) -> dict[str, Any]:
+        out = {}
+        for key, value in attrs.items():
+            if self._dropped(key, project, hits):
+                continue
+            out[key] = self.tree(value, project, hits)
+        return out
+
+
+def _refresh_retrieval(spans: Any, rows: set[int]) -> Any:
+    """Retrieval records of changed retrieval steps, read again from their redacted attributes and events."""
+    import orjson
+    import pyarrow as pa
+
+    from trajscope.analysis import retrieval
+    from trajscope.storage.schema import RETRIEVAL
+
+    records = spans.column("retrieval")
+    steps = {i: records[i].as_py() for i in rows if records[i].is_valid}
+    if not steps:
+        return spans
+    for i in steps:
+        events = spans.column("events")[i].as_py()
+        step = retrieval.retrieval(orjson.loads(spans.column("attributes")[i].as_py()),
+                                   orjson.loads(events) if events else None, spans.column("category")[i].as_py(),
+                                   spans.column("name")[i].as_py())
+        steps[i] = retrieval.stored(step) if step else None
+    values = records.to_pylist()  # no masked replacement for struct columns in Arrow: rebuilt whole
+    for i, step in steps.items():
+        values[i] = step
+    return spans.set_column(spans.schema.get_field_index("retrieval"), "retrieval", pa.array(values, RETRIEVAL))
+
+
+_active: TableRedactor | None = None
+
+
+def redacted(table: Any) -> tuple[Any, dict[str, int]]:
+    """A decoded span table with this process's rules applied (``configure``), and the spans each rule changed."""
+    if _active is None or table.num_rows == 0:
+        return table, {}
+    table, hits = _active.table(table)
+    return table, dict(hits)
+
+
+def configure(source: str | Path | None) -> None:
+    """Use these rules in this process (the server and each decode worker); None: none."""
+    global _active
+    _active = TableRedactor(load_rules(source)) if source else None
+
+
+def active() -> TableRedactor | None:
+    return _active
