@@ -36,6 +36,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
 REDACTED_KEY = "trajscope.redacted"
 
 
@@ -59,6 +63,18 @@ def _card(match: re.Match[str]) -> bool:
     digits = re.sub(r"[ -]", "", match.group(0))
     return 13 <= len(digits) <= 19 and _luhn(digits)
 
+
+# What finds a detector's candidates fast in raw text (a superset of its matches): literals searched as plain
+# substrings, or a regex (Arrow's regular expressions cost ~1 µs per span unless they start with a rare literal).
+LITERALS: dict[str, tuple[str, ...]] = {
+    "email": ("@",),
+    "secret": ("sk-", "AKIA", "ghp_", "xox"),
+}
+ROUGH: dict[str, str] = {
+    # Grouped, or a run of 13+ digits not written as a JSON number (those follow `":`, `,` or `[`).
+    "card": r"[0-9]{4}[ -][0-9]{4}[ -][0-9]{4}|(?:[^:,\[0-9]|[A-Za-z0-9]:)[0-9]{13}",
+    "phone": r"[0-9]{3}[ .)-]{1,2}[0-9]{3}|\+[1-9][0-9 ().-]{6}",
+}
 
 # name → (regex, extra check of a match or None)
 DETECTORS: dict[str, tuple[str, Callable[[re.Match[str]], bool] | None]] = {
@@ -84,6 +100,9 @@ class Rule:
     check: Callable[[re.Match[str]], bool] | None = None
     projects: frozenset[str] | None = None
     _drop_re: re.Pattern[str] | None = field(default=None, repr=False)
+    # Finding candidates in raw text: plain substrings, or a (rough) regex.
+    literals: tuple[str, ...] = ()
+    rough: str | None = None
 
     def applies_to(self, project: str) -> bool:
         return self.projects is None or project in self.projects
@@ -110,11 +129,14 @@ class Rule:
 
 def make_rule(name: str, *, drop: list[str] | None = None, pattern: str | None = None,
               detector: str | None = None, projects: list[str] | None = None) -> Rule:
-    check = None
+    check, literals, rough = None, (), pattern
     if detector is not None:
         if detector not in DETECTORS:
             raise RedactionError(f"rule {name!r}: no detector {detector!r} (have {', '.join(DETECTORS)})")
         pattern, check = DETECTORS[detector]
+        literals, rough = LITERALS.get(detector, ()), ROUGH.get(detector)
+    # A dropped key shows in the JSON text as "key": — its part before any wildcard is a plain substring.
+    literals += tuple('"' + re.split(r"[*?\[]", glob, maxsplit=1)[0] for glob in drop or ())
     try:
         compiled = re.compile(pattern) if pattern else None
     except re.error as exc:
@@ -122,7 +144,8 @@ def make_rule(name: str, *, drop: list[str] | None = None, pattern: str | None =
     drop_re = re.compile("|".join(fnmatch.translate(g) for g in drop)) if drop else None
     if compiled is None and drop_re is None:
         raise RedactionError(f"rule {name!r} neither drops keys nor masks a pattern")
-    return Rule(name, tuple(drop or ()), compiled, check, frozenset(projects) if projects else None, drop_re)
+    return Rule(name, tuple(drop or ()), compiled, check, frozenset(projects) if projects else None, drop_re,
+                literals, rough)
 
 
 def default_rules() -> list[Rule]:
@@ -201,10 +224,12 @@ class Redactor:
 _JSON_MAPS = ("attributes", "resource_attributes", "scope_attributes")  # attribute maps: keys may be dropped
 _JSON_LISTS = ("events", "links")  # lists of items, each with its own attribute map
 _STRINGS = ("name", "status_message", "session_id", "user_id", "agent_name", "tool_name", "error_type")
-
-
-def _glob_re2(glob: str) -> str:
-    return re.escape(glob).replace(r"\*", '[^"]*').replace(r"\?", '[^"]')
+_COLUMNS = (*_JSON_MAPS, *_JSON_LISTS, *_STRINGS)
+# Looked at row by row, joined; the resource's and the scope's attributes hold a few distinct values per export
+# and are looked at once per value. The normalised columns hold values taken from the attributes: a span
+# whose attributes hold nothing to mask has nothing there either.
+_BULK = ("attributes", "events", "links", "name", "status_message")
+_PER_VALUE = ("resource_attributes", "scope_attributes")
 
 
 class TableRedactor(Redactor):
@@ -212,35 +237,45 @@ class TableRedactor(Redactor):
 
     def __init__(self, rules: list[Rule]) -> None:
         super().__init__(rules)
-        globs = [g for r in self.drop_rules for g in r.drop]
-        self._key_prefilter = '"(?:' + "|".join(_glob_re2(g) for g in globs) + ')"\\s*:' if globs else None
-        self._text_prefilter = self.prefilter.pattern if self.prefilter is not None else None
+        # One pass each over the text. Arrow's regular expressions find a pattern that starts with a literal
+        # quickly (memchr); a plain substring search or an alternation of literals reads every byte.
+        literals = sorted({re.escape(lit) for r in rules for lit in r.literals})
+        roughs = sorted({r.rough for r in rules if r.rough})
+        # Patterns that do not start with a literal each read every byte: one combined pass for all of them.
+        self._passes = literals + (["|".join(f"(?:{p})" for p in roughs)] if roughs else [])
 
-    def _candidates(self, column: Any, keys: bool) -> Any:
-        import pyarrow.compute as pc
-
-        found = None
-        for pattern in (self._text_prefilter, self._key_prefilter if keys else None):
-            if pattern is None:
+    def _candidates(self, spans: Any) -> list[int]:
+        """The rows whose text could match a rule (a superset: ``LITERALS``, ``ROUGH``, drop-key prefixes)."""
+        bulk = pc.binary_join_element_wise(*[pc.fill_null(spans.column(n), "") for n in _BULK], "\n")
+        found = self._matches(bulk, one_pass=False)
+        for name in _PER_VALUE:
+            column = spans.column(name)
+            if column.null_count == len(column):
                 continue
-            hit = pc.fill_null(pc.match_substring_regex(column, pattern), False)
-            found = hit if found is None else pc.or_(found, hit)
+            encoded = pc.dictionary_encode(column.combine_chunks())
+            found = pc.or_(found, pc.fill_null(pc.take(self._matches(encoded.dictionary, one_pass=True),
+                                                       encoded.indices), False))
+        return pc.indices_nonzero(found).to_pylist()
+
+    def _matches(self, text: Any, one_pass: bool) -> Any:
+        """Which values could match: one combined pattern (few values: each call's fixed cost dominates), or a
+        pass per pattern (long texts: a pattern starting with a literal is found by memchr)."""
+        patterns = ["|".join(f"(?:{p})" for p in self._passes)] if one_pass else self._passes
+        found = pc.fill_null(pc.match_substring_regex(text, patterns[0]), False)
+        for pattern in patterns[1:]:
+            found = pc.or_(found, pc.fill_null(pc.match_substring_regex(text, pattern), False))
         return found
 
     def table(self, spans: Any) -> tuple[Any, Counter[str]]:
         """``spans`` with the rules applied, and per rule the number of spans it changed."""
-        import orjson
-        import pyarrow as pa
-        import pyarrow.compute as pc
 
-        rows: dict[int, dict[str, Any]] = {}  # span → column → new value
-        for name in (*_JSON_MAPS, *_JSON_LISTS, *_STRINGS):
-            column = spans.column(name)
-            found = self._candidates(column, keys=name in _JSON_MAPS or name in _JSON_LISTS)
-            if found is None or not pc.any(found).as_py():
-                continue
-            for i in pc.indices_nonzero(found).to_pylist():
-                rows.setdefault(i, {})[name] = column[i].as_py()
+        rows: dict[int, dict[str, Any]] = {}  # span → column → its value
+        at = self._candidates(spans)
+        if at:
+            taken = pa.array(at, pa.int64())
+            columns = {name: spans.column(name).take(taken).to_pylist() for name in _COLUMNS}
+            for k, i in enumerate(at):
+                rows[i] = {name: values[k] for name, values in columns.items() if values[k] is not None}
         total: Counter[str] = Counter()
         if not rows:
             return spans, total
@@ -286,9 +321,6 @@ class TableRedactor(Redactor):
 
 def _refresh_retrieval(spans: Any, rows: set[int]) -> Any:
     """Retrieval records of changed retrieval steps, read again from their redacted attributes and events."""
-    import orjson
-    import pyarrow as pa
-
     from trajscope.analysis import retrieval
     from trajscope.storage.schema import RETRIEVAL
 
