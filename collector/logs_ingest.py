@@ -16,11 +16,12 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
+from trajscope.collector import redaction
 from trajscope.collector.ack_log import AckLog
 from trajscope.collector.otlp_logs import decode_logs
 from trajscope.collector.pipeline import ExportOutcome, Overloaded, Unavailable
@@ -55,6 +56,7 @@ class LogStats:
     invalid_requests: int = 0
     overloaded: int = 0
     write_retries: int = 0
+    redactions: dict[str, int] = field(default_factory=dict)  # records changed per redaction rule
 
 
 class LogsIngest:
@@ -111,7 +113,10 @@ class LogsIngest:
                 segment = await asyncio.wrap_future(self._ack_log.append(project, body))
             except Exception as exc:
                 raise Unavailable(f"cannot make the export durable: {exc}") from exc
-            await loop.run_in_executor(None, self._write, decoded.table, segment)
+            records, found = await loop.run_in_executor(None, redaction.redacted, decoded.table, redaction.LOGS)
+            for rule, count in found.items():
+                self.stats.redactions[rule] = self.stats.redactions.get(rule, 0) + count
+            await loop.run_in_executor(None, self._write, records, segment)
             self.stats.records_accepted += decoded.accepted
         return ExportOutcome(decoded.accepted, decoded.rejected, decoded.error_message)
 
@@ -137,7 +142,7 @@ class LogsIngest:
             except InvalidRequest as exc:  # it decoded when acknowledged: keep it for an operator
                 self._ack_log.quarantine(project, body, exc)
                 continue
-            stored += self._store.write_logs(decoded.table)
+            stored += self._store.write_logs(redaction.redacted(decoded.table, redaction.LOGS)[0])
         if exports:
             self._store.checkpoint()
             if progress:

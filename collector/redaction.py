@@ -20,9 +20,10 @@ length and the class of each character — letters become ``x``, digits ``0``, t
 sizes survive for debugging, the value does not.
 
 What is read: every string inside the attributes, events, links and resource and scope attributes (keys
-included for drops), the span name, status message and the normalised string columns. A span changed by a
-rule carries ``trajscope.redacted`` (the rule names) among its attributes. Spans are found cheaply first: only
-those whose text matches a rule's prefilter are parsed.
+included for drops), the span name, status message and the normalised string columns; for OTLP log records
+the body, attributes, event name and resource attributes (``LOGS``). A row changed by a rule carries
+``trajscope.redacted`` (the rule names) among its attributes. Rows are found cheaply first: only those whose
+text a rule's prefilter finds are parsed.
 """
 
 from __future__ import annotations
@@ -220,16 +221,33 @@ class Redactor:
         return False
 
 
-# -- decoded spans --------------------------------------------------------------------------------------
-_JSON_MAPS = ("attributes", "resource_attributes", "scope_attributes")  # attribute maps: keys may be dropped
-_JSON_LISTS = ("events", "links")  # lists of items, each with its own attribute map
-_STRINGS = ("name", "status_message", "session_id", "user_id", "agent_name", "tool_name", "error_type")
-_COLUMNS = (*_JSON_MAPS, *_JSON_LISTS, *_STRINGS)
-# Looked at row by row, joined; the resource's and the scope's attributes hold a few distinct values per export
-# and are looked at once per value. The normalised columns hold values taken from the attributes: a span
-# whose attributes hold nothing to mask has nothing there either.
-_BULK = ("attributes", "events", "links", "name", "status_message")
-_PER_VALUE = ("resource_attributes", "scope_attributes")
+# -- decoded spans and log records --------------------------------------------------------------------
+@dataclass(frozen=True)
+class Layout:
+    """Where a decoded table keeps text: attribute maps (keys may be dropped), lists of items with attribute
+    maps (events, links), whole JSON values (a log body), plain strings. ``bulk`` columns are looked at row by
+    row, joined; ``per_value`` ones (the resource's and the scope's attributes: a few distinct values per
+    export) once per distinct value. Normalised columns hold values taken from the attributes: a row whose
+    attributes hold nothing to mask has nothing there either, so they are masked but not looked at first."""
+    maps: tuple[str, ...]
+    lists: tuple[str, ...]
+    values: tuple[str, ...]
+    strings: tuple[str, ...]
+    bulk: tuple[str, ...]
+    per_value: tuple[str, ...]
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return (*self.maps, *self.lists, *self.values, *self.strings)
+
+
+SPANS = Layout(maps=("attributes", "resource_attributes", "scope_attributes"), lists=("events", "links"), values=(),
+               strings=("name", "status_message", "session_id", "user_id", "agent_name", "tool_name", "error_type"),
+               bulk=("attributes", "events", "links", "name", "status_message"),
+               per_value=("resource_attributes", "scope_attributes"))
+LOGS = Layout(maps=("attributes", "resource_attributes"), lists=(), values=("body",),
+              strings=("event_name", "severity_text"), bulk=("attributes", "body", "event_name", "severity_text"),
+              per_value=("resource_attributes",))
 
 
 class TableRedactor(Redactor):
@@ -244,11 +262,11 @@ class TableRedactor(Redactor):
         # Patterns that do not start with a literal each read every byte: one combined pass for all of them.
         self._passes = literals + (["|".join(f"(?:{p})" for p in roughs)] if roughs else [])
 
-    def _candidates(self, spans: Any) -> list[int]:
+    def _candidates(self, spans: Any, layout: Layout) -> list[int]:
         """The rows whose text could match a rule (a superset: ``LITERALS``, ``ROUGH``, drop-key prefixes)."""
-        bulk = pc.binary_join_element_wise(*[pc.fill_null(spans.column(n), "") for n in _BULK], "\n")
+        bulk = pc.binary_join_element_wise(*[pc.fill_null(spans.column(n), "") for n in layout.bulk], "\n")
         found = self._matches(bulk, one_pass=False)
-        for name in _PER_VALUE:
+        for name in layout.per_value:
             column = spans.column(name)
             if column.null_count == len(column):
                 continue
@@ -266,14 +284,13 @@ class TableRedactor(Redactor):
             found = pc.or_(found, pc.fill_null(pc.match_substring_regex(text, pattern), False))
         return found
 
-    def table(self, spans: Any) -> tuple[Any, Counter[str]]:
-        """``spans`` with the rules applied, and per rule the number of spans it changed."""
-
-        rows: dict[int, dict[str, Any]] = {}  # span → column → its value
-        at = self._candidates(spans)
+    def table(self, spans: Any, layout: Layout = SPANS) -> tuple[Any, Counter[str]]:
+        """``spans`` (or log records, with ``LOGS``) with the rules applied, and per rule the rows it changed."""
+        rows: dict[int, dict[str, Any]] = {}  # row → column → its value
+        at = self._candidates(spans, layout)
         if at:
             taken = pa.array(at, pa.int64())
-            columns = {name: spans.column(name).take(taken).to_pylist() for name in _COLUMNS}
+            columns = {name: spans.column(name).take(taken).to_pylist() for name in layout.columns}
             for k, i in enumerate(at):
                 rows[i] = {name: values[k] for name, values in columns.items() if values[k] is not None}
         total: Counter[str] = Counter()
@@ -284,10 +301,12 @@ class TableRedactor(Redactor):
         for i, values in rows.items():
             project, hits = projects[i].as_py(), Counter()
             for name, value in values.items():
-                if name in _STRINGS:
+                if name in layout.strings:
                     new = self.string(value, project, hits)
-                elif name in _JSON_MAPS:
+                elif name in layout.maps:
                     new = orjson.dumps(self._map(orjson.loads(value), project, hits)).decode()
+                elif name in layout.values:
+                    new = orjson.dumps(self.tree(orjson.loads(value), project, hits)).decode()
                 else:
                     new = orjson.dumps([{**item, "attributes": self._map(item.get("attributes") or {}, project, hits),
                                          **({"name": self.string(item["name"], project, hits)} if "name" in item
@@ -306,7 +325,7 @@ class TableRedactor(Redactor):
             mask_ = pa.array([i in updates for i in range(spans.num_rows)])
             replacements = pa.array([updates[i] for i in sorted(updates)], column.type)
             spans = spans.set_column(at, name, pc.replace_with_mask(column, mask_, replacements))
-        if total:
+        if total and "retrieval" in spans.column_names:
             spans = _refresh_retrieval(spans, set(i for updates in changed.values() for i in updates))
         return spans, total
 
@@ -343,11 +362,12 @@ def _refresh_retrieval(spans: Any, rows: set[int]) -> Any:
 _active: TableRedactor | None = None
 
 
-def redacted(table: Any) -> tuple[Any, dict[str, int]]:
-    """A decoded span table with this process's rules applied (``configure``), and the spans each rule changed."""
+def redacted(table: Any, layout: Layout = SPANS) -> tuple[Any, dict[str, int]]:
+    """A decoded table (spans, or log records with ``LOGS``) with this process's rules applied (``configure``),
+    and the rows each rule changed."""
     if _active is None or table.num_rows == 0:
         return table, {}
-    table, hits = _active.table(table)
+    table, hits = _active.table(table, layout)
     return table, dict(hits)
 
 

@@ -51,8 +51,10 @@ def collect(out: Exposition, parts: ServerParts) -> None:
     out.counter("trajscope_log_records_accepted_total", parts.logs.stats.records_accepted, "OTLP log records stored")
     out.counter("trajscope_log_records_refused_total", parts.logs.stats.records_rejected,
                 "OTLP log records refused through partial success")
-    for rule, spans in sorted(p.redactions.items()):
-        out.counter("trajscope_redactions_total", spans, "spans a redaction rule changed before storage", rule=rule)
+    for signal, found in (("traces", p.redactions), ("logs", parts.logs.stats.redactions)):
+        for rule, count in sorted(found.items()):
+            out.counter("trajscope_redactions_total", count, "spans or log records a redaction rule changed before "
+                        "storage", rule=rule, signal=signal)
     out.counter("trajscope_spans_written_total", w.spans_written, "spans loaded into the store")
     out.counter("trajscope_spans_duplicate_total", w.spans_duplicate, "spans loaded again and skipped (retries)")
     out.counter("trajscope_loads_total", w.loads, "loads into the store")

@@ -37,6 +37,14 @@ def test_rules_apply_before_storage_on_every_path(tmp_path):
         answer = httpx.post(srv.otlp_http, content=json.dumps(doc), headers={"Content-Type": "application/json"},
                             timeout=30)
         assert answer.status_code == 200
+        from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+        logs = ExportLogsServiceRequest()
+        record = logs.resource_logs.add().scope_logs.add().log_records.add(time_unix_nano=5, event_name="note")
+        record.body.string_value = f"customer {EMAIL} called"
+        sent = httpx.post(f"http://127.0.0.1:{srv.http_port}/v1/logs", content=logs.SerializeToString(),
+                          headers={"Content-Type": "application/x-protobuf"}, timeout=30)
+        assert sent.status_code == 200
         rows = wait_for(lambda: (r := httpx.post(f"{srv.api}/api/v1/sql", timeout=30, json={
             "sql": "SELECT name, user_id, attributes FROM spans ORDER BY name"}).json()["rows"]) and len(r) == 2
             and r)
@@ -49,13 +57,19 @@ def test_rules_apply_before_storage_on_every_path(tmp_path):
             "xxxx.xxx@xxxxxxx.xxx"
         assert grpc_attrs["trajscope.redacted"] == ["email", "no-prompts"]
         assert json_attrs["note"] == "card 0000 0000 0000 0000" and json_attrs["trajscope.redacted"] == ["card"]
-        for raw in ("jane.roe", "4111"):  # in no column of any span, whole rows cast to text
-            found = httpx.post(f"{srv.api}/api/v1/sql", timeout=30, json={
-                "sql": f"SELECT count(*) AS n FROM spans s WHERE CAST(s AS VARCHAR) LIKE '%{raw}%'"}).json()
-            assert found["rows"] == [{"n": 0}], raw
+        for table in ("spans", "log_records"):  # in no column of any row, whole rows cast to text
+            for raw in ("jane.roe", "4111"):
+                found = httpx.post(f"{srv.api}/api/v1/sql", timeout=30, json={
+                    "sql": f"SELECT count(*) AS n FROM {table} s WHERE CAST(s AS VARCHAR) LIKE '%{raw}%'"}).json()
+                assert found["rows"] == [{"n": 0}], (table, raw)
+        (body,) = httpx.post(f"{srv.api}/api/v1/sql", timeout=30, json={
+            "sql": "SELECT body FROM log_records"}).json()["rows"]
+        assert "customer xxxx.xxx@xxxxxxx.xxx called" in str(body["body"])
         metrics = httpx.get(f"{srv.api}/metrics", timeout=30).text
-        counted = {line.split('rule="')[1].split('"')[0]: float(line.split()[-1]) for line in metrics.splitlines()
+        counted = {(line.split('rule="')[1].split('"')[0], line.split('signal="')[1].split('"')[0]):
+                   float(line.split()[-1]) for line in metrics.splitlines()
                    if line.startswith("trajscope_redactions_total")}
-        assert counted == {"card": 1.0, "email": 1.0, "no-prompts": 1.0}
+        assert counted == {("card", "traces"): 1.0, ("email", "traces"): 1.0, ("no-prompts", "traces"): 1.0,
+                           ("email", "logs"): 1.0}
     finally:
         srv.stop()
