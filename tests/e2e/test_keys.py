@@ -180,3 +180,12 @@ def test_retention_deletes_old_traces_on_its_schedule(tmp_path):
         assert runs and sum(a["traces"] for a in runs) == 1
     finally:
         srv.stop()
+
+
+def test_the_polars_client_with_a_key_for_one_project(keyed):
+    from trajscope.client import Client
+
+    srv, _, keys = keyed
+    with Client(srv.api, keys["shop_read"]) as client:
+        assert set(client.traces()["project"].to_list()) == {"shop"}
+        assert set(client.sql("SELECT DISTINCT project FROM traces")["project"].to_list()) == {"shop"}
