@@ -328,3 +328,47 @@ def test_a_retrieval_step_lists_its_documents_by_rank_and_loads_the_whole_conten
     assert content.inner_text().strip() == whole.strip()
     assert "physics.pdf" in items.nth(1).inner_text()
     page.screenshot(path=str(ARTIFACTS / "step-documents.png"))
+
+
+def test_a_key_for_one_project_sees_only_that_project_in_every_view(browser, tmp_path):
+    from tests.otlp_builders import make_request, make_span
+
+    keys_file = tmp_path / "keys.toml"
+
+    def add(scopes: str, projects: str, name: str) -> str:
+        return run_cli("keys", "add", "--keys-file", str(keys_file), "--scopes", scopes, "--projects", projects,
+                       "--name", name, check=True).stdout.strip().splitlines()[-1]
+
+    admin, reader = add("admin", "*", "admin"), add("read", "shop", "shop-read")
+    srv = make_server(tmp_path, "--keys-file", str(keys_file))
+    srv.start()
+    try:
+        run_cli("demo", "--endpoint", f"http://127.0.0.1:{srv.http_port}", "--sessions", "4", "--seed", "2",
+                "--project", "shop", "--api-key", admin, check=True)
+        secret = make_span("invoke_agent lab-secret-run", attrs={"gen_ai.agent.name": "lab-secret-agent"})
+        body = make_request([secret], resource={"service.name": "lab-svc", "trajscope.project": "lab"})
+        httpx.post(srv.otlp_http, content=body.SerializeToString(),
+                   headers={"Content-Type": "application/x-protobuf", "Authorization": f"Bearer {admin}"}, timeout=30)
+        context = browser.new_context(viewport={"width": 1400, "height": 900})
+        context.add_init_script(f"localStorage.setItem('trajscope-api-key', {reader!r})")
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        for view, ready in (("#/", ".run-row, tr"), ("#/overview", ".chart svg"), ("#/sql", "#sql-editor")):
+            page.goto(f"{srv.api}/{view}")
+            page.wait_for_selector(ready)
+            page.wait_for_timeout(300)
+            text = page.inner_text("body")
+            assert "lab-secret" not in text and "lab-svc" not in text, view
+            if view == "#/":
+                assert "invoke_agent" in text  # the project's own runs are listed
+        page.goto(f"{srv.api}/#/sql")
+        page.wait_for_selector("#schema details")  # the column list: names and types, no rows
+        page.locator("#sql-editor").fill("SELECT DISTINCT project FROM traces")
+        page.locator("#sql-run").click()
+        page.wait_for_selector("#sql-results tbody tr")
+        assert [c.inner_text() for c in page.locator("#sql-results tbody td").all()] == ["shop"]
+        assert errors == []
+        context.close()
+    finally:
+        srv.stop()
