@@ -2,9 +2,9 @@
 
 Every data route takes ``project``: a scoped key's request gets its one project filled in, or must name one
 of its projects (400 when it names none and the key has several; 403 when it names another). Analyst SQL
-runs over the key's projects' rows only (``query.scoped_sql``); the routes that read across projects (alert
-rules, server metrics) are refused to scoped keys. Keys for all projects (and the single ``--api-key``)
-pass unchanged.
+runs over the key's projects' rows only (``query.scoped_sql``), the alert rules listed are those of the key's
+projects; the routes that read across projects (server metrics, repricing) are refused to scoped keys. Keys
+for all projects (and the single ``--api-key``) pass unchanged.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from trajscope.collector.auth import Access, Grant, key_from_headers
 from trajscope.query.errors import ErrorCode, error_response
 
 # Routes that read across projects, refused to a key limited to some.
-CROSS_PROJECT = frozenset({"/api/v1/alerts", "/metrics", "/api/v1/reprice"})
-# Routes that take the key's projects as they are (analyst SQL: query.scoped_sql).
-SCOPED_BY_ROUTE = frozenset({"/api/v1/sql", "/api/v1/delete"})
+CROSS_PROJECT = frozenset({"/metrics", "/api/v1/reprice"})
+# Routes that take the key's projects as they are (analyst SQL: query.scoped_sql; deletions; alert rules).
+SCOPED_BY_ROUTE = frozenset({"/api/v1/sql", "/api/v1/delete", "/api/v1/alerts"})
 # Routes that read no project's data (the web UI's files, health, the price table).
 NO_DATA = ("/ui/", "/docs", "/openapi.json", "/api/v1/health", "/api/v1/prices")
 ADMIN = frozenset({("POST", "/api/v1/reprice"), ("POST", "/api/v1/delete")})

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -34,11 +34,14 @@ def add_server_routes(app: FastAPI, state: AppState, guarded: list) -> None:
                 "ingest": state.ingest_stats()}
 
     @app.get("/api/v1/alerts", tags=["alerts"], dependencies=guarded)
-    def alerts() -> Any:
+    def alerts(request: Request) -> Any:
         """Each rule of the server's `--alerts` file with its state: pending, ok, firing (since when, the
-        observed value and details) or error."""
+        observed value and details) or error. A key limited to some projects sees the rules of those projects
+        only (a rule without a project reads them all)."""
         monitor = state.alerts
         if monitor is None:
             return OrjsonResponse({"configured": False, "alerts": []})
+        projects = getattr(request.state, "projects", None)
+        rules = [s for s in monitor.states() if projects is None or s["project"] in projects]
         return OrjsonResponse({"configured": True, "interval_s": monitor.config.interval_s,
-                               "webhook": monitor.config.webhook is not None, "alerts": monitor.states()})
+                               "webhook": monitor.config.webhook is not None, "alerts": rules})

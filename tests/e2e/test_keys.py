@@ -105,8 +105,8 @@ def test_a_read_key_sees_only_its_projects(keyed):
 
     assert {r["project"] for r in sql("SELECT DISTINCT project FROM spans").json()["rows"]} == {"shop"}
     assert sql("SELECT count(*) FROM main.spans").status_code == 400  # forbidden: reaches past the scope
-    alerts = _get(srv, "/api/v1/alerts", keys["shop_read"])
-    assert alerts.status_code == 403 and "across projects" in alerts.json()["error"]["message"]
+    metrics = _get(srv, "/metrics", keys["shop_read"])
+    assert metrics.status_code == 403 and "across projects" in metrics.json()["error"]["message"]
     # A key for two projects names the one it reads.
     assert _get(srv, "/api/v1/traces", keys["both_read"]).status_code == 400
     assert {t["project"] for t in _get(srv, "/api/v1/traces", keys["both_read"], project="lab").json()["traces"]} \

@@ -14,6 +14,7 @@ from tests.otlp_builders import make_span
 from tests.storage.conftest import table_of
 from trajscope.collector.auth import Access
 from trajscope.collector.keyring import Keyring, new_key, write_keys
+from trajscope.query.alerting import AlertConfig, AlertMonitor, Rule
 from trajscope.query.api import AppState, create_app
 from trajscope.storage.duckdb_store import DuckDBStore
 
@@ -49,7 +50,12 @@ def world(tmp_path_factory):
     state = AppState(store)
     state.access = Access(None, Keyring(keys_file))
     state.ready = True
-    markers = {beta[0].trace_id.hex(), *(s.span_id.hex() for s in beta), "beta-agent", "beta-session", "beta-user",
+    # Alert rules of each project and one over all of them (evaluated, not started).
+    rules = tuple(Rule(f"{p or 'all'}-spend", "cost_budget", 1.0, 3600.0, project=p) for p in ("alpha", "beta", None))
+    state.alerts = AlertMonitor(store, AlertConfig(rules))
+    state.alerts.evaluate_all()
+    markers = {"beta-spend", "all-spend",
+               beta[0].trace_id.hex(), *(s.span_id.hex() for s in beta), "beta-agent", "beta-session", "beta-user",
                "beta-model", "beta-index", "beta-doc", "beta-guard", "beta-svc", "beta secret prompt", "777.77",
                '"beta"'}
     ids = {"trace_id": beta[0].trace_id.hex(), "span_id": beta[2].span_id.hex(), "session_id": "beta-session"}
@@ -57,7 +63,8 @@ def world(tmp_path_factory):
     api = TestClient(create_app(state))
     # The markers are there to be found: a key for every project sees beta's run, its cost and its documents.
     everyone = {"Authorization": f"Bearer {all_secret}"}
-    for url in ("/api/v1/traces", f"/api/v1/traces/{ids['trace_id']}/trajectory", "/api/v1/stats/usage?group_by=agent"):
+    for url in ("/api/v1/traces", f"/api/v1/traces/{ids['trace_id']}/trajectory", "/api/v1/stats/usage?group_by=agent",
+                "/api/v1/alerts"):
         assert _leaks(api.get(url, headers=everyone).text, markers), url
     yield api, {"Authorization": f"Bearer {secret}"}, markers, ids, own
     store.close()
@@ -118,3 +125,8 @@ def test_sql_over_every_view_sees_alpha_only(world, sql):
     answer = api.post("/api/v1/sql", headers=auth, json={"sql": sql})
     assert answer.status_code == 200, answer.text
     assert not _leaks(answer.text, markers)
+
+
+def test_alert_rules_of_the_keys_projects_only(world):
+    api, auth, _, _, _ = world
+    assert [a["name"] for a in api.get("/api/v1/alerts", headers=auth).json()["alerts"]] == ["alpha-spend"]
