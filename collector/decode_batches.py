@@ -27,10 +27,11 @@ from google.protobuf.message import DecodeError
 
 from trajscope.collector.ingest_proto import RawSpansRequest
 
-# A group's concatenated bodies stay under this (~4,400 spans of ~700 wire bytes): the fixed cost of a job
-# is mostly shared by then, and the last job of a burst, decoded after the last acknowledgement, stays short
-# (a larger bound measured slower end-to-end: docs/performance.md).
-MAX_GROUP_BYTES = 3 << 20
+# A group's concatenated bodies stay under this (~3,000 spans of ~700 wire bytes): the fixed cost of a job
+# is mostly shared by then, the last job of a burst, decoded after the last acknowledgement, stays short, and
+# the decode worker's working set (what it keeps of its peak) stays small. Larger bounds measured slower
+# end-to-end or bigger, smaller ones slower (docs/performance.md).
+MAX_GROUP_BYTES = 2 << 20
 
 
 @dataclass(frozen=True)
