@@ -46,10 +46,15 @@ INDEX_KEYS = ("gen_ai.data_source.id", "db.collection.name", "db.qdrant.collecti
 RETRIEVAL_CATEGORIES = frozenset({"retriever", "reranker"})
 
 
+def has_result_events(event_names: Any) -> bool:
+    """Whether a span's events include a vector store's per-result ones."""
+    return any(name in _RESULT_EVENTS for name in event_names)
+
+
 def is_candidate(category: str, event_names: Any) -> bool:
     """Whether a span may describe a retrieval, from what both decoders know cheaply: its category (the
     dialect tables make retriever, reranker and vector-store query spans so) or a result event."""
-    return category in RETRIEVAL_CATEGORIES or any(name in _RESULT_EVENTS for name in event_names)
+    return category in RETRIEVAL_CATEGORIES or has_result_events(event_names)
 
 
 def retrieval(attrs: dict[str, Any], events: list[dict[str, Any]] | None, category: str,
@@ -132,6 +137,12 @@ def _ids_from_output(documents: list[dict[str, Any]], output: Any) -> None:
     for doc, item in zip(documents, listed, strict=True):
         if doc["id"] is None and isinstance(item, dict) and item.get("id") is not None:
             doc["id"] = str(item["id"])
+
+
+def stored_record(attributes: str, events: str | None, category: str, name: str) -> dict[str, Any] | None:
+    """The ``spans.retrieval`` value of a stored span, from its attributes and events as stored (JSON text)."""
+    step = retrieval(orjson.loads(attributes), orjson.loads(events) if events else None, category, name)
+    return stored(step) if step else None
 
 
 def _said_retrieval(attrs: dict[str, Any]) -> bool:

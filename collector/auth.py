@@ -20,13 +20,6 @@ def key_from_headers(authorization: str | None, x_api_key: str | None) -> str | 
     return x_api_key
 
 
-def is_authorised(expected: str | None, presented: str | None) -> bool:
-    """True when no key is configured, or the presented one matches (in constant time)."""
-    if not expected:
-        return True
-    return presented is not None and hmac.compare_digest(expected.encode(), presented.encode())
-
-
 @dataclass(frozen=True)
 class Grant:
     """What one request may do: its key's name (for messages, never the key) and projects (None: all)."""
@@ -61,7 +54,7 @@ class Access:
         the scope)."""
         if self.open:
             return OPEN
-        if self.api_key is not None and presented is not None and hmac.compare_digest(
+        if self.api_key is not None and presented is not None and hmac.compare_digest(  # constant time
                 self.api_key.encode(), presented.encode()):
             return Grant("api-key")
         key = self.keyring.authenticate(presented) if self.keyring is not None else None

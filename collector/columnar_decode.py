@@ -259,7 +259,7 @@ def _decode(request: Any, default_project: str) -> DecodedBatch:
     steps: list[dict[str, Any] | None] = [None] * n
     kinds = retrieval.RETRIEVAL_CATEGORIES
     steps_at = {s for s, kind in enumerate(category) if kind in kinds}
-    steps_at.update(s for s, items in events.items() if retrieval.is_candidate("", (e.get("name") for e in items)))
+    steps_at.update(s for s, items in events.items() if retrieval.has_result_events(e.get("name") for e in items))
     if steps_at:
         at = sorted(steps_at)
         taken = pa.array(at, pa.int64())

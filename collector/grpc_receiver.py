@@ -17,7 +17,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from trajscope.collector.auth import UNAUTHENTICATED, Access, key_from_headers
 from trajscope.collector.otlp_logs import logs_response
 from trajscope.collector.pipeline import IngestPipeline, InvalidRequest, Overloaded, Unavailable
-from trajscope.collector.project_access import default_project, merge, restrict
+from trajscope.collector.project_access import admit, merge
 
 if TYPE_CHECKING:
     from trajscope.collector.logs_ingest import LogsIngest
@@ -54,8 +54,7 @@ def _handler(service: str, signal: str, export_fn, response_of, access: Access) 
         if isinstance(grant, str):
             await context.abort(grpc.StatusCode.UNAUTHENTICATED if grant == UNAUTHENTICATED
                                 else grpc.StatusCode.PERMISSION_DENIED, grant)
-        project = default_project(grant, metadata.get(PROJECT_METADATA))
-        restricted = restrict(request, "protobuf", signal, grant, project)
+        project, restricted = admit(grant, metadata.get(PROJECT_METADATA), request, "protobuf", signal)
         try:
             outcome = await export_fn(restricted.body, "protobuf", project)
         except InvalidRequest as exc:

@@ -24,7 +24,7 @@ from trajscope.collector.grpc_receiver import MAX_MESSAGE_BYTES, PROJECT_METADAT
 from trajscope.collector.logs_ingest import LogsIngest
 from trajscope.collector.otlp_logs import logs_response
 from trajscope.collector.pipeline import Encoding, IngestPipeline, InvalidRequest, Overloaded, Unavailable
-from trajscope.collector.project_access import default_project, merge, restrict
+from trajscope.collector.project_access import admit, merge
 
 log = logging.getLogger(__name__)
 
@@ -104,8 +104,7 @@ def build_http_app(pipeline: IngestPipeline, access: Access, logs: LogsIngest | 
                 body = inflate(await read_body(request), request.headers.get("content-encoding", ""))
             except BodyError as exc:
                 return _error(encoding, exc.status, code_pb2.INVALID_ARGUMENT, str(exc))
-            project = default_project(grant, request.headers.get(PROJECT_METADATA))
-            restricted = restrict(body, encoding, signal, grant, project)
+            project, restricted = admit(grant, request.headers.get(PROJECT_METADATA), body, encoding, signal)
             try:
                 outcome = await export(restricted.body, encoding, project)
             except InvalidRequest as exc:

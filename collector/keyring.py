@@ -66,14 +66,6 @@ class Key:
         """Whether the key has ``scope``; ``admin`` holds every scope."""
         return scope in self.scopes or "admin" in self.scopes
 
-    def reads(self, project: str) -> bool:
-        return self.all_projects or project in self.projects
-
-    @property
-    def only_project(self) -> str | None:
-        """The one project the key names, if it names exactly one."""
-        return next(iter(self.projects)) if len(self.projects) == 1 and not self.all_projects else None
-
 
 def _digest(salt: str, secret: str) -> str:
     return hashlib.sha256(bytes.fromhex(salt) + secret.encode()).hexdigest()
@@ -188,8 +180,3 @@ class Keyring:
         if key is None or key.revoked or not secret:
             return None
         return key if hmac.compare_digest(_digest(key.salt, secret), key.digest) else None
-
-    @property
-    def active(self) -> int:
-        self._refresh()
-        return sum(not k.revoked for k in self._keys.values())

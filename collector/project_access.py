@@ -9,7 +9,6 @@ Only exports under a key limited to some projects are parsed here.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import orjson
 from google.protobuf.message import DecodeError
@@ -18,6 +17,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from trajscope.collector.auth import Grant
 from trajscope.collector.dialects import PROJECT_RESOURCE_KEYS
+from trajscope.collector.span_parts import project_of
 
 # signal → (protobuf request, its resource field, the same in OTLP/JSON, the items field, the items per scope)
 _SIGNALS = {
@@ -38,6 +38,14 @@ def default_project(grant: Grant, header: str | None) -> str:
     return grant.only_project or header or "default"
 
 
+def admit(grant: Grant, header_project: str | None, body: bytes, encoding: str,
+          signal: str) -> tuple[str, Restricted]:
+    """What an export under ``grant`` writes, for both receivers: its default project, and its body without
+    the resources the key may not write."""
+    project = default_project(grant, header_project)
+    return project, restrict(body, encoding, signal, grant, project)
+
+
 def restrict(body: bytes, encoding: str, signal: str, grant: Grant, default: str) -> Restricted:
     """``body`` without the resources of projects ``grant`` does not allow; bodies that do not parse are left
     for the decoder to refuse as it always does."""
@@ -52,7 +60,7 @@ def restrict(body: bytes, encoding: str, signal: str, grant: Grant, default: str
         return Restricted(body, 0, "")
     kept, refused, projects = [], 0, set()
     for resource in getattr(request, field):
-        project = _project_of({kv.key: kv.value.string_value for kv in resource.resource.attributes
+        project = project_of({kv.key: kv.value.string_value for kv in resource.resource.attributes
                                if kv.key in PROJECT_RESOURCE_KEYS}, default)
         if grant.allows(project):
             kept.append(resource)
@@ -78,7 +86,7 @@ def _restrict_json(body: bytes, signal: str, grant: Grant, default: str) -> Rest
     for resource in doc[field]:
         attrs = ((resource or {}).get("resource") or {}).get("attributes") or []
         named = {a.get("key"): (a.get("value") or {}).get("stringValue", "") for a in attrs if isinstance(a, dict)}
-        project = _project_of(named, default)
+        project = project_of(named, default)
         if grant.allows(project):
             kept.append(resource)
         else:
@@ -89,14 +97,6 @@ def _restrict_json(body: bytes, signal: str, grant: Grant, default: str) -> Rest
         return Restricted(body, 0, "")
     doc[field] = kept
     return Restricted(orjson.dumps(doc), refused, _message(grant, projects, refused))
-
-
-def _project_of(named: dict[str, Any], default: str) -> str:
-    for key in PROJECT_RESOURCE_KEYS:
-        value = named.get(key)
-        if isinstance(value, str) and value:
-            return value
-    return default
 
 
 def _message(grant: Grant, projects: set[str], refused: int) -> str:

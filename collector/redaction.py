@@ -41,6 +41,9 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from trajscope.analysis import retrieval
+from trajscope.storage.schema import RETRIEVAL
+
 REDACTED_KEY = "trajscope.redacted"
 
 
@@ -177,13 +180,13 @@ def load_rules(source: str | Path) -> list[Rule]:
     return rules
 
 
-class Redactor:
-    """Applies rules to one value tree (parsed JSON) or one string; counts what each rule changed."""
+class _Values:
+    """Applies rules to parsed values: strings masked, attribute keys dropped; counts what each rule changed."""
 
     def __init__(self, rules: list[Rule]) -> None:
         self.rules = rules
         masks = [r.pattern.pattern for r in rules if r.pattern is not None]
-        # A cheap first look at raw text: could anything in it be masked?
+        # A cheap first look at a string: could anything in it be masked?
         self.prefilter = re.compile("|".join(f"(?:{p})" for p in masks)) if masks else None
         self.drop_rules = [r for r in rules if r.drop]
 
@@ -198,20 +201,27 @@ class Redactor:
                     hits[rule.name] += 1
         return text
 
-    def tree(self, value: Any, project: str, hits: Counter[str], *, drop_keys: bool = False) -> Any:
-        """``value`` with dropped keys removed (top level of an attribute map, ``drop_keys``) and strings masked."""
+    def tree(self, value: Any, project: str, hits: Counter[str]) -> Any:
+        """``value`` with every string in it masked."""
         if isinstance(value, str):
             return self.string(value, project, hits)
         if isinstance(value, list):
             return [self.tree(v, project, hits) for v in value]
         if isinstance(value, dict):
-            out = {}
-            for key, item in value.items():
-                if drop_keys and self._dropped(key, project, hits):
-                    continue
-                out[key] = self.tree(item, project, hits, drop_keys=drop_keys and key == "attributes")
-            return out
+            return {key: self.tree(item, project, hits) for key, item in value.items()}
         return value
+
+    def attributes(self, attrs: dict[str, Any], project: str, hits: Counter[str]) -> dict[str, Any]:
+        """An attribute map without its dropped keys, its values masked."""
+        return {key: self.tree(value, project, hits) for key, value in attrs.items()
+                if not self._dropped(key, project, hits)}
+
+    def item(self, item: dict[str, Any], project: str, hits: Counter[str]) -> dict[str, Any]:
+        """An event or a link: its name masked, its attribute map as ``attributes``."""
+        out = {**item, "attributes": self.attributes(item.get("attributes") or {}, project, hits)}
+        if "name" in item:
+            out["name"] = self.string(item["name"], project, hits)
+        return out
 
     def _dropped(self, key: str, project: str, hits: Counter[str]) -> bool:
         for rule in self.drop_rules:
@@ -250,8 +260,8 @@ LOGS = Layout(maps=("attributes", "resource_attributes"), lists=(), values=("bod
               per_value=("resource_attributes",))
 
 
-class TableRedactor(Redactor):
-    """``Redactor`` over a decoded span table (``storage.schema.SPAN_SCHEMA``)."""
+class TableRedactor(_Values):
+    """The rules over a decoded table of spans (``SPANS``) or log records (``LOGS``)."""
 
     def __init__(self, rules: list[Rule]) -> None:
         super().__init__(rules)
@@ -304,14 +314,11 @@ class TableRedactor(Redactor):
                 if name in layout.strings:
                     new = self.string(value, project, hits)
                 elif name in layout.maps:
-                    new = orjson.dumps(self._map(orjson.loads(value), project, hits)).decode()
+                    new = orjson.dumps(self.attributes(orjson.loads(value), project, hits)).decode()
                 elif name in layout.values:
                     new = orjson.dumps(self.tree(orjson.loads(value), project, hits)).decode()
                 else:
-                    new = orjson.dumps([{**item, "attributes": self._map(item.get("attributes") or {}, project, hits),
-                                         **({"name": self.string(item["name"], project, hits)} if "name" in item
-                                            else {})}
-                                        for item in orjson.loads(value)]).decode()
+                    new = orjson.dumps([self.item(item, project, hits) for item in orjson.loads(value)]).decode()
                 if new != value:
                     changed.setdefault(name, {})[i] = new
             if hits:
@@ -329,33 +336,18 @@ class TableRedactor(Redactor):
             spans = _refresh_retrieval(spans, set(i for updates in changed.values() for i in updates))
         return spans, total
 
-    def _map(self, attrs: dict[str, Any], project: str, hits: Counter[str]) -> dict[str, Any]:
-        out = {}
-        for key, value in attrs.items():
-            if self._dropped(key, project, hits):
-                continue
-            out[key] = self.tree(value, project, hits)
-        return out
-
 
 def _refresh_retrieval(spans: Any, rows: set[int]) -> Any:
     """Retrieval records of changed retrieval steps, read again from their redacted attributes and events."""
-    from trajscope.analysis import retrieval
-    from trajscope.storage.schema import RETRIEVAL
 
     records = spans.column("retrieval")
-    steps = {i: records[i].as_py() for i in rows if records[i].is_valid}
+    steps = [i for i in rows if records[i].is_valid]
     if not steps:
         return spans
-    for i in steps:
-        events = spans.column("events")[i].as_py()
-        step = retrieval.retrieval(orjson.loads(spans.column("attributes")[i].as_py()),
-                                   orjson.loads(events) if events else None, spans.column("category")[i].as_py(),
-                                   spans.column("name")[i].as_py())
-        steps[i] = retrieval.stored(step) if step else None
     values = records.to_pylist()  # no masked replacement for struct columns in Arrow: rebuilt whole
-    for i, step in steps.items():
-        values[i] = step
+    for i in steps:
+        values[i] = retrieval.stored_record(spans.column("attributes")[i].as_py(), spans.column("events")[i].as_py(),
+                                            spans.column("category")[i].as_py(), spans.column("name")[i].as_py())
     return spans.set_column(spans.schema.get_field_index("retrieval"), "retrieval", pa.array(values, RETRIEVAL))
 
 
@@ -375,7 +367,3 @@ def configure(source: str | Path | None) -> None:
     """Use these rules in this process (the server and each decode worker); None: none."""
     global _active
     _active = TableRedactor(load_rules(source)) if source else None
-
-
-def active() -> TableRedactor | None:
-    return _active

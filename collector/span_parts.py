@@ -110,16 +110,19 @@ class ResourcePart(NamedTuple):
     schema_url: str | None
 
 
+def project_of(resource_attrs: dict[str, Any], default_project: str) -> str:
+    """The project a resource names (``PROJECT_RESOURCE_KEYS``, the first non-empty string), else the default."""
+    for key in PROJECT_RESOURCE_KEYS:
+        value = resource_attrs.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return default_project
+
+
 def resource_part(resource: Any, schema_url: str, default_project: str) -> ResourcePart:
     attrs = key_values(resource.attributes)
     service = attrs.get("service.name")
-    project = default_project
-    for key in PROJECT_RESOURCE_KEYS:
-        value = attrs.get(key)
-        if isinstance(value, str) and value:
-            project = value
-            break
-    return ResourcePart(project, service if isinstance(service, str) else None, dumps(attrs),
+    return ResourcePart(project_of(attrs, default_project), service if isinstance(service, str) else None, dumps(attrs),
                         resource.dropped_attributes_count, schema_url or None)
 
 

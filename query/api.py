@@ -3,20 +3,18 @@ reads), and the routes of each resource, one module each."""
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import Depends, FastAPI, Header, Request
+from fastapi import Depends, FastAPI, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from trajscope.collector.auth import UNAUTHENTICATED, key_from_headers
+from trajscope.collector.auth import UNAUTHENTICATED
 from trajscope.query.cost_api import add_cost_routes
 from trajscope.query.delete_api import add_delete_routes
 from trajscope.query.errors import ApiError, ErrorCode, install_error_handlers
 from trajscope.query.metrics_api import add_metrics_route
 from trajscope.query.observability import RequestObservation
 from trajscope.query.openapi import install_openapi
-from trajscope.query.project_scope import ProjectScope, scope_of
+from trajscope.query.project_scope import ProjectScope
 from trajscope.query.serialise import OrjsonResponse
 from trajscope.query.server_api import add_server_routes
 from trajscope.query.sessions_api import add_session_routes
@@ -40,18 +38,12 @@ def create_app(state: AppState) -> FastAPI:
 
     # Both dependencies run on the event loop: a plain `def` dependency is a hop to a worker thread and back
     # on every request (docs/performance.md).
-    async def authorised(
-        request: Request,
-        authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
-        x_api_key: Annotated[str | None, Header(include_in_schema=False)] = None,
-    ) -> None:
-        grant = state.access.check(key_from_headers(authorization, x_api_key),
-                                   scope_of(request.method, request.url.path))
+    async def authorised(request: Request) -> None:
+        grant = request.state.grant  # the key checked once per request, by ProjectScope
         if grant == UNAUTHENTICATED:
             raise ApiError(ErrorCode.UNAUTHORIZED, grant)
         if isinstance(grant, str):
             raise ApiError(ErrorCode.PERMISSION_DENIED, grant)
-        request.state.actor = grant.name
 
     async def fresh(request: Request) -> None:
         # Only waiting for a load leaves the event loop.

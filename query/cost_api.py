@@ -74,7 +74,7 @@ def add_cost_routes(app: FastAPI, state, dependencies: list) -> None:
                                      orjson.dumps({"done": done, "total": total}) + b"\n"))
                 lines.put(orjson.dumps({"result": result.__dict__}) + b"\n")
                 if state.audit is not None:
-                    state.audit.record(getattr(http.state, "actor", "open"), "reprice", since=request.since,
+                    state.audit.record(http.state.grant.name, "reprice", since=request.since,
                                        until=request.until, **result.__dict__)
             except Exception as exc:  # reported in the stream: the status line has already been sent
                 lines.put(orjson.dumps({"error": {"code": "internal", "message": str(exc)}}) + b"\n")

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import time
-
 from fastapi import FastAPI, Request
 from pydantic import BaseModel, Field
 
 from trajscope.query.errors import ApiError, ErrorCode
+from trajscope.query.project_scope import ProjectRefused, scoped_project
 from trajscope.query.serialise import OrjsonResponse
-from trajscope.retention import erasure_condition
+from trajscope.retention import erase
 
 
 class DeleteRequest(BaseModel):
@@ -29,18 +28,10 @@ def add_delete_routes(app: FastAPI, state, dependencies: list) -> None:
                                    ("user_id", request.user_id)) if v is not None}
         if len(named) != 1:
             raise ApiError(ErrorCode.INVALID_ARGUMENT, "name exactly one of trace_id, session_id, user_id")
-        projects = getattr(http.state, "projects", None)
-        project = request.project
-        if projects is not None:
-            if project is None and len(projects) == 1:
-                project = next(iter(projects))
-            if project is None or project not in projects:
-                raise ApiError(ErrorCode.PERMISSION_DENIED,
-                               f"this key deletes only in project(s) {', '.join(sorted(projects))}: name one")
-        started = time.perf_counter()
-        deleted = state.store.delete_traces(erasure_condition(project=project, **named))
-        if state.audit is not None:
-            state.audit.record(getattr(http.state, "actor", "open"), "delete", project=project, **named,
-                               traces=deleted.traces, spans=deleted.spans, log_records=deleted.log_records,
-                               duration_ms=round((time.perf_counter() - started) * 1e3, 1))
+        grant = http.state.grant
+        try:
+            project = scoped_project(grant, [request.project] if request.project is not None else [])
+        except ProjectRefused as exc:
+            raise ApiError(exc.code, exc.message) from None
+        deleted = erase(state.store, state.audit, grant.name, project, **named)
         return OrjsonResponse({"traces": deleted.traces, "spans": deleted.spans, "log_records": deleted.log_records})

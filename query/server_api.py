@@ -41,7 +41,7 @@ def add_server_routes(app: FastAPI, state: AppState, guarded: list) -> None:
         monitor = state.alerts
         if monitor is None:
             return OrjsonResponse({"configured": False, "alerts": []})
-        projects = getattr(request.state, "projects", None)
+        projects = request.state.grant.projects
         rules = [s for s in monitor.states() if projects is None or s["project"] in projects]
         return OrjsonResponse({"configured": True, "interval_s": monitor.config.interval_s,
                                "webhook": monitor.config.webhook is not None, "alerts": rules})

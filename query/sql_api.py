@@ -25,7 +25,7 @@ class SqlRequest(BaseModel):
 
 def _audit(state, http: Request, sql: str, started: float, **fields) -> None:
     if state.audit is not None:
-        state.audit.record(getattr(http.state, "actor", "open"), "sql", sha256=statement_hash(sql),
+        state.audit.record(http.state.grant.name, "sql", sha256=statement_hash(sql),
                            duration_ms=round((time.perf_counter() - started) * 1e3, 1), **fields)
 
 
@@ -38,7 +38,7 @@ def add_sql_routes(app: FastAPI, state, dependencies: list) -> None:
         answers; Arrow IPC stream or Parquet for large ones. Errors: `invalid_sql`, `forbidden` (400),
         `timeout` (408), `too_large` (413)."""
         timeout = min(request.timeout_s or state.sql_timeout_s, state.sql_timeout_s)
-        projects = getattr(http.state, "projects", None)  # a key limited to some projects (query.project_scope)
+        projects = http.state.grant.projects  # None: every project (query.project_scope)
         started = time.perf_counter()
         with state.store.cursor() as cursor:
             try:

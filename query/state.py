@@ -32,7 +32,6 @@ class AppState:
                  unloaded: Callable[[], int] | None = None, max_trace_spans: int = MAX_TRACE_SPANS) -> None:
         self.store = store
         self.sql_timeout_s = sql_timeout_s
-        self.api_key = api_key
         # Who may read what (the API key and the keys file): set by the server; the API key alone by default.
         self.access = Access(api_key)
         # Admin actions and analyst queries are written here (the server's DIR/audit.jsonl); None: not kept.

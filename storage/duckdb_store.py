@@ -135,6 +135,9 @@ class Deleted:
     spans: int
     log_records: int
 
+    def __add__(self, other: Deleted) -> Deleted:
+        return Deleted(self.traces + other.traces, self.spans + other.spans, self.log_records + other.log_records)
+
 
 class StoreError(RuntimeError):
     """The database file cannot be opened; the message names the file and what to do, ``reason`` says why."""

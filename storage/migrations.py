@@ -11,10 +11,9 @@ import logging
 from collections.abc import Callable
 
 import duckdb
-import orjson
 import pyarrow as pa
 
-from trajscope.analysis.retrieval import retrieval, stored
+from trajscope.analysis.retrieval import stored_record
 from trajscope.storage.schema import (
     ADDED_IN_VERSION,
     LOG_COLUMNS,
@@ -79,9 +78,9 @@ def _v5(con: duckdb.DuckDBPyConnection) -> None:
                                        OR contains(CAST(events AS VARCHAR), '"db.search.result"')))""").fetchall()
     found = []
     for trace_id, span_id, category, name, attributes, events in rows:
-        step = retrieval(orjson.loads(attributes), orjson.loads(events) if events else None, category, name)
-        if step:
-            found.append({"trace_id": trace_id, "span_id": span_id, "retrieval": stored(step)})
+        record = stored_record(attributes, events, category, name)
+        if record:
+            found.append({"trace_id": trace_id, "span_id": span_id, "retrieval": record})
     if found:
         log.warning("recording %d retrieval steps stored before schema version 5", len(found))
         updates = pa.Table.from_pylist(found, pa.schema([("trace_id", pa.string()), ("span_id", pa.string()),

@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _directory(data: Path, named: dict[str, str], project: str | None) -> int:
     from trajscope.audit import AUDIT_FILE, AuditLog
-    from trajscope.retention import erasure_condition
+    from trajscope.retention import erase
     from trajscope.storage.duckdb_store import DuckDBStore, StoreError
 
     try:
@@ -53,12 +53,10 @@ def _directory(data: Path, named: dict[str, str], project: str | None) -> int:
         print(f"trajscope: {exc}", file=sys.stderr)
         return 1
     try:
-        deleted = store.delete_traces(erasure_condition(project=project, **named))
+        deleted = erase(store, AuditLog(Path(data) / AUDIT_FILE), "cli", project, **named)
         store.checkpoint()
     finally:
         store.close()
-    AuditLog(Path(data) / AUDIT_FILE).record("cli", "delete", project=project, **named, traces=deleted.traces,
-                                               spans=deleted.spans, log_records=deleted.log_records)
     return _report(deleted.__dict__)
 
 

@@ -68,23 +68,29 @@ def erasure_condition(*, trace_id: str | None = None, session_id: str | None = N
                      f"WHERE {column} = ?))", value, value)
 
 
+def erase(store: DuckDBStore, audit: AuditLog | None, actor: str, project: str | None, **named: str) -> Deleted:
+    """An erasure request (``erasure_condition``) carried out, and its audit line."""
+    started = time.perf_counter()
+    deleted = store.delete_traces(erasure_condition(project=project, **named))
+    if audit is not None:
+        audit.record(actor, "delete", project=project, **named, traces=deleted.traces, spans=deleted.spans,
+                     log_records=deleted.log_records, duration_ms=round((time.perf_counter() - started) * 1e3, 1))
+    return deleted
+
+
 def apply_retention(store: DuckDBStore, retention: Retention, now_ns: int | None = None) -> Deleted:
     """Delete every trace past its project's retention; the counts deleted."""
     now_ns = now_ns or time.time_ns()
     total = Deleted(0, 0, 0)
     for project, age in retention.per_project.items():
-        total = _add(total, store.delete_traces(Where().add("t.project = ?", project)
-                                                .add("t.end_time_unix_nano < ?", now_ns - age)))
+        total += store.delete_traces(Where().add("t.project = ?", project).add("t.end_time_unix_nano < ?",
+                                                                               now_ns - age))
     if retention.default_ns is not None:
         where = Where().add("t.end_time_unix_nano < ?", now_ns - retention.default_ns)
         for project in retention.per_project:
             where.add("t.project <> ?", project)
-        total = _add(total, store.delete_traces(where))
+        total += store.delete_traces(where)
     return total
-
-
-def _add(a: Deleted, b: Deleted) -> Deleted:
-    return Deleted(a.traces + b.traces, a.spans + b.spans, a.log_records + b.log_records)
 
 
 class RetentionJob:
@@ -93,8 +99,6 @@ class RetentionJob:
     def __init__(self, store: DuckDBStore, retention: Retention, audit: AuditLog,
                  every_s: float = RETENTION_EVERY_S) -> None:
         self.store, self.retention, self.audit = store, retention, audit
-        self.runs = 0
-        self.deleted = Deleted(0, 0, 0)
         self._job = Periodic("trajscope-retention", every_s, self.run_once)
 
     def start(self) -> None:
@@ -106,8 +110,6 @@ class RetentionJob:
     def run_once(self) -> Deleted:
         started = time.perf_counter()
         deleted = apply_retention(self.store, self.retention)
-        self.runs += 1
-        self.deleted = _add(self.deleted, deleted)
         default = self.retention.default_ns
         self.audit.record("retention", "retention_run", traces=deleted.traces, spans=deleted.spans,
                           log_records=deleted.log_records, duration_ms=round((time.perf_counter() - started) * 1e3, 1),

@@ -15,7 +15,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict
 
 import duckdb
@@ -94,8 +94,7 @@ def memory_plan(settings: ServerSettings) -> MemoryPlan:
     return plan_memory(budget, parse_bytes(settings.duckdb_memory_limit))
 
 
-def open_storage(settings: ServerSettings, plan: MemoryPlan, quarantine: Quarantine,
-                 sleep: Callable[[float], None] = time.sleep) -> tuple[DuckDBStore, Loader]:
+def open_storage(settings: ServerSettings, plan: MemoryPlan, quarantine: Quarantine) -> tuple[DuckDBStore, Loader]:
     """The store and its loader. The staging log lives beside the database; spans a previous run acknowledged
     but did not load are loaded now, before anything new is accepted. While the disk is full, opening waits
     for space (said every try) rather than failing: a restart after DuckDB gave up on a full disk starts here."""
@@ -110,7 +109,7 @@ def open_storage(settings: ServerSettings, plan: MemoryPlan, quarantine: Quarant
                 raise StartupError(f"cannot open data directory {settings.data}: {exc}") from None
             print(f"trajscope: the disk holding {settings.data} is full ({exc}); free some space — trying again "
                   f"in {pause:g} s", flush=True)
-            sleep(pause)
+            time.sleep(pause)
             pause = min(2 * pause, MAX_SPACE_WAIT_S)
 
 
