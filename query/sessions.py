@@ -8,7 +8,7 @@ from trajscope.analysis.units import ns_to_ms
 from trajscope.query.filters import RunFilter
 from trajscope.query.serialise import trace_item
 from trajscope.storage.interface import SpanStore
-from trajscope.storage.schema import TRACE_COLUMN_NAMES
+from trajscope.storage.schema import SUMMARY_COLUMN_NAMES
 
 _TOTALS = """count(*) AS trace_count, sum(span_count) AS span_count, sum(error_count) AS error_count,
              sum(llm_calls) AS llm_calls, sum(tool_calls) AS tool_calls, sum(input_tokens) AS input_tokens,
@@ -50,7 +50,7 @@ def list_sessions(store: SpanStore, flt: RunFilter, user: str | None, limit: int
 def get_session(store: SpanStore, session_id: str, project: str | None) -> dict[str, Any] | None:
     """The session's traces in time order with per-trace and total tokens, cost, duration and errors."""
     where = RunFilter(project=project).traces("traces").add("session_id = ?", session_id)
-    rows = store.query(f"SELECT {', '.join(TRACE_COLUMN_NAMES)} FROM traces WHERE {where.sql()} "
+    rows = store.query(f"SELECT {', '.join(SUMMARY_COLUMN_NAMES)} FROM traces WHERE {where.sql()} "
                        "ORDER BY start_time_unix_nano, trace_id", where.params).to_pylist()
     if not rows:
         return None

@@ -29,7 +29,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from trajscope.storage.schema import CRITICAL_BREAKDOWN, TRACE_SCHEMA, USAGE_BREAKDOWN
+from trajscope.storage.schema import CRITICAL_BREAKDOWN, SUMMARY_SCHEMA, USAGE_BREAKDOWN
 from trajscope.storage.trace_summary import FACT_COLUMNS, summarise_span_columns, summary_table
 
 # Compute functions given a plain str look up its type on every call (slow); scalars are built once.
@@ -42,7 +42,7 @@ MAX_DEPTH = 64
 
 
 def summarise_table(spans: pa.Table, updated_at: int) -> pa.Table:
-    """``TRACE_SCHEMA`` rows for the traces in ``spans`` (``SPAN_SCHEMA`` columns, at least ``FACT_COLUMNS``),
+    """``SUMMARY_SCHEMA`` rows for the traces in ``spans`` (``SPAN_SCHEMA`` columns, at least ``FACT_COLUMNS``),
     as if these spans were all that is stored of them. A repeated span id keeps its first occurrence."""
     n = spans.num_rows
     if n == 0:
@@ -239,7 +239,7 @@ def _regular_summaries(col: dict[str, pa.Array], updated_at: int, tcode: np.ndar
         "critical_breakdown": critical,
         "usage_breakdown": usage,
     }
-    return pa.Table.from_arrays([_typed(columns[f.name], f.type) for f in TRACE_SCHEMA], schema=TRACE_SCHEMA)
+    return pa.Table.from_arrays([_typed(columns[f.name], f.type) for f in SUMMARY_SCHEMA], schema=SUMMARY_SCHEMA)
 
 
 class _Coded(NamedTuple):

@@ -30,7 +30,7 @@ from trajscope.storage.clean_start import (
 )
 from trajscope.storage.interface import StoreInvalidated, StoreUnavailable, TraceFilter, TraceVersion
 from trajscope.storage.known_traces import KnownTraces
-from trajscope.storage.load_marks import MARK_COLUMN, mark_ranges, ranges_pay, stamp
+from trajscope.storage.load_marks import MARK_COLUMN, ranges_of, ranges_sql, stamp, trace_ranges, union_ranges
 from trajscope.storage.migrations import migrate
 from trajscope.storage.schema import (
     JSON_COLUMNS,
@@ -39,6 +39,7 @@ from trajscope.storage.schema import (
     ROW_GROUP_ROWS,
     SPAN_COLUMN_NAMES,
     SPAN_SCHEMA,
+    SUMMARY_COLUMN_NAMES,
     TRACE_COLUMN_NAMES,
 )
 from trajscope.storage.sql import Where
@@ -54,8 +55,11 @@ STORAGE_VERSION = "v1.5.0"
 _SPAN_COLS = ", ".join(SPAN_COLUMN_NAMES)
 _LOG_COLS = ", ".join(LOG_COLUMN_NAMES)
 _TRACE_COLS = ", ".join(TRACE_COLUMN_NAMES)
-_FACT_COLS = ", ".join(FACT_COLUMNS)
-_FACTS_SCHEMA = pa.schema([SPAN_SCHEMA.field(c) for c in FACT_COLUMNS])
+_SUMMARY_COLS = ", ".join(SUMMARY_COLUMN_NAMES)
+# What the writer reads back of a touched trace's stored spans: the summary's facts and where each span is.
+_STORED_FACTS = (*FACT_COLUMNS, MARK_COLUMN)
+_FACT_COLS = ", ".join(_STORED_FACTS)
+_FACTS_SCHEMA = pa.schema([SPAN_SCHEMA.field(c) for c in _STORED_FACTS])
 _HEX = frozenset("0123456789abcdef")
 _JSON = pa.json_()
 
@@ -253,9 +257,9 @@ class DuckDBStore:
         # URLs...): the store itself only ever reads Python-registered Arrow tables and its own file, so
         # the analysts' SQL endpoint can share it safely.
         self._con.execute("SET enable_external_access = false")
-        # Up to this many matching rows, a trace_id lookup (a trace, or a commit's touched traces) goes
-        # through the index; past it a scan is faster: index fetches of wide rows are slow. The percentage
-        # is zeroed because its default (0.1 % of the table) lifts the bound to 10k rows at 10M spans.
+        # Up to this many matching rows, a trace_id lookup (summaries by primary key, a trace's log records)
+        # goes through the index; past it a scan is faster: index fetches of wide rows are slow. The
+        # percentage is zeroed because its default (0.1 % of the table) lifts the bound to 10k rows at 10M.
         self._con.execute(f"SET index_scan_max_count = {INDEX_SCAN_MAX_ROWS}")
         self._con.execute("SET index_scan_percentage = 0")
         # DuckDB checkpoints inside the commit that pushes the WAL past this size, stalling every
@@ -333,7 +337,7 @@ class DuckDBStore:
         with self._transaction() as con:
             trace_ids = pc.unique(spans.column("trace_id"))
             maybe = self._might_be_stored(trace_ids)
-            stored = self._stored_facts(con, sorted(trace_ids.filter(maybe).to_pylist()))
+            stored, summarised = self._stored_facts(con, sorted(trace_ids.filter(maybe).to_pylist()))
             fresh = self._only_new(spans, stored)
             if fresh.num_rows:
                 fresh, self._last_mark = stamp(fresh, self._last_mark, time.time_ns())
@@ -349,8 +353,7 @@ class DuckDBStore:
                 self._remember(trace_ids, maybe)
                 if stored.num_rows:  # only traces with new spans: a repeat alone changes no summary
                     stored = stored.filter(pc.is_in(stored.column("trace_id"), value_set=fresh.column("trace_id")))
-                known = pc.unique(stored.column("trace_id"))
-                self._write_summaries(con, pa.concat_tables([stored, fresh.select(list(FACT_COLUMNS))]), known)
+                self._write_summaries(con, pa.concat_tables([stored, fresh.select(list(_STORED_FACTS))]), summarised)
         return fresh.num_rows
 
     def refresh_traces(self, trace_ids: list[str]) -> None:
@@ -359,8 +362,8 @@ class DuckDBStore:
             self._refresh(con, trace_ids)
 
     def _refresh(self, con: duckdb.DuckDBPyConnection, trace_ids: list[str]) -> None:
-        stored = self._stored_facts(con, trace_ids)
-        self._write_summaries(con, stored, pc.unique(stored.column("trace_id")))
+        stored, summarised = self._stored_facts(con, trace_ids)
+        self._write_summaries(con, stored, summarised)
 
     def delete_traces(self, where: Where) -> Deleted:
         """Delete whole traces — every span, log record and the summary — whose ``traces t`` row matches
@@ -457,29 +460,68 @@ class DuckDBStore:
             seen.add(key)
         return spans if all(keep) else spans.filter(pa.array(keep))
 
-    def _stored_facts(self, con: duckdb.DuckDBPyConnection, trace_ids: list[str]) -> pa.Table:
-        """The summary's columns (``FACT_COLUMNS``) of every stored span of these traces."""
-        # Ids come from hex() of validated bytes, so they are safe to inline; literals (not parameters)
-        # are what lets DuckDB turn the IN list into index lookups.
+    def _stored_facts(self, con: duckdb.DuckDBPyConnection, trace_ids: list[str]) -> tuple[pa.Table, pa.Array]:
+        """The summary's columns and the load mark (``_STORED_FACTS``) of every stored span of these traces, and
+        which of them have a summary row. The spans are read through the summaries' mark ranges, joined into
+        one set of scans (``union_ranges``) that the zone maps prune to the rows they cover; traces whose rows
+        found differ from their summaries' span counts (ranges that do not cover them, which no write leaves)
+        are read again from every row."""
+        # Ids come from hex() of validated bytes, so they are safe to inline (literals let DuckDB probe the
+        # traces' primary key).
         assert all(_is_hex_id(t) for t in trace_ids)
-        parts = [_FACTS_SCHEMA.empty_table()]
+        counts: dict[str, int] = {}
+        ranges: list[tuple[int, int]] = []
+        whole: list[str] = []
         for chunk_start in range(0, len(trace_ids), 2000):
-            chunk = trace_ids[chunk_start:chunk_start + 2000]
-            in_list = ", ".join(f"'{t}'" for t in chunk)
+            in_list = ", ".join(f"'{t}'" for t in trace_ids[chunk_start:chunk_start + 2000])
+            for trace_id, span_count, stored in con.execute(
+                    f"SELECT trace_id, span_count, mark_ranges FROM traces WHERE trace_id IN ({in_list})").fetchall():
+                counts[trace_id] = span_count
+                if stored:
+                    ranges.extend(ranges_of(stored))
+                else:
+                    whole.append(trace_id)
+        summarised = pa.array(list(counts), pa.string())
+        if not counts:
+            return _FACTS_SCHEMA.empty_table(), summarised
+        facts = self._facts_of(con, summarised, union_ranges(ranges) if not whole else None)
+        found = dict(zip(*(c.to_pylist() for c in pc.value_counts(facts.column("trace_id")).flatten()), strict=True))
+        missed = [t for t, n in counts.items() if found.get(t, 0) != n]
+        if missed:
+            log.warning("%d trace(s) not where their summaries place them: read from every row", len(missed))
+            facts = pa.concat_tables([
+                facts.filter(pc.invert(pc.is_in(facts.column("trace_id"), value_set=pa.array(missed)))),
+                self._facts_of(con, pa.array(missed, pa.string()), None)])
+        return facts, summarised
+
+    @staticmethod
+    def _facts_of(con: duckdb.DuckDBPyConnection, trace_ids: pa.Array,
+                  ranges: list[tuple[int, int]] | None) -> pa.Table:
+        """``_STORED_FACTS`` of these traces' spans, from those ranges of load marks (None: every row)."""
+        con.register("wanted_traces", pa.table({"trace_id": trace_ids}))
+        try:
+            wanted = "trace_id IN (SELECT trace_id FROM wanted_traces)"
+            scans = [f"SELECT {_FACT_COLS} FROM spans WHERE {wanted}"] if ranges is None else [
+                f"SELECT {_FACT_COLS} FROM spans WHERE {cond} AND {wanted}" for cond in ranges_sql(ranges)]
+            if not scans:
+                return _FACTS_SCHEMA.empty_table()
             # Batches sized for what a few dozen spans per trace need, not DuckDB's default of 1M rows, whose
             # buffers every load would allocate in full.
-            batch = _arrow_batch_rows(min(len(chunk) * _SPANS_PER_TRACE_GUESS, _FACTS_BATCH_MAX))
-            parts.append(con.execute(f"SELECT {_FACT_COLS} FROM spans WHERE trace_id IN ({in_list})")
-                         .to_arrow_table(batch).cast(_FACTS_SCHEMA))
-        return pa.concat_tables(parts)
+            batch = _arrow_batch_rows(min(len(trace_ids) * _SPANS_PER_TRACE_GUESS, _FACTS_BATCH_MAX))
+            return con.execute(" UNION ALL ".join(scans)).to_arrow_table(batch).cast(_FACTS_SCHEMA)
+        finally:
+            con.unregister("wanted_traces")
 
     @classmethod
     def _write_summaries(cls, con: duckdb.DuckDBPyConnection, spans: pa.Table, known: pa.Array) -> None:
-        """Summaries of the traces whose every stored span is in ``spans``: new rows for traces first seen
-        now, replaced rows for ``known`` ones."""
+        """Summaries of the traces whose every stored span is in ``spans`` (``_STORED_FACTS``), with the ranges
+        of their spans' load marks: new rows for traces first seen now, replaced rows for ``known`` ones."""
         if spans.num_rows == 0:
             return
         table = summarise_table(spans, time.time_ns())
+        ids, ranges = trace_ranges(spans.column("trace_id").combine_chunks(),
+                                   spans.column(MARK_COLUMN).to_numpy())
+        table = table.append_column("mark_ranges", ranges.take(pc.index_in(table.column("trace_id"), value_set=ids)))
         seen = pc.is_in(table.column("trace_id"), value_set=known)
         for rows, replace in ((table.filter(pc.invert(seen)), False), (table.filter(seen), True)):
             if rows.num_rows:
@@ -515,72 +557,57 @@ class DuckDBStore:
 
     def get_trace(self, trace_id: str, project: str | None = None,
                   columns: tuple[str, ...] | None = None, window: TraceVersion | None = None) -> pa.Table:
+        """The trace's spans (of ``project`` only, if given), read as one scan per range of its summary's
+        ``mark_ranges`` (``window``, read here when not given). The rows found are checked against the
+        summary's span count: a write between the two reads, or ranges that do not cover the trace, lead to
+        the summary read again, then to a scan of every row."""
+        empty = SPAN_SCHEMA.empty_table() if columns is None else SPAN_SCHEMA.empty_table().select(columns)
         if not _is_hex_id(trace_id):
-            return SPAN_SCHEMA.empty_table() if columns is None else SPAN_SCHEMA.empty_table().select(columns)
+            return empty
         unknown = set(columns or ()) - set(SPAN_COLUMN_NAMES)
         if unknown:
             raise ValueError(f"no such span column(s): {sorted(unknown)}")
-        # The span order's keys are fetched even when the caller did not ask for them, and dropped after.
-        extra = () if columns is None else tuple(k for k in _SPAN_ORDER if k not in columns)
+        # The span order's keys (and the project, to filter on) are fetched even when the caller did not ask
+        # for them, and dropped after.
+        extra = () if columns is None else tuple(k for k in (*_SPAN_ORDER, "project") if k not in columns)
         cols = _SPAN_COLS if columns is None else ", ".join(columns + extra)
         where = f"trace_id = '{trace_id}'"
-        params: list[object] = []
-        if project is not None:
-            where += " AND project = ?"
-            params.append(project)
-        batch = _arrow_batch_rows(window.span_count if window is not None else None)
         with self._reader() as cur:
-            # Beyond what the index serves, DuckDB scans trace_id over the whole table (55 ms at 10M spans).
-            # Spans are stored roughly in time order, so bounding the scan by the trace's time window (from
-            # its summary) lets the zone maps skip most row groups: 55 → 20 ms for a 10k-span trace at 10M.
-            # The bound is exact unless a span starts after the trace's last end (bad clocks): then the count
-            # differs from the summary's and the unbounded scan answers.
-            if window is not None and window.span_count > INDEX_SCAN_MAX_ROWS:
-                table = cur.execute(
-                    f"SELECT {cols} FROM spans WHERE {where} AND start_time_unix_nano BETWEEN "
-                    f"{int(window.start_time_unix_nano)} AND {int(window.end_time_unix_nano)}",
-                    params).to_arrow_table(batch)
-                if table.num_rows == window.span_count:
-                    return _in_span_order(table, extra)
-            else:
-                table = self._by_load_marks(cur, cols, where, params, batch)
-                if table is not None:
-                    return _in_span_order(table, extra)
-            table = cur.execute(f"SELECT {cols} FROM spans WHERE {where}", params).to_arrow_table(batch)
-            return _in_span_order(table, extra)
-
-    @staticmethod
-    def _by_load_marks(cur: duckdb.DuckDBPyConnection, cols: str, where: str, params: list[object],
-                       batch: int) -> pa.Table | None:
-        """A trace's rows read as ranges of load marks (``storage.load_marks``): its marks through the index,
-        then a scan the zone maps prune to them. None where that would not pay, or where the rows found are
-        not the rows the marks promised (changed in between): the caller fetches through the index."""
-        marks = cur.execute(f"SELECT {MARK_COLUMN} FROM spans WHERE {where}", params).fetchnumpy()[MARK_COLUMN]
-        ranges = mark_ranges(marks)
-        if not ranges_pay(marks.size, len(ranges)):
-            return None
-        # With a range alongside, DuckDB scans rather than fetching through the index (bench/lookup.py prints
-        # the plan); the trace condition stays to drop the ranges' other rows. One scan per range: ranges
-        # joined by OR are not pruned by the zone maps (five ranges at 10M spans: 54 ms against 11).
-        scans = " UNION ALL ".join(f"SELECT {cols} FROM spans WHERE {MARK_COLUMN} BETWEEN {low} AND {high} "
-                                   f"AND {where}" for low, high in ranges)
-        table = cur.execute(scans, params * len(ranges)).to_arrow_table(batch)
-        return table if table.num_rows == marks.size else None
+            table = None
+            for attempt in range(2):
+                if window is None or attempt:
+                    # Unscoped: a trace's spans may name other projects than its summary's root does.
+                    window = self.trace_version(trace_id)
+                    if window is None:
+                        return empty
+                if window.mark_ranges:
+                    scans = " UNION ALL ".join(f"SELECT {cols} FROM spans WHERE {cond} AND {where}"
+                                               for cond in ranges_sql(window.mark_ranges))
+                    table = cur.execute(scans).to_arrow_table(_arrow_batch_rows(window.span_count))
+                    if table.num_rows == window.span_count:
+                        break
+                    table = None
+            if table is None:
+                table = cur.execute(f"SELECT {cols} FROM spans WHERE {where}").to_arrow_table(
+                    _arrow_batch_rows(window.span_count if window is not None else None))
+        if project is not None:
+            table = table.filter(pc.equal(table.column("project"), project))
+        return _in_span_order(table, extra)
 
     def trace_version(self, trace_id: str, project: str | None = None) -> TraceVersion | None:
-        """The trace's summary version and extent — ``updated_at`` changes whenever a write touches the
-        trace — or None if unknown. One primary-key lookup."""
+        """The trace's summary version, extent and where its spans are — ``updated_at`` changes whenever a
+        write touches the trace — or None if unknown. One primary-key lookup."""
         if not _is_hex_id(trace_id):
             return None
-        sql = (f"SELECT updated_at_unix_nano, span_count, start_time_unix_nano, end_time_unix_nano FROM traces "
-               f"WHERE trace_id = '{trace_id}'")
+        sql = (f"SELECT updated_at_unix_nano, span_count, start_time_unix_nano, end_time_unix_nano, mark_ranges "
+               f"FROM traces WHERE trace_id = '{trace_id}'")
         params: list[object] = []
         if project is not None:
             sql += " AND project = ?"
             params.append(project)
         with self._reader() as cur:
             row = cur.execute(sql, params).fetchone()
-        return TraceVersion(*row) if row else None
+        return TraceVersion(*row[:4], ranges_of(row[4])) if row else None
 
     def list_traces(self, flt: TraceFilter) -> pa.Table:
         where = Where()
@@ -606,7 +633,7 @@ class DuckDBStore:
                           "OR root_name ILIKE ?)", text, f"%{text}%", f"%{text}%")
         if flt.after is not None:
             where.add("(start_time_unix_nano, trace_id) < (?, ?)", *flt.after)
-        sql = (f"SELECT {_TRACE_COLS} FROM traces WHERE {where.sql()} "
+        sql = (f"SELECT {_SUMMARY_COLS} FROM traces WHERE {where.sql()} "
                "ORDER BY start_time_unix_nano DESC, trace_id DESC LIMIT ?")
         params = [*where.params, flt.limit]
         with self._reader() as cur:

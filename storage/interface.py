@@ -30,12 +30,14 @@ class TraceFilter:
 
 
 class TraceVersion(NamedTuple):
-    """A trace's summary version and extent: any write touching the trace changes ``updated_at``."""
+    """A trace's summary version and extent: any write touching the trace changes ``updated_at``. The
+    store's own: where its spans are stored (``storage.load_marks``)."""
 
     updated_at: int
     span_count: int
     start_time_unix_nano: int
     end_time_unix_nano: int
+    mark_ranges: tuple[tuple[int, int], ...] | None = None
 
 
 class StoreUnavailable(RuntimeError):
@@ -80,7 +82,7 @@ class SpanStore(Protocol):
         ...
 
     def list_traces(self, flt: TraceFilter) -> pa.Table:
-        """Trace summaries (``schema.TRACE_SCHEMA``) matching ``flt``, newest start first."""
+        """Trace summaries (``schema.SUMMARY_SCHEMA``) matching ``flt``, newest start first."""
         ...
 
     def query(self, sql: str, params: list[object] | None = None) -> pa.Table:

@@ -14,6 +14,7 @@ import duckdb
 import pyarrow as pa
 
 from trajscope.analysis.retrieval import stored_record
+from trajscope.storage.load_marks import MARK_COLUMN, MAX_RANGES, RANGE_GAP, cap_ranges, ranges_of
 from trajscope.storage.schema import (
     ADDED_IN_VERSION,
     LOG_COLUMNS,
@@ -91,12 +92,46 @@ def _v5(con: duckdb.DuckDBPyConnection) -> None:
         con.unregister("retrieval_updates")
 
 
+def _v6(con: duckdb.DuckDBPyConnection) -> None:
+    _add_columns(6)(con)
+    # Traces are read through their summaries' mark ranges (storage.load_marks) from now on: the index on
+    # spans.trace_id, which kept every stored span's id in memory, goes.
+    con.execute("DROP INDEX IF EXISTS spans_trace_id")
+    record_mark_ranges(con)
+
+
+def record_mark_ranges(con: duckdb.DuckDBPyConnection) -> None:
+    """Set every summary's ``mark_ranges`` from its trace's stored spans, as the write path computes them
+    (``load_marks.trace_ranges``), in one pass DuckDB can spill."""
+    (traces,) = con.execute("SELECT count(*) FROM traces").fetchone()
+    if not traces:
+        return
+    log.warning("recording where the spans of %d stored traces are", traces)
+    con.execute(f"""
+        UPDATE traces SET mark_ranges = r.ranges FROM (
+            SELECT trace_id, list({{'low': low, 'high': high}} ORDER BY low) AS ranges FROM (
+                SELECT trace_id, min(mark) AS low, max(mark) AS high FROM (
+                    SELECT trace_id, mark, sum(CASE WHEN gap IS NULL OR gap >= {RANGE_GAP} THEN 1 ELSE 0 END)
+                           OVER (PARTITION BY trace_id ORDER BY mark) AS part
+                    FROM (SELECT trace_id, {MARK_COLUMN} AS mark,
+                                 {MARK_COLUMN} - lag({MARK_COLUMN}) OVER (PARTITION BY trace_id ORDER BY {MARK_COLUMN})
+                                 AS gap FROM spans))
+                GROUP BY trace_id, part)
+            GROUP BY trace_id) r
+        WHERE traces.trace_id = r.trace_id""")
+    for trace_id, ranges in con.execute(
+            f"SELECT trace_id, mark_ranges FROM traces WHERE len(mark_ranges) > {MAX_RANGES}").fetchall():
+        capped = [{"low": low, "high": high} for low, high in cap_ranges(list(ranges_of(ranges) or ()))]
+        con.execute("UPDATE traces SET mark_ranges = ? WHERE trace_id = ?", [capped, trace_id])
+
+
 MIGRATIONS: tuple[Callable[[duckdb.DuckDBPyConnection], None], ...] = (
     _v1,
     _add_columns(2),  # traces.critical_breakdown, traces.usage_breakdown (issue #3 stats)
     _v3,  # spans.cost_source (issue #6 pricing)
     _v4,  # log_records (issue #22: GenAI events as OTLP logs)
     _v5,  # spans.retrieval (issue #24: retrieval steps)
+    _v6,  # traces.mark_ranges, no index on spans.trace_id (issue #23: memory that does not grow with the store)
 )
 LATEST_VERSION = len(MIGRATIONS)
 

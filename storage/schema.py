@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from trajscope.storage.load_marks import RANGES as MARK_RANGES
+
 GUARDRAIL_CHECKS = pa.list_(pa.struct([
     ("name", pa.string()), ("triggered", pa.bool_()), ("action", pa.string()), ("reason", pa.string()),
     ("score", pa.float64()), ("source", pa.string()), ("time_unix_nano", pa.int64()),
@@ -148,9 +150,15 @@ TRACE_COLUMNS: tuple[tuple[str, pa.DataType, str, bool], ...] = (
     ("updated_at_unix_nano", pa.int64(), "BIGINT", False),
     ("critical_breakdown", CRITICAL_BREAKDOWN, struct_list_sql(CRITICAL_BREAKDOWN), True),
     ("usage_breakdown", USAGE_BREAKDOWN, struct_list_sql(USAGE_BREAKDOWN), True),
+    # Where the trace's spans are stored: ranges of their load marks (storage.load_marks), which is how the
+    # store reads a trace without an index on spans.trace_id. Not a summary of the spans' content.
+    ("mark_ranges", MARK_RANGES, struct_list_sql(MARK_RANGES), True),
 )
 TRACE_COLUMN_NAMES: tuple[str, ...] = tuple(c[0] for c in TRACE_COLUMNS)
 TRACE_SCHEMA = pa.schema([pa.field(name, typ, nullable) for name, typ, _, nullable in TRACE_COLUMNS])
+# What the summarisers (storage.trace_summary, storage.batch_summary) compute from a trace's spans.
+SUMMARY_SCHEMA = pa.schema([f for f in TRACE_SCHEMA if f.name != "mark_ranges"])
+SUMMARY_COLUMN_NAMES: tuple[str, ...] = tuple(SUMMARY_SCHEMA.names)
 
 
 # OTLP log records (GenAI events arrive as logs): one row each. A record naming a span is read as an event
@@ -185,7 +193,7 @@ LOG_SCHEMA = pa.schema([pa.field(name, typ, nullable) for name, typ, _, nullable
 # Columns added after version 1, with the schema version that added them; migrations create each column in
 # its own version, so the lists above always describe the latest schema.
 ADDED_IN_VERSION: dict[str, int] = {"critical_breakdown": 2, "usage_breakdown": 2, "cost_source": 3,
-                                    "guardrails": 3, "guardrail_hits": 3, "retrieval": 5}
+                                    "guardrails": 3, "guardrail_hits": 3, "retrieval": 5, "mark_ranges": 6}
 
 
 # Long, high-entropy text (prompts, completions, tool results) compresses several times better with ZSTD

@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 import pyarrow as pa
 
 from trajscope.analysis.latency import SpanLabels, breakdowns
-from trajscope.storage.schema import TRACE_SCHEMA
+from trajscope.storage.schema import SUMMARY_SCHEMA
 
 
 class SpanFacts(NamedTuple):
@@ -83,7 +83,7 @@ _SERVICE, _AGENT, _SESSION, _USER = (SpanFacts._fields.index(f) for f in (
 
 
 def summarise_trace(spans: Sequence[SpanFacts], updated_at: int) -> tuple:
-    """One ``traces`` row (``schema.TRACE_COLUMNS`` order) for a non-empty list of one trace's spans."""
+    """One summary row (``schema.SUMMARY_SCHEMA`` order) for a non-empty list of one trace's spans."""
     root, has_root = pick_root(spans)
     # Token and call totals are the sums of the usage breakdown, which counts each model call once.
     critical, usage = breakdowns(_labels(spans))
@@ -138,11 +138,11 @@ def summarise_trace(spans: Sequence[SpanFacts], updated_at: int) -> tuple:
 
 
 def summary_table(rows: list[tuple]) -> pa.Table:
-    """``summarise_trace`` rows → a ``TRACE_SCHEMA`` table."""
+    """``summarise_trace`` rows → a ``SUMMARY_SCHEMA`` table."""
     return pa.Table.from_arrays(
-        [pa.array(col, type=field.type) for col, field in zip(zip(*rows, strict=True), TRACE_SCHEMA, strict=True)]
-        if rows else [pa.array([], type=field.type) for field in TRACE_SCHEMA],
-        schema=TRACE_SCHEMA,
+        [pa.array(col, type=field.type) for col, field in zip(zip(*rows, strict=True), SUMMARY_SCHEMA, strict=True)]
+        if rows else [pa.array([], type=field.type) for field in SUMMARY_SCHEMA],
+        schema=SUMMARY_SCHEMA,
     )
 
 

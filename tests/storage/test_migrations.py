@@ -23,7 +23,8 @@ def test_migrate_refuses_a_newer_database():
 
 
 def _undo_v3(store) -> None:
-    """Remove what version 3 added. DuckDB cannot drop a column of an indexed table: drop the index around it."""
+    """Remove what version 3 added (after ``_undo_v6``). DuckDB cannot drop a column of an indexed table: drop the
+    index around it."""
     store._con.execute("DROP INDEX spans_trace_id")
     for column in ("cost_source", "guardrails", "guardrail_hits"):
         store._con.execute(f"ALTER TABLE spans DROP COLUMN {column}")
@@ -32,9 +33,48 @@ def _undo_v3(store) -> None:
 
 
 def _undo_v5(store) -> None:
+    _undo_v6(store)
     store._con.execute("DROP INDEX spans_trace_id")
     store._con.execute("ALTER TABLE spans DROP COLUMN retrieval")
     store._con.execute("CREATE INDEX spans_trace_id ON spans (trace_id)")
+
+
+def _undo_v6(store) -> None:
+    if "mark_ranges" in {r[0] for r in store._con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'traces'").fetchall()}:
+        store._con.execute("ALTER TABLE traces DROP COLUMN mark_ranges")
+        store._con.execute("CREATE INDEX spans_trace_id ON spans (trace_id)")
+
+
+def test_migrate_v5_data_directory_records_where_each_traces_spans_are_and_drops_the_index(tmp_path):
+    import os
+
+    from tests.otlp_builders import make_span
+    from tests.storage.conftest import table_of
+    from trajscope.storage.duckdb_store import DuckDBStore
+    from trajscope.storage.load_marks import MAX_RANGES
+
+    store = DuckDBStore(tmp_path / "d")
+    parted, scattered = os.urandom(16), os.urandom(16)
+    for part in range(3):  # a trace in three parts with other spans between them
+        store.write(table_of([make_span(f"p{part}-{i}", trace_id=parted) for i in range(5)]))
+        store.write(table_of([make_span("noise") for _ in range(2500)]))
+    for i in range(MAX_RANGES + 3):  # one over more loads than a summary keeps ranges for
+        store.write(table_of([make_span(f"s{i}", trace_id=scattered)]))
+    expected = dict(store._con.execute("SELECT trace_id, mark_ranges FROM traces").fetchall())
+    lookups = {t.hex(): store.get_trace(t.hex()) for t in (parted, scattered)}
+    _undo_v6(store)
+    store._con.execute("DELETE FROM schema_version WHERE version >= 6")
+    store.close()
+
+    reopened = DuckDBStore(tmp_path / "d")
+    assert reopened.schema_version == migrations.LATEST_VERSION
+    assert dict(reopened._con.execute("SELECT trace_id, mark_ranges FROM traces").fetchall()) == expected
+    assert len(expected[scattered.hex()]) == MAX_RANGES and len(expected[parted.hex()]) == 3
+    assert not reopened._con.execute("SELECT * FROM duckdb_indexes() WHERE table_name = 'spans'").fetchall()
+    for trace_id, table in lookups.items():
+        assert reopened.get_trace(trace_id).equals(table)
+    reopened.close()
 
 
 def test_migrate_v4_data_directory_gains_retrieval_steps_from_the_stored_attributes(tmp_path):

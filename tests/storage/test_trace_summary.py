@@ -1,5 +1,5 @@
 from trajscope.analysis.tokens import token_counting_spans
-from trajscope.storage.schema import TRACE_COLUMN_NAMES
+from trajscope.storage.schema import SUMMARY_SCHEMA
 from trajscope.storage.trace_summary import SpanFacts, pick_root, summarise_trace
 
 
@@ -18,7 +18,7 @@ def counted(spans):
 
 
 def summary(spans):
-    return dict(zip(TRACE_COLUMN_NAMES, summarise_trace(spans, 0), strict=True))
+    return dict(zip(SUMMARY_SCHEMA.names, summarise_trace(spans, 0), strict=True))
 
 
 def test_tokens_counted_once_when_wrapper_and_client_both_report():
