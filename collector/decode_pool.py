@@ -4,6 +4,7 @@ receives and its writer thread inserts."""
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import gc
 import multiprocessing
 import os
@@ -31,6 +32,7 @@ def make_decoder(workers: int, prices: str | None = None, decoder: str = "column
 
 
 def _init_worker(parent_pid: int, prices: str | None, decoder: str = "columnar", redact: str | None = None) -> None:
+    faulthandler.enable()
     keep_freed_memory()
     configure_allocators()
     otlp_decode.use_decoder(decoder)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import faulthandler
 import ipaddress
 import logging
 import os
@@ -310,6 +311,8 @@ async def serve(settings: ServerSettings) -> bool:
 
 
 def run(settings: ServerSettings) -> int:
+    # A crash in native code (DuckDB, Arrow, gRPC) leaves every thread's Python stack in the log.
+    faulthandler.enable()
     try:
         restart = asyncio.run(serve(settings))
     except (StartupError, OSError) as exc:
