@@ -146,13 +146,6 @@ if _MALLINFO2 is not None:
     _MALLINFO2.restype = _MallInfo2
 
 
-def trim_heap() -> None:
-    """Hand glibc's free heap memory back to the kernel (no-op elsewhere)."""
-    if _LIBC is not None:
-        with contextlib.suppress(AttributeError):
-            _LIBC.malloc_trim(0)
-
-
 def heap_bytes() -> int | None:
     """Bytes glibc malloc has handed out and not yet been given back in this process; None where that is
     not glibc."""
@@ -238,9 +231,9 @@ class MemoryGuard:
         self.server, self.workers = self._measure()
         self.peak = max(self.peak, self.total)
         self._hold_elsewhere(time.monotonic())
+        # No malloc_trim here: trimming glibc's heap while DuckDB commits crashed the process (SIGSEGV inside
+        # COMMIT, seen with bench/soak.py once memory went over the mark).
         over = self.total >= self.admission_mark()
-        if over:
-            trim_heap()
         if over and not self._over:
             log.warning("memory %d MiB is above the admission mark %d MiB of the %d MiB budget: refusing new "
                         "exports until it drops", self.total >> 20, self.admission_mark() >> 20,
