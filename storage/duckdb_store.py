@@ -31,7 +31,7 @@ from trajscope.storage.clean_start import (
 from trajscope.storage.interface import StoreInvalidated, StoreUnavailable, TraceFilter, TraceVersion
 from trajscope.storage.known_traces import KnownTraces
 from trajscope.storage.load_marks import MARK_COLUMN, ranges_of, ranges_sql, stamp, trace_ranges, union_ranges
-from trajscope.storage.migrations import migrate
+from trajscope.storage.migrations import mark_range_passes, migrate, record_mark_ranges
 from trajscope.storage.schema import (
     JSON_COLUMNS,
     LOG_COLUMN_NAMES,
@@ -280,6 +280,7 @@ class DuckDBStore:
         held (now set aside) is never needed again for the schema."""
         self.schema_version = migrate(self._con)
         install_views(self._con)
+        self._backfill_mark_ranges()
         self._backfill_summaries()
         self._con.execute("CHECKPOINT")
         self._known = self._known_traces()
@@ -395,6 +396,24 @@ class DuckDBStore:
             con.unregister("cost_updates")
             self._refresh(con, trace_ids)
         return len(trace_ids)
+
+    def _backfill_mark_ranges(self) -> None:
+        """Record where the spans of traces stored before schema version 6 are (``migrations.record_mark_ranges``),
+        one trace-id prefix per transaction, with a progress line every few seconds: a stop part-way leaves the
+        rest for the next start (a trace without ranges is read from every row meanwhile)."""
+        (missing,) = self._con.execute("SELECT count(*) FROM traces WHERE mark_ranges IS NULL").fetchone()
+        if not missing:
+            return
+        (spans,) = self._con.execute("SELECT count(*) FROM spans").fetchone()
+        passes = [*mark_range_passes(spans), None]  # None: any left (ids that are not lowercase hex)
+        log.warning("recording where the spans of %d stored traces are (%d passes)", missing, len(passes))
+        done, said = 0, time.monotonic()
+        for n, prefix in enumerate(passes, 1):
+            with self._transaction() as con:
+                done += record_mark_ranges(con, prefix)
+            if time.monotonic() - said >= 5 or n == len(passes):
+                said = time.monotonic()
+                log.warning("  %d / %d traces recorded (pass %d / %d)", done, missing, n, len(passes))
 
     def _backfill_summaries(self, chunk: int = 2000) -> None:
         """Fill summary columns that a migration added (NULL on rows written before it)."""

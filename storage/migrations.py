@@ -95,19 +95,37 @@ def _v5(con: duckdb.DuckDBPyConnection) -> None:
 def _v6(con: duckdb.DuckDBPyConnection) -> None:
     _add_columns(6)(con)
     # Traces are read through their summaries' mark ranges (storage.load_marks) from now on: the index on
-    # spans.trace_id, which kept every stored span's id in memory, goes.
+    # spans.trace_id, which kept every stored span's id in memory, goes. The ranges of traces stored before
+    # are recorded after the migration, in passes of their own (``mark_range_passes``); until then their
+    # reads look at every row.
     con.execute("DROP INDEX IF EXISTS spans_trace_id")
-    record_mark_ranges(con)
 
 
-def record_mark_ranges(con: duckdb.DuckDBPyConnection) -> None:
-    """Set every summary's ``mark_ranges`` from its trace's stored spans, as the write path computes them
-    (``load_marks.trace_ranges``), in one pass DuckDB can spill."""
-    (traces,) = con.execute("SELECT count(*) FROM traces").fetchone()
-    if not traces:
-        return
-    log.warning("recording where the spans of %d stored traces are", traces)
-    con.execute(f"""
+# Spans per pass of ``record_mark_ranges`` when a store records the ranges of traces stored before version 6:
+# each pass is its own transaction, sized so that its window over the spans fits a small memory cap.
+MARK_PASS_SPANS = 1_000_000
+
+
+def mark_range_passes(spans: int, per_pass: int | None = None) -> list[str]:
+    """Trace-id prefixes (lowercase hex) that cut ``spans`` stored spans into passes of about ``per_pass``
+    (``MARK_PASS_SPANS``)."""
+    per_pass = per_pass or MARK_PASS_SPANS
+    digits = 1
+    while spans > per_pass * 16 ** digits and digits < 4:
+        digits += 1
+    return [format(i, f"0{digits}x") for i in range(16 ** digits)]
+
+
+def record_mark_ranges(con: duckdb.DuckDBPyConnection, prefix: str | None = None) -> int:
+    """Set ``mark_ranges`` of the summaries still without one — of trace ids starting with ``prefix`` (None: any)
+    — from their traces' stored spans, as the write path computes them (``load_marks.trace_ranges``). Returns
+    the summaries set."""
+    if prefix is None:
+        chosen = "trace_id IN (SELECT trace_id FROM traces WHERE mark_ranges IS NULL)"
+    else:
+        assert all(c in "0123456789abcdef" for c in prefix)
+        chosen = f"starts_with(trace_id, '{prefix}')"
+    (updated,) = con.execute(f"""
         UPDATE traces SET mark_ranges = r.ranges FROM (
             SELECT trace_id, list({{'low': low, 'high': high}} ORDER BY low) AS ranges FROM (
                 SELECT trace_id, min(mark) AS low, max(mark) AS high FROM (
@@ -115,14 +133,15 @@ def record_mark_ranges(con: duckdb.DuckDBPyConnection) -> None:
                            OVER (PARTITION BY trace_id ORDER BY mark) AS part
                     FROM (SELECT trace_id, {MARK_COLUMN} AS mark,
                                  {MARK_COLUMN} - lag({MARK_COLUMN}) OVER (PARTITION BY trace_id ORDER BY {MARK_COLUMN})
-                                 AS gap FROM spans))
+                                 AS gap FROM spans WHERE {chosen}))
                 GROUP BY trace_id, part)
             GROUP BY trace_id) r
-        WHERE traces.trace_id = r.trace_id""")
+        WHERE traces.trace_id = r.trace_id AND traces.mark_ranges IS NULL""").fetchone()
     for trace_id, ranges in con.execute(
             f"SELECT trace_id, mark_ranges FROM traces WHERE len(mark_ranges) > {MAX_RANGES}").fetchall():
         capped = [{"low": low, "high": high} for low, high in cap_ranges(list(ranges_of(ranges) or ()))]
         con.execute("UPDATE traces SET mark_ranges = ? WHERE trace_id = ?", [capped, trace_id])
+    return int(updated)
 
 
 MIGRATIONS: tuple[Callable[[duckdb.DuckDBPyConnection], None], ...] = (

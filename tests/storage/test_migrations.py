@@ -46,7 +46,17 @@ def _undo_v6(store) -> None:
         store._con.execute("CREATE INDEX spans_trace_id ON spans (trace_id)")
 
 
-def test_migrate_v5_data_directory_records_where_each_traces_spans_are_and_drops_the_index(tmp_path):
+def test_mark_range_passes_cut_the_spans_by_trace_id_prefix():
+    assert migrations.mark_range_passes(0) == [format(i, "x") for i in range(16)]
+    assert len(migrations.mark_range_passes(10_000_000, per_pass=1_000_000)) == 16
+    assert migrations.mark_range_passes(17_000_000, per_pass=1_000_000)[:2] == ["00", "01"]
+    assert len(migrations.mark_range_passes(17_000_000, per_pass=1_000_000)) == 256
+    assert len(migrations.mark_range_passes(10**12, per_pass=1)) == 16**4  # at most four digits
+
+
+@pytest.mark.parametrize("per_pass", [1_000_000, 100])
+def test_migrate_v5_data_directory_records_where_each_traces_spans_are_and_drops_the_index(tmp_path, monkeypatch,
+                                                                                         per_pass):
     import os
 
     from tests.otlp_builders import make_span
@@ -67,6 +77,7 @@ def test_migrate_v5_data_directory_records_where_each_traces_spans_are_and_drops
     store._con.execute("DELETE FROM schema_version WHERE version >= 6")
     store.close()
 
+    monkeypatch.setattr(migrations, "MARK_PASS_SPANS", per_pass)  # 100: 256 passes of two hex digits
     reopened = DuckDBStore(tmp_path / "d")
     assert reopened.schema_version == migrations.LATEST_VERSION
     assert dict(reopened._con.execute("SELECT trace_id, mark_ranges FROM traces").fetchall()) == expected
