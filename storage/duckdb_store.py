@@ -169,6 +169,7 @@ class DuckDBStore:
         self._reader_lock = threading.Lock()
         self._reader_cursors: list[duckdb.DuckDBPyConnection] = []
         self._write_lock = threading.Lock()
+        self._held: list[pa.Table] = []  # Arrow tables the open write transaction reads (``_register``)
         self.checkpoints = 0  # completed checkpoints: what was committed before one is in the file
         self._logs_present = True  # until the open finds the log_records table empty
         self._closed = False
@@ -311,6 +312,15 @@ class DuckDBStore:
                     # the one that says what went wrong (a store fault is retried, a bad span quarantined).
                     raise exc from rollback
                 raise
+            finally:
+                self._held.clear()
+
+    def _register(self, con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> None:
+        """``table`` readable as ``name`` by the transaction's statements (``con.unregister`` after use), and
+        referenced until the transaction has ended: its Arrow buffers must outlive the COMMIT, not only the
+        statement that read them (freed before it, a process was seen to die with SIGSEGV inside COMMIT)."""
+        self._held.append(table)
+        con.register(name, table)
 
     def write(self, spans: pa.Table) -> int:
         """See ``SpanStore.write``. Every touched trace is summarised from all its spans, those stored
@@ -348,7 +358,7 @@ class DuckDBStore:
                 # two cores) the batches go in as they are, without a copy of the whole load.
                 if self._threads > 1:
                     fresh = fresh.combine_chunks()
-                con.register("incoming_spans", _json_typed(fresh))
+                self._register(con, "incoming_spans", _json_typed(fresh))
                 con.execute(f"INSERT INTO spans ({_SPAN_COLS}) SELECT {_SPAN_COLS} FROM incoming_spans")
                 con.unregister("incoming_spans")
                 self._remember(trace_ids, maybe)
@@ -390,7 +400,7 @@ class DuckDBStore:
             return 0
         trace_ids = sorted(set(updates.column("trace_id").to_pylist()))
         with self._transaction() as con:
-            con.register("cost_updates", updates)
+            self._register(con, "cost_updates", updates)
             con.execute("UPDATE spans SET cost_usd = u.cost_usd, cost_source = u.cost_source "
                         "FROM cost_updates u WHERE spans.trace_id = u.trace_id AND spans.span_id = u.span_id")
             con.unregister("cost_updates")
@@ -513,11 +523,10 @@ class DuckDBStore:
                 self._facts_of(con, pa.array(missed, pa.string()), None)])
         return facts, summarised
 
-    @staticmethod
-    def _facts_of(con: duckdb.DuckDBPyConnection, trace_ids: pa.Array,
+    def _facts_of(self, con: duckdb.DuckDBPyConnection, trace_ids: pa.Array,
                   ranges: list[tuple[int, int]] | None) -> pa.Table:
         """``_STORED_FACTS`` of these traces' spans, from those ranges of load marks (None: every row)."""
-        con.register("wanted_traces", pa.table({"trace_id": trace_ids}))
+        self._register(con, "wanted_traces", pa.table({"trace_id": trace_ids}))
         try:
             wanted = "trace_id IN (SELECT trace_id FROM wanted_traces)"
             scans = [f"SELECT {_FACT_COLS} FROM spans WHERE {wanted}"] if ranges is None else [
@@ -531,8 +540,7 @@ class DuckDBStore:
         finally:
             con.unregister("wanted_traces")
 
-    @classmethod
-    def _write_summaries(cls, con: duckdb.DuckDBPyConnection, spans: pa.Table, known: pa.Array) -> None:
+    def _write_summaries(self, con: duckdb.DuckDBPyConnection, spans: pa.Table, known: pa.Array) -> None:
         """Summaries of the traces whose every stored span is in ``spans`` (``_STORED_FACTS``), with the ranges
         of their spans' load marks: new rows for traces first seen now, replaced rows for ``known`` ones."""
         if spans.num_rows == 0:
@@ -544,12 +552,11 @@ class DuckDBStore:
         seen = pc.is_in(table.column("trace_id"), value_set=known)
         for rows, replace in ((table.filter(pc.invert(seen)), False), (table.filter(seen), True)):
             if rows.num_rows:
-                cls._insert_summaries(con, rows, replace=replace)
+                self._insert_summaries(con, rows, replace=replace)
 
-    @staticmethod
-    def _insert_summaries(con: duckdb.DuckDBPyConnection, table: pa.Table, *, replace: bool) -> None:
+    def _insert_summaries(self, con: duckdb.DuckDBPyConnection, table: pa.Table, *, replace: bool) -> None:
         # A plain INSERT for traces first seen in this commit: OR REPLACE costs ~5× more per row.
-        con.register("incoming_traces", table.combine_chunks())
+        self._register(con, "incoming_traces", table.combine_chunks())
         verb = "INSERT OR REPLACE" if replace else "INSERT"
         con.execute(f"{verb} INTO traces ({_TRACE_COLS}) SELECT {_TRACE_COLS} FROM incoming_traces")
         con.unregister("incoming_traces")
@@ -676,7 +683,7 @@ class DuckDBStore:
             return 0
         with self._faults():
             with self._transaction() as con:
-                con.register("incoming_logs", records)
+                self._register(con, "incoming_logs", records)
                 try:
                     added = con.execute(f"""
                         INSERT INTO log_records ({_LOG_COLS})

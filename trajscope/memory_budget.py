@@ -271,8 +271,10 @@ class MemoryGuard:
         pinned = pinned_bytes(tags)
         limit = min(wanted_limit(tags), MACHINE_MAX)
         if limit > self.duckdb_limit and store.set_memory_limit(limit):
-            log.info("DuckDB's memory cap %d → %d MiB (%d MiB of its memory cannot be evicted)",
-                     self.duckdb_limit >> 20, limit >> 20, pinned >> 20)
+            held = ", ".join(f"{tag.lower()} {used >> 20}" for tag, used in sorted(tags.items(), key=lambda t: -t[1])
+                             if tag != "BASE_TABLE" and used >= 1 << 20)
+            log.info("DuckDB's memory cap %d → %d MiB (%d MiB of its memory cannot be evicted: %s MiB)",
+                     self.duckdb_limit >> 20, limit >> 20, pinned >> 20, held)
             self.duckdb_limit = limit
         self.outgrown = max(0, pinned - int(self.plan.duckdb_max * PINNED_SHARE))
         if self.outgrown and not self._said_too_small:
