@@ -95,6 +95,7 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=4, help="load processes, alternately gRPC and HTTP")
     parser.add_argument("--clients", type=int, default=16, help="client threads per load process")
     parser.add_argument("--spans", type=int, default=512, help="spans per export")
+    parser.add_argument("--no-reads", action="store_true", help="no trace lookups or health checks during the burst")
     parser.add_argument("server_args", nargs="*", help="extra `trajscope serve` flags (after --)")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
@@ -126,7 +127,9 @@ def main() -> None:
                     reads.append(time.monotonic() - started)
                 time.sleep(0.05)
 
-    helpers = [threading.Thread(target=watch, daemon=True), threading.Thread(target=read, daemon=True)]
+    helpers = [threading.Thread(target=watch, daemon=True)]
+    if not args.no_reads:
+        helpers.append(threading.Thread(target=read, daemon=True))
     for h in helpers:
         h.start()
     ctx = multiprocessing.get_context("spawn")
