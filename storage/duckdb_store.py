@@ -523,22 +523,27 @@ class DuckDBStore:
                 self._facts_of(con, pa.array(missed, pa.string()), None)])
         return facts, summarised
 
-    def _facts_of(self, con: duckdb.DuckDBPyConnection, trace_ids: pa.Array,
+    @staticmethod
+    def _facts_of(con: duckdb.DuckDBPyConnection, trace_ids: pa.Array,
                   ranges: list[tuple[int, int]] | None) -> pa.Table:
         """``_STORED_FACTS`` of these traces' spans, from those ranges of load marks (None: every row)."""
-        self._register(con, "wanted_traces", pa.table({"trace_id": trace_ids}))
-        try:
-            wanted = "trace_id IN (SELECT trace_id FROM wanted_traces)"
-            scans = [f"SELECT {_FACT_COLS} FROM spans WHERE {wanted}"] if ranges is None else [
-                f"SELECT {_FACT_COLS} FROM spans WHERE {cond} AND {wanted}" for cond in ranges_sql(ranges)]
-            if not scans:
-                return _FACTS_SCHEMA.empty_table()
-            # Batches sized for what a few dozen spans per trace need, not DuckDB's default of 1M rows, whose
-            # buffers every load would allocate in full.
-            batch = _arrow_batch_rows(min(len(trace_ids) * _SPANS_PER_TRACE_GUESS, _FACTS_BATCH_MAX))
-            return con.execute(" UNION ALL ".join(scans)).to_arrow_table(batch).cast(_FACTS_SCHEMA)
-        finally:
-            con.unregister("wanted_traces")
+        ids = trace_ids.to_pylist()
+        assert all(_is_hex_id(t) for t in ids)
+        conds = [None] if ranges is None else ranges_sql(ranges)
+        if not ids or not conds:
+            return _FACTS_SCHEMA.empty_table()
+        # Batches sized for what a few dozen spans per trace need, not DuckDB's default of 1M rows, whose
+        # buffers every load would allocate in full.
+        batch = _arrow_batch_rows(min(len(ids) * _SPANS_PER_TRACE_GUESS, _FACTS_BATCH_MAX))
+        parts = [_FACTS_SCHEMA.empty_table()]
+        for start in range(0, len(ids), 2000):
+            # Literals, not a join with a registered table: DuckDB may build a semi-join's hash table on the
+            # spans side (every fact column of every row in the ranges) when it misjudges the ranges' rows.
+            wanted = "trace_id IN (" + ", ".join(f"'{t}'" for t in ids[start:start + 2000]) + ")"
+            scans = " UNION ALL ".join(f"SELECT {_FACT_COLS} FROM spans WHERE {wanted}" if cond is None else
+                                       f"SELECT {_FACT_COLS} FROM spans WHERE {cond} AND {wanted}" for cond in conds)
+            parts.append(con.execute(scans).to_arrow_table(batch).cast(_FACTS_SCHEMA))
+        return pa.concat_tables(parts)
 
     def _write_summaries(self, con: duckdb.DuckDBPyConnection, spans: pa.Table, known: pa.Array) -> None:
         """Summaries of the traces whose every stored span is in ``spans`` (``_STORED_FACTS``), with the ranges
