@@ -602,28 +602,32 @@ class DuckDBStore:
         # for them, and dropped after.
         extra = () if columns is None else tuple(k for k in (*_SPAN_ORDER, "project") if k not in columns)
         cols = _SPAN_COLS if columns is None else ", ".join(columns + extra)
-        where = f"trace_id = '{trace_id}'"
         with self._reader() as cur:
-            table = None
-            for attempt in range(2):
-                if window is None or attempt:
-                    # Unscoped: a trace's spans may name other projects than its summary's root does.
-                    window = self.trace_version(trace_id)
-                    if window is None:
-                        return empty
-                if window.mark_ranges:
-                    scans = " UNION ALL ".join(f"SELECT {cols} FROM spans WHERE {cond} AND {where}"
-                                               for cond in ranges_sql(window.mark_ranges))
-                    table = cur.execute(scans).to_arrow_table(_arrow_batch_rows(window.span_count))
-                    if table.num_rows == window.span_count:
-                        break
-                    table = None
+            table = self._by_ranges(cur, trace_id, cols, window)
             if table is None:
-                table = cur.execute(f"SELECT {cols} FROM spans WHERE {where}").to_arrow_table(
-                    _arrow_batch_rows(window.span_count if window is not None else None))
+                return empty
         if project is not None:
             table = table.filter(pc.equal(table.column("project"), project))
         return _in_span_order(table, extra)
+
+    def _by_ranges(self, cur: duckdb.DuckDBPyConnection, trace_id: str, cols: str,
+                   window: TraceVersion | None) -> pa.Table | None:
+        """All the trace's rows (every project), as ``get_trace`` reads them; None when it has no summary."""
+        where = f"trace_id = '{trace_id}'"
+        for attempt in range(2):
+            if window is None or attempt:
+                # Unscoped: a trace's spans may name other projects than its summary's root does.
+                window = self.trace_version(trace_id)
+                if window is None:
+                    return None
+            if window.mark_ranges:
+                scans = " UNION ALL ".join(f"SELECT {cols} FROM spans WHERE {cond} AND {where}"
+                                           for cond in ranges_sql(window.mark_ranges))
+                table = cur.execute(scans).to_arrow_table(_arrow_batch_rows(window.span_count))
+                if table.num_rows == window.span_count:
+                    return table
+        return cur.execute(f"SELECT {cols} FROM spans WHERE {where}").to_arrow_table(
+            _arrow_batch_rows(window.span_count))
 
     def trace_version(self, trace_id: str, project: str | None = None) -> TraceVersion | None:
         """The trace's summary version, extent and where its spans are — ``updated_at`` changes whenever a

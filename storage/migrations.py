@@ -14,7 +14,7 @@ import duckdb
 import pyarrow as pa
 
 from trajscope.analysis.retrieval import stored_record
-from trajscope.storage.load_marks import MARK_COLUMN, MAX_RANGES, RANGE_GAP, cap_ranges, ranges_of
+from trajscope.storage.load_marks import MARK_COLUMN, trace_ranges
 from trajscope.storage.schema import (
     ADDED_IN_VERSION,
     LOG_COLUMNS,
@@ -118,29 +118,23 @@ def mark_range_passes(spans: int, per_pass: int | None = None) -> list[str]:
 
 def record_mark_ranges(con: duckdb.DuckDBPyConnection, prefix: str | None = None) -> int:
     """Set ``mark_ranges`` of the summaries still without one — of trace ids starting with ``prefix`` (None: any)
-    — from their traces' stored spans, as the write path computes them (``load_marks.trace_ranges``). Returns
-    the summaries set."""
+    — from their traces' stored spans, by the write path's own ``load_marks.trace_ranges``. Returns the
+    summaries set."""
     if prefix is None:
         chosen = "trace_id IN (SELECT trace_id FROM traces WHERE mark_ranges IS NULL)"
     else:
         assert all(c in "0123456789abcdef" for c in prefix)
         chosen = f"starts_with(trace_id, '{prefix}')"
-    (updated,) = con.execute(f"""
-        UPDATE traces SET mark_ranges = r.ranges FROM (
-            SELECT trace_id, list({{'low': low, 'high': high}} ORDER BY low) AS ranges FROM (
-                SELECT trace_id, min(mark) AS low, max(mark) AS high FROM (
-                    SELECT trace_id, mark, sum(CASE WHEN gap IS NULL OR gap >= {RANGE_GAP} THEN 1 ELSE 0 END)
-                           OVER (PARTITION BY trace_id ORDER BY mark) AS part
-                    FROM (SELECT trace_id, {MARK_COLUMN} AS mark,
-                                 {MARK_COLUMN} - lag({MARK_COLUMN}) OVER (PARTITION BY trace_id ORDER BY {MARK_COLUMN})
-                                 AS gap FROM spans WHERE {chosen}))
-                GROUP BY trace_id, part)
-            GROUP BY trace_id) r
-        WHERE traces.trace_id = r.trace_id AND traces.mark_ranges IS NULL""").fetchone()
-    for trace_id, ranges in con.execute(
-            f"SELECT trace_id, mark_ranges FROM traces WHERE len(mark_ranges) > {MAX_RANGES}").fetchall():
-        capped = [{"low": low, "high": high} for low, high in cap_ranges(list(ranges_of(ranges) or ()))]
-        con.execute("UPDATE traces SET mark_ranges = ? WHERE trace_id = ?", [capped, trace_id])
+    marks = con.execute(f"SELECT trace_id, {MARK_COLUMN} FROM spans WHERE {chosen}").to_arrow_table()
+    if marks.num_rows == 0:
+        return 0
+    ids, ranges = trace_ranges(marks.column("trace_id").combine_chunks(), marks.column(MARK_COLUMN).to_numpy())
+    con.register("recorded_ranges", pa.table({"trace_id": ids, "ranges": ranges}))
+    try:
+        (updated,) = con.execute("UPDATE traces SET mark_ranges = r.ranges FROM recorded_ranges r "
+                                 "WHERE traces.trace_id = r.trace_id AND traces.mark_ranges IS NULL").fetchone()
+    finally:
+        con.unregister("recorded_ranges")
     return int(updated)
 
 

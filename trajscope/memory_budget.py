@@ -174,7 +174,7 @@ def wanted_limit(tags: dict[str, int]) -> int:
 
 class MemoryGuard:
     """Samples the server's and its workers' PSS in a background thread; ``over()`` says whether the last
-    sample was above the admission mark (glibc's heap is then trimmed as well)."""
+    sample was above the admission mark."""
 
     def __init__(self, plan: MemoryPlan, sample_every_s: float = SAMPLE_EVERY_S,
                  measure: Callable[[], tuple[int, int]] = memory_pss, duckdb: DuckDBMemory | None = None) -> None:
