@@ -8,10 +8,10 @@ Two threads, so an acknowledgement never waits on DuckDB:
 * the **load thread** collects acknowledged batches and writes them to the store (``SpanStore.write``:
   dedup, insert, trace summaries, one transaction) once ``load_rows`` have gathered — whole row groups,
   the rest waiting for the next load —, when input pauses for ``linger_s``, or at once when a reader calls
-  ``sync`` (then everything). It checkpoints the store every ``checkpoint_rows`` loaded spans, every
-  ``checkpoint_after_s`` and when idle; only then are the loaded segments of the log deleted (and batches
-  logged elsewhere released), because trajscope never relies on DuckDB's WAL (``storage.clean_start``).
-  While input outruns the loader (a
+  ``sync`` (then everything; while input outruns the loader, whole row groups: ``READ_HOLD_S``). It
+  checkpoints the store every ``checkpoint_rows`` loaded spans, every ``checkpoint_after_s`` and when idle;
+  only then are the loaded segments of the log deleted (and batches logged elsewhere released), because
+  trajscope never relies on DuckDB's WAL (``storage.clean_start``). While input outruns the loader (a
   full load gathers) the store is in ingest mode (``set_ingest_mode``: fewer DuckDB threads). The load
   after input pauses (``linger_s``) is the burst's tail and still runs in ingest mode; a second such load
   in a row (a trickle) or ``idle_after_s`` without input switches it back.
@@ -61,6 +61,11 @@ LOAD_ROWS = 2 * ROW_GROUP_ROWS
 MAX_LOAD_ROWS = 16 * ROW_GROUP_ROWS
 # The longest a load waits for spans said to be on their way (``expect_more``) once input is quiet.
 MAX_LINGER_S = 1.0
+# While input outruns the loader, a reader's ``sync`` does not cut the stream into small loads: a load under a
+# row group is kept uncompressed in DuckDB's memory until the next checkpoint and copied row by row at its
+# commit, so readers polling during a burst would multiply both. The load a reader asks for takes whole row
+# groups, waiting up to this long for one to gather (``read_wait_s`` bounds the reader's own wait).
+READ_HOLD_S = 0.25
 # Past this many rows loaded since the last checkpoint, or this long after the first of them, checkpoint even
 # under load. Until then the logs keep those spans (a restart re-applies them), so these bound both the log's
 # size and the work of a restart; a checkpoint's cost is mostly fixed (docs/performance.md).
@@ -232,6 +237,7 @@ class Loader:
         self._set_ingest_mode: Callable[[bool], None] | None = getattr(store, "set_ingest_mode", None)
         self._ingesting = False
         self._after_full_load = False
+        self._held_since: float | None = None  # when a reader's load began waiting for a row group (READ_HOLD_S)
         self._log = log or StagingLog(directory)
         self._recover(progress)
 
@@ -357,16 +363,25 @@ class Loader:
 
     def _take(self) -> tuple[list[_Batch], bool, bool | None] | None:
         """Wait for a batch worth loading; None once closed and drained. Runs idle housekeeping. The first
-        flag says whether everything taken must load now (a reader waits, input paused, closing) or the load
-        may stop at a row-group boundary; the second whether input is outrunning the loader (a full load
-        gathered: True), has paused (False), or neither is known (a reader or shutdown asked: None)."""
+        flag says whether everything taken must load now (a reader waits on a quiet stream, input paused,
+        closing) or the load may stop at a row-group boundary; the second whether input is outrunning the
+        loader (a full load gathered: True), has paused (False), or neither is known (a reader or shutdown
+        asked: None)."""
         with self._cond:
             while True:
                 now = time.monotonic()
                 if self._due(now):
                     full = self._staged_rows >= self._load_rows
                     asked = self._sync_waiters > 0 or self._ack_done
-                    drain = not full or asked
+                    streaming = (asked and not self._ack_done and not self._paused(now)
+                                 and (self._after_full_load or self._more_coming()))
+                    if streaming and self._staged_rows < self._row_group_rows:
+                        self._held_since = self._held_since if self._held_since is not None else now
+                        if now - self._held_since < READ_HOLD_S:
+                            self._cond.wait(READ_HOLD_S - (now - self._held_since))
+                            continue
+                    self._held_since = None
+                    drain = (not full or asked) and not streaming
                     busy = True if full else (None if asked else False)
                     taken: list[_Batch] = []
                     rows = 0

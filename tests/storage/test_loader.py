@@ -221,6 +221,29 @@ def test_loads_under_way_stop_at_a_row_group_and_the_cut_export_stays_in_the_log
     writer.close()
 
 
+def test_a_reader_during_a_burst_gets_whole_row_groups_not_a_small_load(tmp_path, monkeypatch):
+    monkeypatch.setattr(loader, "READ_HOLD_S", 0.2)
+    store = FakeStore()
+    writer = Loader(store, tmp_path, load_rows=8, row_group_rows=4, linger_s=30)
+    assert [writer.submit(*_batch(4)).result(5) for _ in range(2)] == [4, 4]
+    assert _eventually(lambda: store.loads == [8])  # a full load: input outruns the loader
+    assert [writer.submit(*_batch(3)).result(5) for _ in range(2)] == [3, 3]
+    assert writer.sync(timeout=5)
+    # One whole row group; the 2 spans left waited for more input, then loaded when none came.
+    assert store.loads == [8, 4, 2]
+    assert len(store.span_ids) == 14
+    writer.close()
+
+
+def test_a_reader_on_a_quiet_stream_loads_everything_at_once(tmp_path):
+    store = FakeStore()
+    writer = Loader(store, tmp_path, load_rows=8, row_group_rows=4, linger_s=30)
+    assert [writer.submit(*_batch(3)).result(5) for _ in range(2)] == [3, 3]
+    assert writer.sync(timeout=5)
+    assert store.loads == [6]
+    writer.close()
+
+
 def test_a_draining_load_takes_everything_and_a_busy_one_only_whole_row_groups():
     # 9 spans in three batches, row groups of 4: draining loads all; busy, two row groups (the third
     # batch's first 2 spans), its last span waiting for the next load.
