@@ -17,7 +17,7 @@ from pathlib import Path
 import duckdb
 
 from trajscope.storage.clean_start import WAL_SUFFIXES, DirectoryInUse, DirectoryLock
-from trajscope.storage.duckdb_store import DB_FILE, STORAGE_VERSION, DuckDBStore, StoreError
+from trajscope.storage.duckdb_store import BLOCK_BYTES, DB_FILE, STORAGE_VERSION, DuckDBStore, StoreError
 from trajscope.storage.loader import Loader
 from trajscope.storage.staging_log import fsync_dir
 
@@ -81,7 +81,7 @@ def _rewrite(data: Path, db: Path) -> None:
     con = duckdb.connect()
     try:
         con.execute(f"ATTACH '{db}' AS old (READ_ONLY)")
-        con.execute(f"ATTACH '{fresh}' AS new (STORAGE_VERSION '{STORAGE_VERSION}')")
+        con.execute(f"ATTACH '{fresh}' AS new (STORAGE_VERSION '{STORAGE_VERSION}', BLOCK_SIZE {BLOCK_BYTES})")
         con.execute("COPY FROM DATABASE old TO new")
         con.execute("DETACH new")
     finally:
