@@ -28,7 +28,13 @@ from trajscope.storage.clean_start import (
     remove_unfinished_copies,
     set_aside_wals,
 )
-from trajscope.storage.interface import StoreInvalidated, StoreUnavailable, TraceFilter, TraceVersion
+from trajscope.storage.interface import (
+    CheckpointDeferred,
+    StoreInvalidated,
+    StoreUnavailable,
+    TraceFilter,
+    TraceVersion,
+)
 from trajscope.storage.known_traces import KnownTraces
 from trajscope.storage.load_marks import MARK_COLUMN, ranges_of, ranges_sql, stamp, trace_ranges, union_ranges
 from trajscope.storage.migrations import mark_range_passes, migrate, record_mark_ranges
@@ -51,11 +57,12 @@ log = logging.getLogger(__name__)
 DB_FILE = "trajscope.duckdb"
 CHECKPOINT_BACKSTOP = "512MB"
 INDEX_SCAN_MAX_ROWS = 2048
+CHECKPOINT_FORCE_AFTER = 3
 STORAGE_VERSION = "v1.5.0"
 # Block size of new database files (DuckDB's default is 256 KiB; a file keeps the size it was created with).
 # Data appended since the last checkpoint lives in memory in one block per column segment however few rows it
-# holds: the trace summaries a load rewrites, ~60 columns with their list and struct children, took ~45 MiB
-# after each checkpoint with 256 KiB blocks, ~12 MiB with 64 KiB ones (docs/performance.md).
+# holds — the trace summaries each load rewrites have dozens of columns with list and struct children —, so
+# smaller blocks keep that memory small; much smaller ones cost compression (docs/performance.md).
 BLOCK_BYTES = 65_536
 _SPAN_COLS = ", ".join(SPAN_COLUMN_NAMES)
 _LOG_COLS = ", ".join(LOG_COLUMN_NAMES)
@@ -178,6 +185,7 @@ class DuckDBStore:
         self.checkpoints = 0  # completed checkpoints: what was committed before one is in the file
         self._logs_present = True  # until the open finds the log_records table empty
         self._closed = False
+        self._checkpoint_refusals = 0  # checkpoints DuckDB refused in a row (``checkpoint``)
         self._known: KnownTraces | None = None
         self._last_mark = 0  # the last load mark given (storage.load_marks)
         if str(path) == ":memory:":
@@ -688,8 +696,21 @@ class DuckDBStore:
             return cur.execute(sql, params or []).to_arrow_table(_QUERY_BATCH_ROWS)
 
     def checkpoint(self) -> None:
+        """Write what was loaded since the last checkpoint into the file. DuckDB refuses while another transaction
+        it counts as writing is open (seen with readers scanning data not yet checkpointed): that raises
+        ``CheckpointDeferred``, and after ``CHECKPOINT_FORCE_AFTER`` refusals in a row the checkpoint waits for
+        those transactions instead (``FORCE CHECKPOINT``), so what waits in memory for a checkpoint stays
+        bounded under any read load."""
         with self._write_lock, self._faults():
-            self._con.execute("CHECKPOINT")
+            forced = self._checkpoint_refusals >= CHECKPOINT_FORCE_AFTER
+            try:
+                self._con.execute("FORCE CHECKPOINT" if forced else "CHECKPOINT")
+            except duckdb.TransactionException as exc:
+                if forced or "other write transactions" not in str(exc):
+                    raise
+                self._checkpoint_refusals += 1
+                raise CheckpointDeferred(str(exc).split("\n")[0]) from None
+            self._checkpoint_refusals = 0
             self.checkpoints += 1
 
     def write_logs(self, records: pa.Table) -> int:

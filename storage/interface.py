@@ -45,6 +45,11 @@ class StoreUnavailable(RuntimeError):
     spans: the same write may succeed later."""
 
 
+class CheckpointDeferred(RuntimeError):
+    """The engine would not checkpoint now (another transaction it counts as writing is open); the next
+    checkpoint tries again. Nothing is lost: what was loaded stays in the logs until a checkpoint succeeds."""
+
+
 class StoreInvalidated(StoreUnavailable):
     """The engine gave up on the database after a fatal error (a checkpoint that could not write, say): no
     statement succeeds on it until it is reopened, which a restart does."""

@@ -46,7 +46,7 @@ from typing import Protocol
 import pyarrow as pa
 
 from trajscope.metrics import Histogram
-from trajscope.storage.interface import StoreUnavailable
+from trajscope.storage.interface import CheckpointDeferred, StoreUnavailable
 from trajscope.storage.quarantine import QUARANTINE_DIR, Quarantine
 from trajscope.storage.schema import ROW_GROUP_ROWS, SPAN_SCHEMA
 from trajscope.storage.staging_log import StagingLog, queued_behind, running_future
@@ -511,6 +511,10 @@ class Loader:
         """Checkpoint the store, then let go of what the checkpoint made durable in the file."""
         try:
             self._store.checkpoint()
+        except CheckpointDeferred as exc:
+            log.warning("checkpoint deferred (%s); the logs keep what was loaded since the last one", exc)
+            self.stats.checkpoint_failures += 1
+            return
         except Exception:
             # Nothing is released: the logs keep every span loaded since the last checkpoint.
             log.exception("checkpoint failed; the logs keep what was loaded since the last one, retried later")

@@ -1,5 +1,7 @@
 """A load that fails because of the store is a store fault (retried), however DuckDB ended its transaction."""
 
+import threading
+
 import duckdb
 import pytest
 
@@ -7,8 +9,8 @@ from tests.small_disk import fill, mounted
 from tests.storage.conftest import table_of
 from tests.storage.test_known_traces import _trace
 from trajscope.storage.clean_start import SET_ASIDE_DIR
-from trajscope.storage.duckdb_store import DuckDBStore, out_of_space
-from trajscope.storage.interface import StoreInvalidated, StoreUnavailable
+from trajscope.storage.duckdb_store import CHECKPOINT_FORCE_AFTER, DuckDBStore, out_of_space
+from trajscope.storage.interface import CheckpointDeferred, StoreInvalidated, StoreUnavailable
 
 
 class _FailingInsert:
@@ -95,3 +97,23 @@ def test_a_checkpoint_on_a_full_disk_invalidates_the_store_which_says_so_and_reo
         assert len(list((disk / "data" / SET_ASIDE_DIR).glob("wal-*"))) == 1  # the failed open added none
         assert reopened.write(table_of(_trace(1))) == 2
         reopened.close()
+
+
+def test_a_refused_checkpoint_is_deferred_then_waits_for_the_other_transaction(tmp_path):
+    store = DuckDBStore(tmp_path / "d")
+    store.write(table_of(_trace(3)))
+    other = store.cursor()
+    other.execute("BEGIN")
+    other.execute("CREATE TABLE scratch (i INTEGER)")  # a write transaction DuckDB will not checkpoint past
+    for _ in range(CHECKPOINT_FORCE_AFTER):
+        with pytest.raises(CheckpointDeferred, match="other write transactions"):
+            store.checkpoint()
+    assert store.checkpoints == 0
+    ended = threading.Timer(0.2, lambda: other.execute("ROLLBACK"))
+    ended.start()
+    store.checkpoint()  # waits for the other transaction to end
+    ended.join()
+    assert store.checkpoints == 1
+    store.checkpoint()  # and the count of refusals starts again
+    assert store.checkpoints == 2
+    store.close()
