@@ -373,8 +373,11 @@ class Loader:
                 if self._due(now):
                     full = self._staged_rows >= self._load_rows
                     asked = self._sync_waiters > 0 or self._ack_done
-                    streaming = (asked and not self._ack_done and not self._paused(now)
-                                 and (self._after_full_load or self._more_coming()))
+                    # A burst: a full load gathered before, or a quarter row group waits with more on its way
+                    # (a trickle's reader never waits for a row group).
+                    streaming = (asked and not self._ack_done and not self._paused(now) and (
+                        self._after_full_load
+                        or (self._staged_rows >= self._row_group_rows // 4 and self._more_coming())))
                     if streaming and self._staged_rows < self._row_group_rows:
                         self._held_since = self._held_since if self._held_since is not None else now
                         if now - self._held_since < READ_HOLD_S:

@@ -235,6 +235,30 @@ def test_a_reader_during_a_burst_gets_whole_row_groups_not_a_small_load(tmp_path
     writer.close()
 
 
+def test_a_reader_waits_for_a_row_group_at_a_bursts_start_but_not_during_a_trickle(tmp_path, monkeypatch):
+    monkeypatch.setattr(loader, "MAX_LINGER_S", 30.0)
+
+    def reader_load(name: str, sizes: list[int]) -> tuple[bool, float, list[int]]:
+        store = FakeStore()
+        writer = Loader(store, tmp_path / name, load_rows=64, row_group_rows=16, linger_s=30)
+        writer.expect_more(lambda: True)  # exports still decoding: input has not paused
+        assert [writer.submit(*_batch(n)).result(5) for n in sizes] == sizes
+        started = time.monotonic()
+        synced = writer.sync(timeout=5)
+        waited = time.monotonic() - started
+        writer.close()
+        return synced, waited, store.loads
+
+    # A quarter of a row group waiting, more on its way: a burst's start, so the reader's load waits for more.
+    monkeypatch.setattr(loader, "READ_HOLD_S", 0.3)
+    synced, waited, loads = reader_load("burst", [3, 3])
+    assert synced and waited >= 0.3 and loads == [6]
+    # Less than that is a trickle: the reader's load goes at once (a hold would outlast the reader's timeout).
+    monkeypatch.setattr(loader, "READ_HOLD_S", 30.0)
+    synced, waited, loads = reader_load("trickle", [3])
+    assert synced and loads == [3]
+
+
 def test_a_reader_on_a_quiet_stream_loads_everything_at_once(tmp_path):
     store = FakeStore()
     writer = Loader(store, tmp_path, load_rows=8, row_group_rows=4, linger_s=30)
