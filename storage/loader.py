@@ -394,6 +394,7 @@ class Loader:
                         rows += item.rows
                     self._staged_rows -= rows
                     return taken, drain, busy
+                self._held_since = None  # nobody asks now (a reader gave up): a later one holds afresh
                 if self._ack_done and not self._staged:
                     return None
                 if self._staged:
