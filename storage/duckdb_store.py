@@ -226,12 +226,10 @@ class DuckDBStore:
             self.wal_set_aside = set_aside_wals(db_file)
             remove_unfinished_copies(db_file)
         # Attached rather than opened, because the row group size is an ATTACH option only. The catalog
-        # keeps the name a plain open gives it (the file's stem). No temporary directory: DuckDB 1.5.5, when it
-        # evicted data held only in memory (a small load's rows) to a temporary file under memory pressure, read
-        # the freed memory in the commit that followed and died with SIGSEGV (docs/performance.md). Such data now
-        # stays in memory, where the memory guard's cap follows it, and a query that would spill fails with an
-        # out-of-memory error (``too_large`` on the SQL endpoint) instead.
-        con = duckdb.connect(":memory:", config={**config, "temp_directory": ""})
+        # keeps the name a plain open gives it (the file's stem). Spilled intermediates go beside the
+        # database file, as when DuckDB opens a file itself (an in-memory default would put them in the
+        # working directory).
+        con = duckdb.connect(":memory:", config={**config, "temp_directory": f"{self.db_path}.tmp"})
         options = f"STORAGE_VERSION '{STORAGE_VERSION}', ROW_GROUP_SIZE {ROW_GROUP_ROWS}"
         if not read_only and not db_file.exists():
             options += f", BLOCK_SIZE {BLOCK_BYTES}"
