@@ -103,6 +103,18 @@ def _is_hex_id(value: str) -> bool:
     return len(value) in (16, 32) and set(value) <= _HEX
 
 
+_IDS_PER_LIST = 2000
+
+
+def _id_lists(trace_ids: list[str]) -> Iterator[str]:
+    """SQL ``(…)`` lists of at most ``_IDS_PER_LIST`` trace ids, inlined as literals: the ids come from hex() of
+    validated bytes, so they are safe to inline, and literals let DuckDB probe the traces' primary key and keep
+    a filter on spans from becoming a semi-join whose hash table it may build on the spans side."""
+    assert all(_is_hex_id(t) for t in trace_ids)
+    for start in range(0, len(trace_ids), _IDS_PER_LIST):
+        yield "(" + ", ".join(f"'{t}'" for t in trace_ids[start:start + _IDS_PER_LIST]) + ")"
+
+
 _QUERY_BATCH_ROWS = 4096
 
 
@@ -332,8 +344,7 @@ class DuckDBStore:
 
     def _register(self, con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> None:
         """``table`` readable as ``name`` by the transaction's statements (``con.unregister`` after use), and
-        referenced until the transaction has ended: its Arrow buffers must outlive the COMMIT, not only the
-        statement that read them (freed before it, a process was seen to die with SIGSEGV inside COMMIT)."""
+        referenced until the transaction has ended, so nothing a statement scanned is freed before the COMMIT."""
         self._held.append(table)
         con.register(name, table)
 
@@ -510,16 +521,12 @@ class DuckDBStore:
         one set of scans (``union_ranges``) that the zone maps prune to the rows they cover; traces whose rows
         found differ from their summaries' span counts (ranges that do not cover them, which no write leaves)
         are read again from every row."""
-        # Ids come from hex() of validated bytes, so they are safe to inline (literals let DuckDB probe the
-        # traces' primary key).
-        assert all(_is_hex_id(t) for t in trace_ids)
         counts: dict[str, int] = {}
         ranges: list[tuple[int, int]] = []
         whole: list[str] = []
-        for chunk_start in range(0, len(trace_ids), 2000):
-            in_list = ", ".join(f"'{t}'" for t in trace_ids[chunk_start:chunk_start + 2000])
+        for in_list in _id_lists(trace_ids):
             for trace_id, span_count, stored in con.execute(
-                    f"SELECT trace_id, span_count, mark_ranges FROM traces WHERE trace_id IN ({in_list})").fetchall():
+                    f"SELECT trace_id, span_count, mark_ranges FROM traces WHERE trace_id IN {in_list}").fetchall():
                 counts[trace_id] = span_count
                 if stored:
                     ranges.extend(ranges_of(stored))
@@ -528,35 +535,30 @@ class DuckDBStore:
         summarised = pa.array(list(counts), pa.string())
         if not counts:
             return _FACTS_SCHEMA.empty_table(), summarised
-        facts = self._facts_of(con, summarised, union_ranges(ranges) if not whole else None)
+        facts = self._facts_of(con, list(counts), union_ranges(ranges) if not whole else None)
         found = dict(zip(*(c.to_pylist() for c in pc.value_counts(facts.column("trace_id")).flatten()), strict=True))
         missed = [t for t, n in counts.items() if found.get(t, 0) != n]
         if missed:
             log.warning("%d trace(s) not where their summaries place them: read from every row", len(missed))
             facts = pa.concat_tables([
                 facts.filter(pc.invert(pc.is_in(facts.column("trace_id"), value_set=pa.array(missed)))),
-                self._facts_of(con, pa.array(missed, pa.string()), None)])
+                self._facts_of(con, missed, None)])
         return facts, summarised
 
     @staticmethod
-    def _facts_of(con: duckdb.DuckDBPyConnection, trace_ids: pa.Array,
+    def _facts_of(con: duckdb.DuckDBPyConnection, trace_ids: list[str],
                   ranges: list[tuple[int, int]] | None) -> pa.Table:
         """``_STORED_FACTS`` of these traces' spans, from those ranges of load marks (None: every row)."""
-        ids = trace_ids.to_pylist()
-        assert all(_is_hex_id(t) for t in ids)
-        conds = [None] if ranges is None else ranges_sql(ranges)
-        if not ids or not conds:
+        conds = [""] if ranges is None else [f"{cond} AND " for cond in ranges_sql(ranges)]
+        if not trace_ids or not conds:
             return _FACTS_SCHEMA.empty_table()
         # Batches sized for what a few dozen spans per trace need, not DuckDB's default of 1M rows, whose
         # buffers every load would allocate in full.
-        batch = _arrow_batch_rows(min(len(ids) * _SPANS_PER_TRACE_GUESS, _FACTS_BATCH_MAX))
+        batch = _arrow_batch_rows(min(len(trace_ids) * _SPANS_PER_TRACE_GUESS, _FACTS_BATCH_MAX))
         parts = [_FACTS_SCHEMA.empty_table()]
-        for start in range(0, len(ids), 2000):
-            # Literals, not a join with a registered table: DuckDB may build a semi-join's hash table on the
-            # spans side (every fact column of every row in the ranges) when it misjudges the ranges' rows.
-            wanted = "trace_id IN (" + ", ".join(f"'{t}'" for t in ids[start:start + 2000]) + ")"
-            scans = " UNION ALL ".join(f"SELECT {_FACT_COLS} FROM spans WHERE {wanted}" if cond is None else
-                                       f"SELECT {_FACT_COLS} FROM spans WHERE {cond} AND {wanted}" for cond in conds)
+        for in_list in _id_lists(trace_ids):
+            scans = " UNION ALL ".join(f"SELECT {_FACT_COLS} FROM spans WHERE {cond}trace_id IN {in_list}"
+                                       for cond in conds)
             parts.append(con.execute(scans).to_arrow_table(batch).cast(_FACTS_SCHEMA))
         return pa.concat_tables(parts)
 

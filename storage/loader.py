@@ -379,7 +379,8 @@ class Loader:
                         self._after_full_load
                         or (self._staged_rows >= self._row_group_rows // 4 and self._more_coming())))
                     if streaming and self._staged_rows < self._row_group_rows:
-                        self._held_since = self._held_since if self._held_since is not None else now
+                        if self._held_since is None:
+                            self._held_since = now
                         if now - self._held_since < READ_HOLD_S:
                             self._cond.wait(READ_HOLD_S - (now - self._held_since))
                             continue

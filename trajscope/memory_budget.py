@@ -231,8 +231,6 @@ class MemoryGuard:
         self.server, self.workers = self._measure()
         self.peak = max(self.peak, self.total)
         self._hold_elsewhere(time.monotonic())
-        # No malloc_trim here: trimming glibc's heap while DuckDB commits crashed the process (SIGSEGV inside
-        # COMMIT, seen with bench/soak.py once memory went over the mark).
         over = self.total >= self.admission_mark()
         if over and not self._over:
             log.warning("memory %d MiB is above the admission mark %d MiB of the %d MiB budget: refusing new "
