@@ -96,8 +96,8 @@ def retrieval(attrs: dict[str, Any], events: list[dict[str, Any]] | None, catego
 
 
 def stored(record: dict[str, Any]) -> dict[str, Any]:
-    """``record`` as the ``spans.retrieval`` column holds it (``storage.schema.RETRIEVAL``): metadata as
-    JSON text, no full content."""
+    """``record`` as the ``spans.retrieval`` column holds it (``storage.schema.RETRIEVAL``, in a list of one):
+    metadata as JSON text, no full content."""
     def row(doc: dict[str, Any]) -> dict[str, Any]:
         meta = doc.get("metadata")
         return {**{k: v for k, v in doc.items() if k != "content"},

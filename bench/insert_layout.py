@@ -22,7 +22,7 @@ from common import OUT, build_payloads, env_note
 
 from trajscope.collector.otlp_decode import decode_request
 from trajscope.storage.duckdb_store import STORAGE_VERSION
-from trajscope.storage.schema import SPAN_COLUMNS, ZSTD_COLUMNS
+from trajscope.storage.schema import RETRIEVAL_IN, SPAN_COLUMNS, ZSTD_COLUMNS
 
 
 def _ddl() -> str:
@@ -54,7 +54,7 @@ def run(label: str, source: pa.Table, total: int, load_rows: int, *, row_group: 
         con.register("incoming", table)
         started = time.process_time()
         con.execute("BEGIN")
-        con.execute("INSERT INTO db.spans SELECT * FROM incoming")
+        con.execute(f"INSERT INTO db.spans SELECT * REPLACE ({RETRIEVAL_IN} AS retrieval) FROM incoming")
         con.execute("COMMIT")
         cpu += time.process_time() - started
         con.unregister("incoming")

@@ -33,7 +33,7 @@ from trajscope.memory_budget import memory_pss
 from trajscope.storage.duckdb_store import DuckDBStore
 from trajscope.storage.interface import TraceFilter
 from trajscope.storage.load_marks import mark_ranges
-from trajscope.storage.schema import SPAN_COLUMN_NAMES, TRACE_COLUMN_NAMES
+from trajscope.storage.schema import RETRIEVAL_IN, SPAN_COLUMN_NAMES, TRACE_COLUMN_NAMES
 
 
 def _replicated(columns: tuple[str, ...], derived: dict[str, str]) -> str:
@@ -69,7 +69,7 @@ def build(store: DuckDBStore, spans: int) -> int:
     # Load marks as the write path gives them (storage.load_marks): increasing in storage order, one per span.
     first_mark = time.time_ns()
     span_cols = _replicated(SPAN_COLUMN_NAMES, {
-        **_IDS, "ingested_at_unix_nano": f"{first_mark} + c * {template.num_rows} + row"})
+        **_IDS, "ingested_at_unix_nano": f"{first_mark} + c * {template.num_rows} + row", "retrieval": RETRIEVAL_IN})
     # A copy's marks are the template's shifted (the scratch store gave the template consecutive marks).
     (template_first,) = scratch_marks
     shift = f"{first_mark} + c * {template.num_rows} - {template_first}"

@@ -42,6 +42,8 @@ from trajscope.storage.schema import (
     JSON_COLUMNS,
     LOG_COLUMN_NAMES,
     LOG_SCHEMA,
+    RETRIEVAL_IN,
+    RETRIEVAL_OUT,
     ROW_GROUP_ROWS,
     SPAN_COLUMN_NAMES,
     SPAN_SCHEMA,
@@ -65,6 +67,10 @@ STORAGE_VERSION = "v1.5.0"
 # smaller blocks keep that memory small; much smaller ones cost compression (docs/performance.md).
 BLOCK_BYTES = 65_536
 _SPAN_COLS = ", ".join(SPAN_COLUMN_NAMES)
+# A span column as an insert gives it to the table, and as a read gives it back (schema.RETRIEVAL_IN/OUT).
+_SPAN_IN = {"retrieval": RETRIEVAL_IN}
+_SPAN_OUT = {"retrieval": f"{RETRIEVAL_OUT} AS retrieval"}
+_SPAN_INSERT = ", ".join(_SPAN_IN.get(c, c) for c in SPAN_COLUMN_NAMES)
 _LOG_COLS = ", ".join(LOG_COLUMN_NAMES)
 _TRACE_COLS = ", ".join(TRACE_COLUMN_NAMES)
 _SUMMARY_COLS = ", ".join(SUMMARY_COLUMN_NAMES)
@@ -385,7 +391,7 @@ class DuckDBStore:
                 if self._threads > 1:
                     fresh = fresh.combine_chunks()
                 self._register(con, "incoming_spans", _json_typed(fresh))
-                con.execute(f"INSERT INTO spans ({_SPAN_COLS}) SELECT {_SPAN_COLS} FROM incoming_spans")
+                con.execute(f"INSERT INTO spans ({_SPAN_COLS}) SELECT {_SPAN_INSERT} FROM incoming_spans")
                 con.unregister("incoming_spans")
                 self._remember(trace_ids, maybe)
                 if stored.num_rows:  # only traces with new spans: a repeat alone changes no summary
@@ -618,7 +624,7 @@ class DuckDBStore:
         # The span order's keys (and the project, to filter on) are fetched even when the caller did not ask
         # for them, and dropped after.
         extra = () if columns is None else tuple(k for k in (*_SPAN_ORDER, "project") if k not in columns)
-        cols = _SPAN_COLS if columns is None else ", ".join(columns + extra)
+        cols = ", ".join(_SPAN_OUT.get(c, c) for c in (SPAN_COLUMN_NAMES if columns is None else columns + extra))
         with self._reader() as cur:
             table = self._by_ranges(cur, trace_id, cols, window)
             if table is None:

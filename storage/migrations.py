@@ -19,9 +19,11 @@ from trajscope.storage.schema import (
     ADDED_IN_VERSION,
     LOG_COLUMNS,
     RETRIEVAL,
+    RETRIEVAL_IN,
     SPAN_COLUMNS,
     TRACE_COLUMNS,
     columns_ddl,
+    struct_sql,
 )
 
 log = logging.getLogger(__name__)
@@ -70,7 +72,8 @@ def _v4(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _v5(con: duckdb.DuckDBPyConnection) -> None:
-    _add_columns(5)(con)
+    # Added as the STRUCT it was then; version 7 makes it a list of one (schema.RETRIEVAL_IN).
+    con.execute(f"ALTER TABLE spans ADD COLUMN retrieval {struct_sql(RETRIEVAL)}")
     # Retrieval steps stored before version 5 get their record from the attributes and events they kept.
     rows = con.execute("""
         SELECT trace_id, span_id, category, name, attributes, events FROM spans
@@ -99,6 +102,12 @@ def _v6(con: duckdb.DuckDBPyConnection) -> None:
     # are recorded after the migration, in passes of their own (``mark_range_passes``); until then their
     # reads look at every row.
     con.execute("DROP INDEX IF EXISTS spans_trace_id")
+
+
+def _v7(con: duckdb.DuckDBPyConnection) -> None:
+    # A retrieval step as a list of one rather than a top-level STRUCT, which DuckDB 1.5 crashes appending in
+    # small commits (schema.RETRIEVAL_IN). Only this column is rewritten; most spans hold NULL.
+    con.execute(f"ALTER TABLE spans ALTER retrieval SET DATA TYPE {struct_sql(RETRIEVAL)}[] USING {RETRIEVAL_IN}")
 
 
 # Spans per pass of ``record_mark_ranges`` when a store records the ranges of traces stored before version 6:
@@ -145,6 +154,7 @@ MIGRATIONS: tuple[Callable[[duckdb.DuckDBPyConnection], None], ...] = (
     _v4,  # log_records (issue #22: GenAI events as OTLP logs)
     _v5,  # spans.retrieval (issue #24: retrieval steps)
     _v6,  # traces.mark_ranges, no index on spans.trace_id (issue #23: memory that does not grow with the store)
+    _v7,  # spans.retrieval a list of one step (issue #23: a crash in DuckDB's commit of a STRUCT column)
 )
 LATEST_VERSION = len(MIGRATIONS)
 

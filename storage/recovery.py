@@ -25,7 +25,7 @@ import pyarrow as pa
 from trajscope.storage.clean_start import DirectoryInUse, DirectoryLock, set_aside_folder, set_aside_wals
 from trajscope.storage.duckdb_store import DB_FILE, DuckDBStore, StoreError
 from trajscope.storage.loader import Loader, conform
-from trajscope.storage.schema import LOG_SCHEMA, SPAN_COLUMN_NAMES, SPAN_SCHEMA
+from trajscope.storage.schema import LOG_SCHEMA, RETRIEVAL_OUT, SPAN_COLUMN_NAMES, SPAN_SCHEMA
 
 log = logging.getLogger(__name__)
 
@@ -141,14 +141,16 @@ def _copy_ranges(con: duckdb.DuckDBPyConnection, store: DuckDBStore, report: Rec
                  progress: Callable[[str], None]) -> None:
     try:
         (rows,) = con.execute("SELECT count(*) FROM damaged.spans").fetchone()
-        present = {r[0] for r in con.execute(
-            "SELECT column_name FROM duckdb_columns() WHERE database_name = 'damaged' AND table_name = 'spans'"
-        ).fetchall()}
+        present = dict(con.execute(
+            "SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = 'damaged' "
+            "AND table_name = 'spans'").fetchall())
     except duckdb.Error as exc:
         progress(f"the damaged file's spans table cannot be read ({str(exc).splitlines()[0]})")
         report.row_ranges_lost = 1
         return
-    columns = [c for c in SPAN_COLUMN_NAMES if c in present]
+    # A retrieval step is a list of one from schema version 7 on, a STRUCT before (schema.RETRIEVAL_OUT).
+    columns = [f"{RETRIEVAL_OUT} AS retrieval" if c == "retrieval" and present[c].endswith("[]") else c
+               for c in SPAN_COLUMN_NAMES if c in present]
     for first in range(0, rows, SALVAGE_ROWS):
         last = min(rows, first + SALVAGE_ROWS)
         where = f"rowid >= {first} AND rowid < {last}"

@@ -43,6 +43,15 @@ def struct_list_sql(typ: pa.ListType) -> str:
     return struct_sql(typ)
 
 
+# ``spans.retrieval`` in SQL: the step as a list of one element, not as a top-level STRUCT column. DuckDB 1.5
+# (storage format 1.3 and later) reads freed memory when a commit of fewer rows than a row group appends a
+# top-level STRUCT with string fields (its dictionary-compressed strings, flattened after their block was let
+# go) and the process dies; lists of structs take another path. Writes wrap the step (``RETRIEVAL_IN``), reads
+# unwrap it (``RETRIEVAL_OUT``), so Python and the API see the step itself.
+RETRIEVAL_IN = "CASE WHEN retrieval IS NULL THEN NULL ELSE [retrieval] END"
+RETRIEVAL_OUT = "retrieval[1]"
+
+
 # Rows per row group of what the store appends (DuckDB's default is 122,880). DuckDB writes an insert of
 # whole row groups straight to the database file and merges anything smaller through the WAL (several times
 # the CPU); with smaller row groups the loader can insert every ~16k spans that cheaply, so spans
@@ -89,8 +98,9 @@ SPAN_COLUMNS: tuple[tuple[str, pa.DataType, str, bool], ...] = (
     # Guardrail checks the span records (analysis.guardrails), normalised; and how many were hits.
     ("guardrails", GUARDRAIL_CHECKS, struct_list_sql(GUARDRAIL_CHECKS), True),
     ("guardrail_hits", pa.int64(), "BIGINT", True),
-    # What a retriever or reranker step returned (analysis.retrieval); NULL on other spans.
-    ("retrieval", RETRIEVAL, struct_sql(RETRIEVAL), True),
+    # What a retriever or reranker step returned (analysis.retrieval); NULL on other spans. Arrow carries the
+    # step itself; the table holds it as a list of one (``RETRIEVAL_IN`` and ``RETRIEVAL_OUT``).
+    ("retrieval", RETRIEVAL, f"{struct_sql(RETRIEVAL)}[]", True),
     # Everything else OTLP carries, kept whole.
     ("attributes", pa.string(), "JSON", False),
     ("dropped_attributes_count", pa.uint32(), "UINTEGER", False),

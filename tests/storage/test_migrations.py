@@ -39,7 +39,15 @@ def _undo_v5(store) -> None:
     store._con.execute("CREATE INDEX spans_trace_id ON spans (trace_id)")
 
 
+def _undo_v7(store) -> None:
+    """``spans.retrieval`` back to the STRUCT version 5 added."""
+    from trajscope.storage.schema import RETRIEVAL, struct_sql
+
+    store._con.execute(f"ALTER TABLE spans ALTER retrieval SET DATA TYPE {struct_sql(RETRIEVAL)} USING retrieval[1]")
+
+
 def _undo_v6(store) -> None:
+    _undo_v7(store)
     if "mark_ranges" in {r[0] for r in store._con.execute(
             "SELECT column_name FROM information_schema.columns WHERE table_name = 'traces'").fetchall()}:
         store._con.execute("ALTER TABLE traces DROP COLUMN mark_ranges")
@@ -88,6 +96,32 @@ def test_migrate_v5_data_directory_records_where_each_traces_spans_are_and_drops
     reopened.close()
 
 
+def test_migrate_v6_data_directory_keeps_each_retrieval_step_as_a_list_of_one(tmp_path):
+    from tests.otlp_builders import make_span
+    from tests.storage.conftest import table_of
+    from trajscope.storage.duckdb_store import DuckDBStore
+
+    store = DuckDBStore(tmp_path / "d")
+    retriever = make_span("retrieve", attrs={"gen_ai.operation.name": "retrieval", "gen_ai.retrieval.query.text": "q",
+                                             "gen_ai.retrieval.documents": '[{"id": "a", "score": 0.5}]'})
+    llm = make_span("chat", trace_id=retriever.trace_id, attrs={"gen_ai.request.model": "m"})
+    store.write(table_of([retriever, llm]))
+    expected = store.get_trace(retriever.trace_id.hex())
+    _undo_v7(store)
+    store._con.execute("DELETE FROM schema_version WHERE version >= 7")
+    assert store._con.execute("SELECT retrieval.query FROM spans WHERE name = 'retrieve'").fetchone() == ("q",)
+    store.close()
+
+    reopened = DuckDBStore(tmp_path / "d")
+    assert reopened.schema_version == migrations.LATEST_VERSION
+    got = dict(reopened.cursor().execute("SELECT name, retrieval FROM spans").fetchall())
+    assert got["chat"] is None and len(got["retrieve"]) == 1 and got["retrieve"][0]["query"] == "q"
+    assert reopened.get_trace(retriever.trace_id.hex()).equals(expected)
+    assert reopened.query("SELECT query, documents, top_score FROM retrievals").to_pylist() == [
+        {"query": "q", "documents": 1, "top_score": 0.5}]
+    reopened.close()
+
+
 def test_migrate_v4_data_directory_gains_retrieval_steps_from_the_stored_attributes(tmp_path):
     from tests.otlp_builders import make_span
     from tests.storage.conftest import table_of
@@ -106,8 +140,8 @@ def test_migrate_v4_data_directory_gains_retrieval_steps_from_the_stored_attribu
     assert reopened.schema_version == migrations.LATEST_VERSION
     got = dict(reopened.cursor().execute("SELECT name, retrieval FROM spans").fetchall())
     assert got["chat"] is None
-    assert got["retrieve"]["query"] == "q"
-    assert [(d["id"], d["rank"], d["score"]) for d in got["retrieve"]["documents"]] == [("a", 1, 0.5)]
+    assert got["retrieve"][0]["query"] == "q"
+    assert [(d["id"], d["rank"], d["score"]) for d in got["retrieve"][0]["documents"]] == [("a", 1, 0.5)]
     reopened.close()
 
 
