@@ -96,17 +96,25 @@ def test_migrate_v5_data_directory_records_where_each_traces_spans_are_and_drops
     reopened.close()
 
 
-def test_migrate_v6_data_directory_keeps_each_retrieval_step_as_a_list_of_one(tmp_path):
+def _store_with_a_retrieval_step(path):
+    """A store holding one trace: a retrieval step (query "q", one document) and an LLM call; and the trace id."""
     from tests.otlp_builders import make_span
     from tests.storage.conftest import table_of
     from trajscope.storage.duckdb_store import DuckDBStore
 
-    store = DuckDBStore(tmp_path / "d")
+    store = DuckDBStore(path)
     retriever = make_span("retrieve", attrs={"gen_ai.operation.name": "retrieval", "gen_ai.retrieval.query.text": "q",
                                              "gen_ai.retrieval.documents": '[{"id": "a", "score": 0.5}]'})
     llm = make_span("chat", trace_id=retriever.trace_id, attrs={"gen_ai.request.model": "m"})
     store.write(table_of([retriever, llm]))
-    expected = store.get_trace(retriever.trace_id.hex())
+    return store, retriever.trace_id.hex()
+
+
+def test_migrate_v6_data_directory_keeps_each_retrieval_step_as_a_list_of_one(tmp_path):
+    from trajscope.storage.duckdb_store import DuckDBStore
+
+    store, trace_id = _store_with_a_retrieval_step(tmp_path / "d")
+    expected = store.get_trace(trace_id)
     _undo_v7(store)
     store._con.execute("DELETE FROM schema_version WHERE version >= 7")
     assert store._con.execute("SELECT retrieval.query FROM spans WHERE name = 'retrieve'").fetchone() == ("q",)
@@ -116,22 +124,16 @@ def test_migrate_v6_data_directory_keeps_each_retrieval_step_as_a_list_of_one(tm
     assert reopened.schema_version == migrations.LATEST_VERSION
     got = dict(reopened.cursor().execute("SELECT name, retrieval FROM spans").fetchall())
     assert got["chat"] is None and len(got["retrieve"]) == 1 and got["retrieve"][0]["query"] == "q"
-    assert reopened.get_trace(retriever.trace_id.hex()).equals(expected)
+    assert reopened.get_trace(trace_id).equals(expected)
     assert reopened.query("SELECT query, documents, top_score FROM retrievals").to_pylist() == [
         {"query": "q", "documents": 1, "top_score": 0.5}]
     reopened.close()
 
 
 def test_migrate_v4_data_directory_gains_retrieval_steps_from_the_stored_attributes(tmp_path):
-    from tests.otlp_builders import make_span
-    from tests.storage.conftest import table_of
     from trajscope.storage.duckdb_store import DuckDBStore
 
-    store = DuckDBStore(tmp_path / "d")
-    retriever = make_span("retrieve", attrs={"gen_ai.operation.name": "retrieval", "gen_ai.retrieval.query.text": "q",
-                                             "gen_ai.retrieval.documents": '[{"id": "a", "score": 0.5}]'})
-    llm = make_span("chat", trace_id=retriever.trace_id, attrs={"gen_ai.request.model": "m"})
-    store.write(table_of([retriever, llm]))
+    store, _ = _store_with_a_retrieval_step(tmp_path / "d")
     _undo_v5(store)
     store._con.execute("DELETE FROM schema_version WHERE version >= 5")
     store.close()
