@@ -40,7 +40,7 @@ def add_sql_routes(app: FastAPI, state, dependencies: list) -> None:
         timeout = min(request.timeout_s or state.sql_timeout_s, state.sql_timeout_s)
         projects = http.state.grant.projects  # None: every project (query.project_scope)
         started = time.perf_counter()
-        with state.store.cursor() as cursor:
+        with state.store.reading() as cursor:
             try:
                 statement = request.sql if projects is None else scoped_statement(cursor, request.sql, projects)
                 result = run_sql(cursor, statement, limit=request.limit, timeout_s=timeout)

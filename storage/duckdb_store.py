@@ -60,6 +60,8 @@ DB_FILE = "trajscope.duckdb"
 CHECKPOINT_BACKSTOP = "512MB"
 INDEX_SCAN_MAX_ROWS = 2048
 CHECKPOINT_FORCE_AFTER = 3
+# How long ``reattach`` waits for the reads in progress before it gives up (and new reads wait with it).
+REATTACH_WAIT_S = 2.0
 STORAGE_VERSION = "v1.5.0"
 # Block size of new database files (DuckDB's default is 256 KiB; a file keeps the size it was created with).
 # Data appended since the last checkpoint lives in memory in one block per column segment however few rows it
@@ -198,6 +200,13 @@ class DuckDBStore:
         self._readers = threading.local()
         self._reader_lock = threading.Lock()
         self._reader_cursors: list[duckdb.DuckDBPyConnection] = []
+        self._read_only = read_only
+        self._generation = 0  # attachments of the file so far: a reader cursor of an earlier one is closed
+        # Reads in progress, and whether ``reattach`` holds new ones back (``_gate`` guards both).
+        self._gate = threading.Condition()
+        self._reading = 0
+        self._reattaching = False
+        self._attached_rows = 0  # spans written since the file was attached (``reattach``)
         self._write_lock = threading.Lock()
         self._held: list[pa.Table] = []  # Arrow tables the open write transaction reads (``_register``)
         self.checkpoints = 0  # completed checkpoints: what was committed before one is in the file
@@ -243,10 +252,14 @@ class DuckDBStore:
             self._lock = DirectoryLock(db_file.parent)
             self.wal_set_aside = set_aside_wals(db_file)
             remove_unfinished_copies(db_file)
+        return self._attach(config, read_only)
+
+    def _attach(self, config: dict[str, str | bool], read_only: bool) -> duckdb.DuckDBPyConnection:
         # Attached rather than opened, because the row group size is an ATTACH option only. The catalog
         # keeps the name a plain open gives it (the file's stem). Spilled intermediates go beside the
         # database file, as when DuckDB opens a file itself (an in-memory default would put them in the
         # working directory).
+        db_file = Path(self.db_path)
         con = duckdb.connect(":memory:", config={**config, "temp_directory": f"{self.db_path}.tmp"})
         options = f"STORAGE_VERSION '{STORAGE_VERSION}', ROW_GROUP_SIZE {ROW_GROUP_ROWS}"
         if not read_only and not db_file.exists():
@@ -394,6 +407,7 @@ class DuckDBStore:
                 con.execute(f"INSERT INTO spans ({_SPAN_COLS}) SELECT {_SPAN_INSERT} FROM incoming_spans")
                 con.unregister("incoming_spans")
                 self._remember(trace_ids, maybe)
+                self._attached_rows += fresh.num_rows
                 if stored.num_rows:  # only traces with new spans: a repeat alone changes no summary
                     stored = stored.filter(pc.is_in(stored.column("trace_id"), value_set=fresh.column("trace_id")))
                 self._write_summaries(con, pa.concat_tables([stored, fresh.select(list(_STORED_FACTS))]), summarised)
@@ -601,13 +615,40 @@ class DuckDBStore:
     def _reader(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """This thread's cursor for the store's own reads, kept open: a new cursor and its ``USE`` cost
         ~0.4 ms here, a twentieth of a trace lookup."""
-        cursor = getattr(self._readers, "cursor", None)
-        if cursor is None:
-            cursor = self.cursor()
-            self._readers.cursor = cursor
-            with self._reader_lock:
-                self._reader_cursors.append(cursor)
-        yield cursor
+        with self._read_turn():
+            cursor = getattr(self._readers, "cursor", None)
+            if cursor is None or self._readers.generation != self._generation:
+                cursor = self.cursor()
+                self._readers.cursor = cursor
+                self._readers.generation = self._generation
+                with self._reader_lock:
+                    self._reader_cursors.append(cursor)
+            yield cursor
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A fresh cursor for one caller's reads (analyst SQL), closed after; ``reattach`` waits for it."""
+        with self._read_turn(), self.cursor() as cursor:
+            yield cursor
+
+    @contextlib.contextmanager
+    def _read_turn(self) -> Iterator[None]:
+        """One read in progress. A new read waits while ``reattach`` runs; a read nested in one this thread has
+        in progress does not (it would wait for itself)."""
+        depth = getattr(self._readers, "depth", 0)
+        with self._gate:
+            while self._reattaching and depth == 0:
+                self._gate.wait()
+            self._reading += 1
+        self._readers.depth = depth + 1
+        try:
+            yield
+        finally:
+            self._readers.depth = depth
+            with self._gate:
+                self._reading -= 1
+                if self._reading == 0:
+                    self._gate.notify_all()
 
     def get_trace(self, trace_id: str, project: str | None = None,
                   columns: tuple[str, ...] | None = None, window: TraceVersion | None = None) -> pa.Table:
@@ -720,6 +761,50 @@ class DuckDBStore:
                 raise CheckpointDeferred(str(exc).split("\n")[0]) from None
             self._checkpoint_refusals = 0
             self.checkpoints += 1
+
+    @property
+    def attached_rows(self) -> int:
+        """Spans written since the database file was attached (opened or ``reattach``)."""
+        return self._attached_rows
+
+    def reattach(self, wait_s: float = REATTACH_WAIT_S) -> bool:
+        """Checkpoint, close the database and attach its file again, with the same settings. DuckDB keeps the
+        description of every row group it wrote (column segments, statistics) and the index nodes it touched
+        in memory for as long as the database stays attached: with a steady stream that grows with the
+        store, outside any memory cap. Attached again, the file's metadata is read back only as reads and
+        writes need it. Writes wait; new reads wait too, for at most the reads in progress (up to ``wait_s``:
+        past it nothing is done and False is returned, so no read waits longer than that)."""
+        if self.db_path == ":memory:" or self._read_only or self._closed:
+            return False
+        with self._write_lock, self._faults():
+            with self._gate:
+                self._reattaching = True
+                drained = self._gate.wait_for(lambda: self._reading == 0, timeout=wait_s)
+            try:
+                if not drained:
+                    return False
+                self._con.execute("CHECKPOINT")
+                limit = self._con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+                with self._reader_lock:
+                    for cursor in self._reader_cursors:
+                        cursor.close()
+                    self._reader_cursors.clear()
+                    self._generation += 1
+                self._con.close()
+                config: dict[str, str | bool] = {"storage_compatibility_version": STORAGE_VERSION,
+                                                 "memory_limit": limit}
+                threads = self._threads
+                self._con = self._attach(config, read_only=False)
+                self._configure(self._ingest_threads)
+                if threads != self._threads:
+                    self._con.execute(f"SET threads = {threads}")
+                    self._threads = threads
+                self._attached_rows = 0
+                return True
+            finally:
+                with self._gate:
+                    self._reattaching = False
+                    self._gate.notify_all()
 
     def write_logs(self, records: pa.Table) -> int:
         """Store OTLP log records (``schema.LOG_SCHEMA``); records already stored (same project and record id:

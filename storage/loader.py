@@ -71,6 +71,9 @@ READ_HOLD_S = 0.25
 # size and the work of a restart; a checkpoint's cost is mostly fixed (docs/performance.md).
 CHECKPOINT_ROWS = 131_072
 CHECKPOINT_AFTER_S = 10.0
+# After a checkpoint, once this many spans were written since the store attached its file, the store attaches
+# it again (``DuckDBStore.reattach``): what DuckDB keeps in memory of every row group it wrote goes with it.
+REATTACH_ROWS = 1_048_576
 RETRY_AFTER_FAILURE_S = 1.0
 MAX_RETRY_PAUSE_S = 16.0
 
@@ -103,6 +106,7 @@ class WriterStats:
     load_seconds: float = 0.0
     checkpoints: int = 0
     checkpoint_failures: int = 0
+    reattaches: int = 0
     spans_quarantined: int = 0
 
 
@@ -208,12 +212,12 @@ class Loader:
     def __init__(self, store: WritableStore, directory: str | Path, *, load_rows: int = LOAD_ROWS,
                  row_group_rows: int = ROW_GROUP_ROWS, linger_s: float = 0.05, idle_after_s: float = 1.0,
                  checkpoint_rows: int = CHECKPOINT_ROWS, checkpoint_after_s: float = CHECKPOINT_AFTER_S,
-                 quarantine: Quarantine | None = None, log: StagingLog | None = None,
-                 clock: Callable[[], float] = time.monotonic,
+                 reattach_rows: int = REATTACH_ROWS, quarantine: Quarantine | None = None,
+                 log: StagingLog | None = None, clock: Callable[[], float] = time.monotonic,
                  progress: Callable[[str], None] | None = None) -> None:
         """``quarantine``: where spans that fail to load on their own go; by default the data directory's
         (``quarantine/`` beside ``directory``). ``log``: the staging log, by default one in ``directory``.
-        ``clock``: seconds, for when a checkpoint is due by age."""
+        ``clock``: seconds, for when a checkpoint is due by age. ``reattach_rows``: see ``REATTACH_ROWS`` (0: never)."""
         self._store = store
         self._quarantine = quarantine or Quarantine(Path(directory).parent / QUARANTINE_DIR)
         self._closing = threading.Event()
@@ -224,6 +228,7 @@ class Loader:
         self._idle_after_s = idle_after_s
         self._checkpoint_rows = checkpoint_rows
         self._checkpoint_after_s = checkpoint_after_s
+        self._reattach_rows = reattach_rows
         self._clock = clock
         self._rows_since_checkpoint = 0
         # When the first load since the last checkpoint committed; None while everything loaded is checkpointed.
@@ -533,6 +538,21 @@ class Loader:
             future.set_result(rows)
         if self._discard_at:
             self._log.discard_before(self._discard_at)
+        if self._reattach_rows and getattr(self._store, "attached_rows", 0) >= self._reattach_rows:
+            self._reattach()
+
+    def _reattach(self) -> None:
+        started = time.perf_counter()
+        try:
+            done = self._store.reattach()  # type: ignore[attr-defined]
+        except Exception:
+            log.exception("attaching the database file again failed; retried after the next checkpoint")
+            return
+        if done:
+            self.stats.reattaches += 1
+            log.info("database file attached again (%.0f ms)", (time.perf_counter() - started) * 1000)
+        else:
+            log.info("attaching the database file again waited too long for reads; retried after the next checkpoint")
 
     def _idle(self) -> None:
         """Housekeeping while nobody waits; a failure here must not kill the loader."""

@@ -61,6 +61,8 @@ def collect(out: Exposition, parts: ServerParts) -> None:
     out.counter("trajscope_load_failures_total", w.load_failures, "loads that failed (retried or quarantined)")
     out.counter("trajscope_checkpoints_total", w.checkpoints, "store checkpoints")
     out.counter("trajscope_checkpoint_failures_total", w.checkpoint_failures, "store checkpoints that failed")
+    out.counter("trajscope_store_reattaches_total", w.reattaches,
+                "times the database file was attached again, dropping DuckDB's in-memory metadata")
     out.histogram("trajscope_load_seconds", parts.writer.load_latency, "time per load into the store")
     out.gauge("trajscope_decode_backlog_spans", parts.pipeline.decode_backlog_spans,
               "spans acknowledged and not yet decoded")
