@@ -382,11 +382,13 @@ class DuckDBStore:
         try:
             yield
         except Exception as exc:
-            fault = store_fault(exc)
+            fault = exc if isinstance(exc, StoreUnavailable) else store_fault(exc)
             if fault is None:
                 raise
             if isinstance(fault, StoreInvalidated) and self.on_invalidated is not None:
                 self.on_invalidated(fault)
+            if fault is exc:
+                raise
             raise fault from exc
 
     def _write(self, spans: pa.Table) -> int:
@@ -794,7 +796,12 @@ class DuckDBStore:
                 config: dict[str, str | bool] = {"storage_compatibility_version": STORAGE_VERSION,
                                                  "memory_limit": limit}
                 threads = self._threads
-                self._con = self._attach(config, read_only=False)
+                try:
+                    self._con = self._attach(config, read_only=False)
+                except StoreError as exc:
+                    # Closed and not attached again: nothing works on this instance until the store is
+                    # reopened, which is what an invalidated database gets (the server restarts in place).
+                    raise StoreInvalidated(f"the database file could not be attached again: {exc}") from exc
                 self._configure(self._ingest_threads)
                 if threads != self._threads:
                     self._con.execute(f"SET threads = {threads}")

@@ -4,10 +4,12 @@ loader asking for it once enough spans were written since the last attach."""
 import threading
 import time
 
+import pytest
+
 from tests.otlp_builders import make_span
 from tests.storage.conftest import table_of
-from trajscope.storage.duckdb_store import DuckDBStore
-from trajscope.storage.interface import TraceFilter
+from trajscope.storage.duckdb_store import DuckDBStore, StoreError
+from trajscope.storage.interface import StoreInvalidated, TraceFilter
 from trajscope.storage.loader import Loader, ipc_bytes
 
 
@@ -122,3 +124,20 @@ def test_the_loader_has_the_store_reattach_after_enough_spans(tmp_path):
     assert store.query("SELECT count(*) AS n FROM spans").column("n")[0].as_py() == 60
     writer.close()
     store.close()
+
+
+def test_a_file_that_cannot_be_attached_again_invalidates_the_store(tmp_path):
+    store = DuckDBStore(tmp_path / "d")
+    store.write(_trace(2))
+    told = []
+    store.on_invalidated = told.append
+    real = store._attach
+
+    def gone(*args, **kwargs):
+        raise StoreError("trajscope.duckdb cannot be opened (disk gone)", "disk gone")
+
+    store._attach = gone
+    with pytest.raises(StoreInvalidated, match="could not be attached again"):
+        store.reattach()
+    assert len(told) == 1 and isinstance(told[0], StoreInvalidated)
+    store._attach = real
