@@ -238,11 +238,7 @@ class DuckDBStore:
             raise
 
     def _connect(self, read_only: bool, memory_limit: str | None) -> duckdb.DuckDBPyConnection:
-        # New files get a storage format with ZSTD string compression (schema.ZSTD_COLUMNS); existing files
-        # keep the format they were created with.
-        config: dict[str, str | bool] = {"storage_compatibility_version": STORAGE_VERSION}
-        if memory_limit:
-            config["memory_limit"] = memory_limit
+        config = self._config(memory_limit)
         if self.db_path == ":memory:":
             return duckdb.connect(self.db_path, config=config)
         db_file = Path(self.db_path)
@@ -253,6 +249,15 @@ class DuckDBStore:
             self.wal_set_aside = set_aside_wals(db_file)
             remove_unfinished_copies(db_file)
         return self._attach(config, read_only)
+
+    @staticmethod
+    def _config(memory_limit: str | None) -> dict[str, str | bool]:
+        # New files get a storage format with ZSTD string compression (schema.ZSTD_COLUMNS); existing files
+        # keep the format they were created with.
+        config: dict[str, str | bool] = {"storage_compatibility_version": STORAGE_VERSION}
+        if memory_limit:
+            config["memory_limit"] = memory_limit
+        return config
 
     def _attach(self, config: dict[str, str | bool], read_only: bool) -> duckdb.DuckDBPyConnection:
         # Attached rather than opened, because the row group size is an ATTACH option only. The catalog
@@ -793,11 +798,9 @@ class DuckDBStore:
                     self._reader_cursors.clear()
                     self._generation += 1
                 self._con.close()
-                config: dict[str, str | bool] = {"storage_compatibility_version": STORAGE_VERSION,
-                                                 "memory_limit": limit}
                 threads = self._threads
                 try:
-                    self._con = self._attach(config, read_only=False)
+                    self._con = self._attach(self._config(limit), read_only=False)
                 except StoreError as exc:
                     # Closed and not attached again: nothing works on this instance until the store is
                     # reopened, which is what an invalidated database gets (the server restarts in place).

@@ -229,6 +229,7 @@ class Loader:
         self._checkpoint_rows = checkpoint_rows
         self._checkpoint_after_s = checkpoint_after_s
         self._reattach_rows = reattach_rows
+        self._reattach_store: Callable[[], bool] | None = getattr(store, "reattach", None)
         self._clock = clock
         self._rows_since_checkpoint = 0
         # When the first load since the last checkpoint committed; None while everything loaded is checkpointed.
@@ -542,9 +543,11 @@ class Loader:
             self._reattach()
 
     def _reattach(self) -> None:
+        if self._reattach_store is None:
+            return
         started = time.perf_counter()
         try:
-            done = self._store.reattach()  # type: ignore[attr-defined]
+            done = self._reattach_store()
         except Exception:
             log.exception("attaching the database file again failed; retried after the next checkpoint")
             return
