@@ -539,15 +539,15 @@ class Loader:
             future.set_result(rows)
         if self._discard_at:
             self._log.discard_before(self._discard_at)
-        if self._reattach_rows and getattr(self._store, "attached_rows", 0) >= self._reattach_rows:
-            self._reattach()
+        reattach = self._reattach_store
+        written = getattr(self._store, "attached_rows", 0)
+        if reattach is not None and self._reattach_rows and written >= self._reattach_rows:
+            self._reattach(reattach)
 
-    def _reattach(self) -> None:
-        if self._reattach_store is None:
-            return
+    def _reattach(self, reattach: Callable[[], bool]) -> None:
         started = time.perf_counter()
         try:
-            done = self._reattach_store()
+            done = reattach()
         except Exception:
             log.exception("attaching the database file again failed; retried after the next checkpoint")
             return

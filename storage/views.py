@@ -12,13 +12,17 @@ from __future__ import annotations
 import duckdb
 
 from trajscope.collector.dialects import MODALITY_TOKENS
+from trajscope.storage.schema import RETRIEVAL_OUT
 
 _TIME = "to_timestamp(s.start_time_unix_nano / 1e9) AS start_time"
 # A span's own agent/session/user, else its trace's (SDKs often set them on the root span only).
 _WHO = """s.project, s.trace_id, s.span_id, s.parent_span_id, s.name, s.service_name,
            coalesce(s.agent_name, t.agent_name) AS agent_name, coalesce(s.session_id, t.session_id) AS session_id,
            coalesce(s.user_id, t.user_id) AS user_id"""
-_FROM = "FROM spans s LEFT JOIN traces t ON t.project = s.project AND t.trace_id = s.trace_id"
+_TRACE_OF_S = "LEFT JOIN traces t ON t.project = s.project AND t.trace_id = s.trace_id"
+_FROM = f"FROM spans s {_TRACE_OF_S}"
+# The spans that are retrieval steps, each with its step unwrapped (stored as a list of one: schema.RETRIEVAL_IN).
+_RETRIEVAL_STEPS = f"(SELECT * REPLACE ({RETRIEVAL_OUT} AS retrieval) FROM spans WHERE retrieval IS NOT NULL)"
 
 _MODALITY_COLUMNS = ",\n           ".join(
     "TRY_CAST(coalesce({}) AS BIGINT) AS {}".format(", ".join(f"s.attributes->>'$.\"{k}\"'" for k in keys), name)
@@ -82,28 +86,27 @@ VIEWS: dict[str, str] = {
            event->'attributes'->>'$."gen_ai.response.id"' AS response_id,
            source
     FROM found""",
-    # One row per retrieval step (analysis.retrieval): retrievers and rerankers from every dialect. The
-    # step is stored as a list of one (schema.RETRIEVAL_IN).
+    # One row per retrieval step (analysis.retrieval): retrievers and rerankers from every dialect.
     "retrievals": f"""
     SELECT {_WHO},
            {_TIME}, s.start_time_unix_nano, s.end_time_unix_nano, s.duration_ns / 1e6 AS duration_ms,
-           s.category, s.retrieval[1].system AS system, s.retrieval[1].index_name AS index_name,
-           s.retrieval[1].query AS query, s.retrieval[1].top_k AS top_k,
-           len(s.retrieval[1].documents) AS documents, len(s.retrieval[1].documents) = 0 AS empty,
-           s.retrieval[1].documents[1].score AS top_score, s.retrieval[1].documents[1].distance AS top_distance,
-           len(s.retrieval[1].input_documents) AS input_documents,
-           CASE WHEN s.retrieval[1].input_documents IS NOT NULL AND len(s.retrieval[1].documents) > 0
-                THEN s.retrieval[1].documents[1].previous_rank IS DISTINCT FROM 1 END AS top_changed,
+           s.category, s.retrieval.system AS system, s.retrieval.index_name AS index_name,
+           s.retrieval.query AS query, s.retrieval.top_k AS top_k,
+           len(s.retrieval.documents) AS documents, len(s.retrieval.documents) = 0 AS empty,
+           s.retrieval.documents[1].score AS top_score, s.retrieval.documents[1].distance AS top_distance,
+           len(s.retrieval.input_documents) AS input_documents,
+           CASE WHEN s.retrieval.input_documents IS NOT NULL AND len(s.retrieval.documents) > 0
+                THEN s.retrieval.documents[1].previous_rank IS DISTINCT FROM 1 END AS top_changed,
            s.status_code, s.error_type
-    {_FROM} WHERE s.retrieval IS NOT NULL""",
+    FROM {_RETRIEVAL_STEPS} s {_TRACE_OF_S}""",
     # One row per document a retrieval step returned, in rank order (1 = first); `previous_rank` is the
     # rank a reranked document had in what the reranker was given.
-    "retrieved_documents": """
-    SELECT s.project, s.trace_id, s.span_id, s.category, s.retrieval[1].index_name AS index_name,
-           s.retrieval[1].query AS query, to_timestamp(s.start_time_unix_nano / 1e9) AS start_time,
+    "retrieved_documents": f"""
+    SELECT s.project, s.trace_id, s.span_id, s.category, s.retrieval.index_name AS index_name,
+           s.retrieval.query AS query, to_timestamp(s.start_time_unix_nano / 1e9) AS start_time,
            d.rank, d.previous_rank, d.id AS document_id, d.score, d.distance, d.preview, d.chars AS content_chars,
            CAST(d.metadata AS JSON) AS metadata
-    FROM (SELECT *, unnest(retrieval[1].documents) AS d FROM spans WHERE retrieval IS NOT NULL) s""",
+    FROM (SELECT *, unnest(retrieval.documents) AS d FROM {_RETRIEVAL_STEPS}) s""",
     "sessions": """
     SELECT project, session_id,
            min(user_id) AS user_id, min(agent_name) AS agent_name,
