@@ -66,7 +66,7 @@ def _timing(store: duckdb_store.DuckDBStore, took: Counter) -> None:
         setattr(store, method, timed(name, getattr(store, method)))
     duckdb_store.summarise_table = timed("trace summaries", summarise_table)
     store._con = _Timed(store._con, took, {"INSERT INTO spans": "span insert", "INSERT INTO traces": "trace rows",
-                                           "INSERT OR REPLACE INTO traces": "trace rows", "COMMIT": "commit"})
+                                           "DELETE FROM traces": "trace rows", "COMMIT": "commit"})
 
 
 def main() -> None:

@@ -33,7 +33,7 @@ from trajscope.memory_budget import memory_pss
 from trajscope.storage.duckdb_store import DuckDBStore
 from trajscope.storage.interface import TraceFilter
 from trajscope.storage.load_marks import mark_ranges
-from trajscope.storage.schema import RETRIEVAL_IN, SPAN_COLUMN_NAMES, TRACE_COLUMN_NAMES
+from trajscope.storage.schema import RETRIEVAL_IN, SPAN_COLUMN_NAMES, TRACE_COLUMN_NAMES, trace_key_sql
 
 
 def _replicated(columns: tuple[str, ...], derived: dict[str, str]) -> str:
@@ -74,7 +74,8 @@ def build(store: DuckDBStore, spans: int) -> int:
     (template_first,) = scratch_marks
     shift = f"{first_mark} + c * {template.num_rows} - {template_first}"
     shifted = f"list_transform(mark_ranges, m -> {{'low': m.low + {shift}, 'high': m.high + {shift}}})"
-    trace_cols = _replicated(TRACE_COLUMN_NAMES, {**_IDS, "mark_ranges": shifted})
+    trace_cols = _replicated(TRACE_COLUMN_NAMES, {**_IDS, "mark_ranges": shifted,
+                                                  "trace_key": trace_key_sql(_IDS["trace_id"])})
     step = 200
     started = time.perf_counter()
     for first in range(0, copies, step):

@@ -49,6 +49,8 @@ from trajscope.storage.schema import (
     SPAN_SCHEMA,
     SUMMARY_COLUMN_NAMES,
     TRACE_COLUMN_NAMES,
+    trace_key,
+    trace_key_sql,
 )
 from trajscope.storage.sql import Where
 from trajscope.storage.trace_summary import FACT_COLUMNS
@@ -75,6 +77,7 @@ _SPAN_OUT = {"retrieval": f"{RETRIEVAL_OUT} AS retrieval"}
 _SPAN_INSERT = ", ".join(_SPAN_IN.get(c, c) for c in SPAN_COLUMN_NAMES)
 _LOG_COLS = ", ".join(LOG_COLUMN_NAMES)
 _TRACE_COLS = ", ".join(TRACE_COLUMN_NAMES)
+_TRACE_INSERT = ", ".join(trace_key_sql("trace_id") if c == "trace_key" else c for c in TRACE_COLUMN_NAMES)
 _SUMMARY_COLS = ", ".join(SUMMARY_COLUMN_NAMES)
 # What the writer reads back of a touched trace's stored spans: the summary's facts and where each span is.
 _STORED_FACTS = (*FACT_COLUMNS, MARK_COLUMN)
@@ -116,11 +119,26 @@ _IDS_PER_LIST = 2000
 
 def _id_lists(trace_ids: list[str]) -> Iterator[str]:
     """SQL ``(…)`` lists of at most ``_IDS_PER_LIST`` trace ids, inlined as literals: the ids come from hex() of
-    validated bytes, so they are safe to inline, and literals let DuckDB probe the traces' primary key and keep
-    a filter on spans from becoming a semi-join whose hash table it may build on the spans side."""
+    validated bytes, so they are safe to inline, and literals keep a filter on spans from becoming a semi-join
+    whose hash table DuckDB may build on the spans side."""
     assert all(_is_hex_id(t) for t in trace_ids)
     for start in range(0, len(trace_ids), _IDS_PER_LIST):
         yield "(" + ", ".join(f"'{t}'" for t in trace_ids[start:start + _IDS_PER_LIST]) + ")"
+
+
+def _summaries_of(trace_ids: list[str]) -> Iterator[str]:
+    """SQL conditions on ``traces`` that pick the summaries of these trace ids, at most ``_IDS_PER_LIST`` ids
+    each: their keys first (``schema.trace_key_sql``; a scan of that one column, which DuckDB does not do for
+    an ``IN`` list on the whole row), then the ids themselves."""
+    assert all(_is_hex_id(t) for t in trace_ids)
+    for start in range(0, len(trace_ids), _IDS_PER_LIST):
+        chunk = trace_ids[start:start + _IDS_PER_LIST]
+        if len(chunk) == 1:
+            yield f"trace_key = {trace_key(chunk[0])} AND trace_id = '{chunk[0]}'"
+            continue
+        keys = ", ".join(str(trace_key(t)) for t in chunk)
+        ids = ", ".join(f"'{t}'" for t in chunk)
+        yield f"rowid IN (SELECT rowid FROM traces WHERE trace_key IN ({keys})) AND trace_id IN ({ids})"
 
 
 _QUERY_BATCH_ROWS = 4096
@@ -309,9 +327,9 @@ class DuckDBStore:
         # URLs...): the store itself only ever reads Python-registered Arrow tables and its own file, so
         # the analysts' SQL endpoint can share it safely.
         self._con.execute("SET enable_external_access = false")
-        # Up to this many matching rows, a trace_id lookup (summaries by primary key, a trace's log records)
-        # goes through the index; past it a scan is faster: index fetches of wide rows are slow. The
-        # percentage is zeroed because its default (0.1 % of the table) lifts the bound to 10k rows at 10M.
+        # Up to this many matching rows, a trace_id lookup of a trace's log records goes through the index;
+        # past it a scan is faster: index fetches of wide rows are slow. The percentage is zeroed because its
+        # default (0.1 % of the table) lifts the bound to 10k rows at 10M.
         self._con.execute(f"SET index_scan_max_count = {INDEX_SCAN_MAX_ROWS}")
         self._con.execute("SET index_scan_percentage = 0")
         # DuckDB checkpoints inside the commit that pushes the WAL past this size, stalling every
@@ -551,9 +569,9 @@ class DuckDBStore:
         counts: dict[str, int] = {}
         ranges: list[tuple[int, int]] = []
         whole: list[str] = []
-        for in_list in _id_lists(trace_ids):
+        for chosen in _summaries_of(trace_ids):
             for trace_id, span_count, stored in con.execute(
-                    f"SELECT trace_id, span_count, mark_ranges FROM traces WHERE trace_id IN {in_list}").fetchall():
+                    f"SELECT trace_id, span_count, mark_ranges FROM traces WHERE {chosen}").fetchall():
                 counts[trace_id] = span_count
                 if stored:
                     ranges.extend(ranges_of(stored))
@@ -604,10 +622,13 @@ class DuckDBStore:
                 self._insert_summaries(con, rows, replace=replace)
 
     def _insert_summaries(self, con: duckdb.DuckDBPyConnection, table: pa.Table, *, replace: bool) -> None:
-        # A plain INSERT for traces first seen in this commit: OR REPLACE costs ~5× more per row.
+        """Insert these summary rows; with ``replace``, the rows of the same traces go first. Only the writer
+        thread writes summaries, so nothing else inserts one between the two."""
+        if replace:
+            for chosen in _summaries_of(table.column("trace_id").to_pylist()):
+                con.execute(f"DELETE FROM traces WHERE {chosen}")
         self._register(con, "incoming_traces", table.combine_chunks())
-        verb = "INSERT OR REPLACE" if replace else "INSERT"
-        con.execute(f"{verb} INTO traces ({_TRACE_COLS}) SELECT {_TRACE_COLS} FROM incoming_traces")
+        con.execute(f"INSERT INTO traces ({_TRACE_COLS}) SELECT {_TRACE_INSERT} FROM incoming_traces")
         con.unregister("incoming_traces")
 
     # -- reading ------------------------------------------------------------------------------------
@@ -702,11 +723,12 @@ class DuckDBStore:
 
     def trace_version(self, trace_id: str, project: str | None = None) -> TraceVersion | None:
         """The trace's summary version, extent and where its spans are — ``updated_at`` changes whenever a
-        write touches the trace — or None if unknown. One primary-key lookup."""
+        write touches the trace — or None if unknown. One scan of the summaries' keys."""
         if not _is_hex_id(trace_id):
             return None
+        (chosen,) = _summaries_of([trace_id])
         sql = (f"SELECT updated_at_unix_nano, span_count, start_time_unix_nano, end_time_unix_nano, mark_ranges "
-               f"FROM traces WHERE trace_id = '{trace_id}'")
+               f"FROM traces WHERE {chosen}")
         params: list[object] = []
         if project is not None:
             sql += " AND project = ?"
@@ -732,7 +754,7 @@ class DuckDBStore:
         if flt.search:
             text = flt.search.lower()
             if _is_hex_id(text) and len(text) == 32:
-                where.add("trace_id = ?", text)
+                where.add(f"trace_key = {trace_key(text)} AND trace_id = ?", text)
             else:
                 # Span ids through the index would need the trace id; a name or span id search scans spans.
                 where.add("(trace_id IN (SELECT trace_id FROM spans WHERE span_id = ? OR name ILIKE ?) "

@@ -24,6 +24,7 @@ from trajscope.storage.schema import (
     TRACE_COLUMNS,
     columns_ddl,
     struct_sql,
+    trace_key_sql,
 )
 
 log = logging.getLogger(__name__)
@@ -110,6 +111,20 @@ def _v7(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"ALTER TABLE spans ALTER retrieval SET DATA TYPE {struct_sql(RETRIEVAL)}[] USING {RETRIEVAL_IN}")
 
 
+def _v8(con: duckdb.DuckDBPyConnection) -> None:
+    # No primary key on traces (schema.trace_key_sql): DuckDB cannot drop one, so the table is built again,
+    # with each summary's ``trace_key``. Views name tables at query time; they are recreated on open anyway.
+    (count,) = con.execute("SELECT count(*) FROM traces").fetchone()
+    if count:
+        log.warning("rebuilding the trace summaries without their primary key (%d traces)", count)
+    before = ", ".join(name for name, *_ in TRACE_COLUMNS if ADDED_IN_VERSION.get(name, 1) < 8)
+    con.execute(f"CREATE TABLE traces_v8 ({columns_ddl(TRACE_COLUMNS, 8)})")
+    con.execute(f"INSERT INTO traces_v8 ({before}, trace_key) SELECT {before}, {trace_key_sql('trace_id')} "
+                "FROM traces")
+    con.execute("DROP TABLE traces")
+    con.execute("ALTER TABLE traces_v8 RENAME TO traces")
+
+
 # Spans per pass of ``record_mark_ranges`` when a store records the ranges of traces stored before version 6:
 # each pass is its own transaction, sized so that its window over the spans fits a small memory cap.
 MARK_PASS_SPANS = 1_000_000
@@ -155,6 +170,7 @@ MIGRATIONS: tuple[Callable[[duckdb.DuckDBPyConnection], None], ...] = (
     _v5,  # spans.retrieval (issue #24: retrieval steps)
     _v6,  # traces.mark_ranges, no index on spans.trace_id (issue #23: memory that does not grow with the store)
     _v7,  # spans.retrieval a list of one step (issue #23: a crash in DuckDB's commit of a STRUCT column)
+    _v8,  # traces.trace_key, no primary key on traces (issue #23: memory that does not grow with the store)
 )
 LATEST_VERSION = len(MIGRATIONS)
 

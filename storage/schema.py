@@ -163,12 +163,33 @@ TRACE_COLUMNS: tuple[tuple[str, pa.DataType, str, bool], ...] = (
     # Where the trace's spans are stored: ranges of their load marks (storage.load_marks), which is how the
     # store reads a trace without an index on spans.trace_id. Not a summary of the spans' content.
     ("mark_ranges", MARK_RANGES, struct_list_sql(MARK_RANGES), True),
+    # How a summary is found without an index: ``trace_key_sql``. Not a summary of the spans' content either.
+    ("trace_key", pa.uint64(), "UBIGINT", False),
 )
 TRACE_COLUMN_NAMES: tuple[str, ...] = tuple(c[0] for c in TRACE_COLUMNS)
 TRACE_SCHEMA = pa.schema([pa.field(name, typ, nullable) for name, typ, _, nullable in TRACE_COLUMNS])
 # What the summarisers (storage.trace_summary, storage.batch_summary) compute from a trace's spans.
-SUMMARY_SCHEMA = pa.schema([f for f in TRACE_SCHEMA if f.name != "mark_ranges"])
+SUMMARY_SCHEMA = pa.schema([f for f in TRACE_SCHEMA if f.name not in ("mark_ranges", "trace_key")])
 SUMMARY_COLUMN_NAMES: tuple[str, ...] = tuple(SUMMARY_SCHEMA.names)
+
+
+# ``traces`` has no primary key (schema v8): an index on trace ids keeps a node per stored trace in DuckDB's
+# memory, and inserts of random ids touch all of it, so it grows with the store and is never evicted. A
+# summary is found instead by ``trace_key`` — the id's last 16 hex digits as a number (random in W3C ids and
+# in X-Ray's) — one 8-byte column whose scan is cheap next to the summary's other columns, and then by the id
+# itself. Ids that are not hex get key 0: found all the same, just by a longer scan.
+def trace_key_sql(trace_id: str) -> str:
+    """``trace_key`` of a SQL expression giving a trace id (a column, or a quoted literal)."""
+    return f"COALESCE(TRY_CAST('0x' || right({trace_id}, 16) AS UBIGINT), 0)"
+
+
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+
+
+def trace_key(trace_id: str) -> int:
+    """``trace_key_sql`` of one id, in Python (for literals)."""
+    tail = trace_id[-16:]
+    return int(tail, 16) if tail and set(tail) <= _HEX_DIGITS else 0
 
 
 # OTLP log records (GenAI events arrive as logs): one row each. A record naming a span is read as an event
@@ -203,7 +224,8 @@ LOG_SCHEMA = pa.schema([pa.field(name, typ, nullable) for name, typ, _, nullable
 # Columns added after version 1, with the schema version that added them; migrations create each column in
 # its own version, so the lists above always describe the latest schema.
 ADDED_IN_VERSION: dict[str, int] = {"critical_breakdown": 2, "usage_breakdown": 2, "cost_source": 3,
-                                    "guardrails": 3, "guardrail_hits": 3, "retrieval": 5, "mark_ranges": 6}
+                                    "guardrails": 3, "guardrail_hits": 3, "retrieval": 5, "mark_ranges": 6,
+                                    "trace_key": 8}
 
 
 # Long, high-entropy text (prompts, completions, tool results) compresses several times better with ZSTD

@@ -39,10 +39,21 @@ def _undo_v5(store) -> None:
     store._con.execute("CREATE INDEX spans_trace_id ON spans (trace_id)")
 
 
+def _undo_v8(store) -> None:
+    """``traces`` back to a table with a primary key and no ``trace_key``."""
+    from trajscope.storage.schema import TRACE_COLUMNS, columns_ddl
+
+    store._con.execute(f"CREATE TABLE traces_v7 ({columns_ddl(TRACE_COLUMNS, 7)}, PRIMARY KEY (trace_id))")
+    store._con.execute("INSERT INTO traces_v7 BY NAME SELECT * EXCLUDE (trace_key) FROM traces")
+    store._con.execute("DROP TABLE traces")
+    store._con.execute("ALTER TABLE traces_v7 RENAME TO traces")
+
+
 def _undo_v7(store) -> None:
-    """``spans.retrieval`` back to the STRUCT version 5 added."""
+    """``spans.retrieval`` back to the STRUCT version 5 added (after ``_undo_v8``)."""
     from trajscope.storage.schema import RETRIEVAL, struct_sql
 
+    _undo_v8(store)
     store._con.execute(f"ALTER TABLE spans ALTER retrieval SET DATA TYPE {struct_sql(RETRIEVAL)} USING retrieval[1]")
 
 
@@ -130,6 +141,43 @@ def test_migrate_v6_data_directory_keeps_each_retrieval_step_as_a_list_of_one(tm
     reopened.close()
 
 
+def test_migrate_v7_data_directory_rebuilds_traces_without_the_primary_key(tmp_path):
+    import os
+
+    from tests.otlp_builders import make_span
+    from tests.storage.conftest import table_of
+    from trajscope.storage.duckdb_store import DuckDBStore
+    from trajscope.storage.schema import trace_key
+
+    store = DuckDBStore(tmp_path / "d")
+    parted = os.urandom(16)
+    for part in range(2):
+        store.write(table_of([make_span(f"p{part}-{i}", trace_id=parted) for i in range(3)]
+                             + [make_span("other") for _ in range(50)]))
+    summaries = store.query("SELECT * EXCLUDE (trace_key) FROM traces ORDER BY trace_id")
+    expected = store.get_trace(parted.hex())
+    _undo_v8(store)
+    store._con.execute("DELETE FROM schema_version WHERE version >= 8")
+    assert store._con.execute("SELECT count(*) FROM duckdb_constraints() WHERE table_name = 'traces' "
+                              "AND constraint_type = 'PRIMARY KEY'").fetchone() == (1,)
+    store.close()
+
+    reopened = DuckDBStore(tmp_path / "d")
+    assert reopened.schema_version == migrations.LATEST_VERSION
+    assert not reopened._con.execute("SELECT * FROM duckdb_constraints() WHERE table_name = 'traces' "
+                                     "AND constraint_type = 'PRIMARY KEY'").fetchall()
+    assert not reopened._con.execute("SELECT * FROM duckdb_indexes() WHERE table_name = 'traces'").fetchall()
+    assert reopened.query("SELECT * EXCLUDE (trace_key) FROM traces ORDER BY trace_id").equals(summaries)
+    keys = reopened.query("SELECT trace_id, trace_key FROM traces").to_pylist()
+    assert len(keys) == 101 and all(r["trace_key"] == trace_key(r["trace_id"]) for r in keys)
+    assert reopened.get_trace(parted.hex()).equals(expected)
+    # A third part after the upgrade replaces the summary: still one row for the trace.
+    reopened.write(table_of([make_span("p2", trace_id=parted)]))
+    assert reopened.query(f"SELECT span_count FROM traces WHERE trace_id = '{parted.hex()}'").to_pylist() == [
+        {"span_count": 7}]
+    reopened.close()
+
+
 def test_migrate_v4_data_directory_gains_retrieval_steps_from_the_stored_attributes(tmp_path):
     from trajscope.storage.duckdb_store import DuckDBStore
 
@@ -161,9 +209,9 @@ def test_migrate_v1_data_directory_gains_breakdowns_recomputed_from_spans(tmp_pa
     store.write(table_of([root, llm]))
     expected = store.list_traces(TraceFilter()).to_pylist()[0]
     # Turn the directory back into what version 1 wrote.
+    _undo_v5(store)
     store._con.execute("ALTER TABLE traces DROP COLUMN critical_breakdown")
     store._con.execute("ALTER TABLE traces DROP COLUMN usage_breakdown")
-    _undo_v5(store)
     _undo_v3(store)
     store._con.execute("DROP TABLE log_records")
     store._con.execute("DELETE FROM schema_version WHERE version >= 2")
