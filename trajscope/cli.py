@@ -241,6 +241,9 @@ def main(argv: list[str] | None = None) -> int:
             if value and parse_bytes(value) is None:
                 parser.error(f"{flag}: cannot read {value!r} as a size (e.g. 1GiB, 512MiB, 2GB)")
         configure_allocators()  # before DuckDB is imported: its allocator reads its options once
+        from trajscope.collector.allocator import return_freed_memory
+
+        return_freed_memory()
         from trajscope.server import run
 
         return run(ServerSettings(
