@@ -39,7 +39,7 @@ def test_sizes_read_as_duckdb_spells_them(text, expected):
 
 def test_the_budget_gives_duckdb_its_share_at_least_the_minimum_and_admits_below_the_mark():
     big = plan_memory(4 * 2**30)
-    assert big.duckdb == int(4 * 2**30 * DUCKDB_SHARE) and big.duckdb_setting == f"{big.duckdb // MiB}MiB"
+    assert big.duckdb == int(4 * 2**30 * DUCKDB_SHARE) >> 20 << 20 and big.duckdb_setting == f"{big.duckdb // MiB}MiB"
     assert big.admit_below < big.budget
     small = plan_memory(300 * MiB)
     assert small.duckdb == DUCKDB_MIN
@@ -53,10 +53,10 @@ def test_decode_workers_default_to_one_per_two_cores_beyond_the_first(cores, exp
 
 
 def test_duckdb_runs_with_the_budgets_share(tmp_path):
-    store = DuckDBStore(tmp_path / "d", memory_limit=plan_memory(2**30).duckdb_setting)
+    store = DuckDBStore(tmp_path / "d", memory_limit=plan_memory(4 * 2**30).duckdb_setting)
     limit = store.query("SELECT current_setting('memory_limit') AS m").column("m")[0].as_py()
     store.close()
-    assert limit.endswith("MiB") and float(limit.split()[0]) == pytest.approx(256, rel=0.01)
+    assert limit.endswith("MiB") and float(limit.split()[0]) == pytest.approx(4 * 1024 * DUCKDB_SHARE, rel=0.01)
 
 
 def test_duckdb_wants_a_cap_its_unevictable_memory_fits_well_inside():
@@ -83,7 +83,7 @@ class _Store:
 
 
 def test_the_guard_grows_duckdbs_cap_with_its_indexes_and_says_when_the_store_outgrew_the_budget(caplog):
-    plan = plan_memory(2**30)  # DuckDB starts at 256 MiB; the budget has room for 60 % (614 MiB)
+    plan = plan_memory(2**30, duckdb_limit=256 * MiB)  # the budget has room for 60 % (614 MiB)
     store = _Store({"ART_INDEX": 100 * MiB, "BASE_TABLE": 200 * MiB}, plan.duckdb)
     guard = MemoryGuard(plan, measure=lambda: (0, 0), duckdb=store)
     guard.sample()

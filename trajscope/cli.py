@@ -85,9 +85,9 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
                    help="TOML file of alert rules (cost, error rate, tool latency, guardrail blocks)")
     p.add_argument("--memory-limit", default=env("memory_limit", d.memory_limit),
                    help="memory budget of the server and its decode workers together, e.g. 2GiB (default 1GiB): "
-                        "DuckDB gets a quarter; above 90%% of it new exports are refused as retryable")
+                        "DuckDB gets 15%% (at least 160MiB); above 90%% of it new exports are refused as retryable")
     p.add_argument("--duckdb-memory-limit", default=env("duckdb_memory_limit", None),
-                   help="DuckDB's cap inside the budget (default: a quarter of --memory-limit, at least 160MiB)")
+                   help="DuckDB's cap inside the budget (default: 15%% of --memory-limit, at least 160MiB)")
     p.add_argument("--ingest-db-threads", type=int, default=env_int("ingest_db_threads", d.ingest_db_threads),
                    help="DuckDB threads while input outruns the loader: 0 = cores minus decode workers (default), "
                         "-1 = never switch (keeps DuckDB's configuration locked)")

@@ -9,6 +9,7 @@ import httpx
 
 from tests.e2e.conftest import make_server, wait_for
 from tests.otlp_builders import make_span
+from trajscope.memory_budget import DUCKDB_SHARE
 
 _SAMPLE = re.compile(r'^([a-z_]+)(\{[^}]*\})? (\S+)$')
 
@@ -50,7 +51,7 @@ def test_metrics_count_what_ingest_and_the_api_did(tmp_path):
         assert m['trajscope_memory_pss_bytes{process="server"}'] > 10 * 2**20
         assert m['trajscope_memory_pss_bytes{process="workers"}'] > 10 * 2**20  # the decode worker
         assert m["trajscope_memory_budget_bytes"] == 2 * 2**30
-        assert m["trajscope_duckdb_memory_limit_bytes"] == 2**30 // 2  # its quarter of the budget
+        assert m["trajscope_duckdb_memory_limit_bytes"] == int(2 * 2**30 * DUCKDB_SHARE) >> 20 << 20  # its share
         assert m["trajscope_memory_admission_bytes"] < m["trajscope_memory_budget_bytes"]
         assert m["trajscope_memory_peak_bytes"] >= m['trajscope_memory_pss_bytes{process="server"}']
         assert m['trajscope_duckdb_memory_bytes{tag="BASE_TABLE"}'] > 0  # the spans just written
