@@ -2,10 +2,10 @@
 
 glibc serves allocations above 128 KiB with a fresh ``mmap`` and returns them with ``munmap``; so does the
 top of the heap once 128 KiB are free. Decoding a 512-span request allocates many such temporaries (NumPy
-arrays over the request's bytes, Arrow buffers), and every one of them is page-faulted in again — on this
-kind of sandboxed machine a page fault costs microseconds: copying a fresh 4 MB array took 2.5 ms against
-0.27 ms into reused memory, and the columnar decode ran ~2× faster with the thresholds below. The cost is
-a few tens of MB of memory the process keeps. The decode workers use it (``keep_freed_memory``).
+arrays over the request's bytes, Arrow buffers), and every one of them is page-faulted in again — on a
+sandboxed machine a page fault costs microseconds, so copying into fresh memory is many times slower than into
+reused memory, and the columnar decode is much faster with the thresholds below (docs/performance.md). The cost
+is a few tens of MB of memory the process keeps. The decode workers use it (``keep_freed_memory``).
 
 The server process does the opposite (``return_freed_memory``). Decoded spans reach it as pickled Arrow
 tables, whose buffers are Python bytes from glibc malloc, several MB per decode job, freed once loaded.

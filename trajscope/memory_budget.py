@@ -44,9 +44,9 @@ MIN_BUDGET = 256 << 20
 # is full, so the share is mostly what a burst's peak holds of it; reads lose little with a smaller cache.
 DUCKDB_SHARE = 0.15
 DUCKDB_MIN = 160 << 20
-# DuckDB's cap grows with what it cannot evict — the store's ART indexes, which every insert touches all over,
-# and data loaded since the last checkpoint — keeping that under PINNED_SHARE of the cap, up to this share of
-# the budget (past it the server says the budget is too small for the store).
+# DuckDB's cap grows with what it cannot evict — an ART index (the log records' trace ids), which inserts
+# touch all over, and data loaded since the last checkpoint — keeping that under PINNED_SHARE of the cap, up
+# to this share of the budget (past it the server says the budget is too small for the store).
 DUCKDB_MAX_SHARE = 0.6
 PINNED_SHARE = 0.6
 # DuckDB's own default cap: what it may grow to even past the budget.
