@@ -117,22 +117,26 @@ def _is_hex_id(value: str) -> bool:
 _IDS_PER_LIST = 2000
 
 
-def _id_lists(trace_ids: list[str]) -> Iterator[str]:
-    """SQL ``(…)`` lists of at most ``_IDS_PER_LIST`` trace ids, inlined as literals: the ids come from hex() of
-    validated bytes, so they are safe to inline, and literals keep a filter on spans from becoming a semi-join
-    whose hash table DuckDB may build on the spans side."""
+def _id_chunks(trace_ids: list[str]) -> Iterator[list[str]]:
+    """The ids in chunks of at most ``_IDS_PER_LIST``, to be inlined in SQL as literals: they come from hex() of
+    validated bytes, so they are safe to inline."""
     assert all(_is_hex_id(t) for t in trace_ids)
     for start in range(0, len(trace_ids), _IDS_PER_LIST):
-        yield "(" + ", ".join(f"'{t}'" for t in trace_ids[start:start + _IDS_PER_LIST]) + ")"
+        yield trace_ids[start:start + _IDS_PER_LIST]
+
+
+def _id_lists(trace_ids: list[str]) -> Iterator[str]:
+    """SQL ``(…)`` lists of the ids (``_id_chunks``): literals keep a filter on spans from becoming a semi-join
+    whose hash table DuckDB may build on the spans side."""
+    for chunk in _id_chunks(trace_ids):
+        yield "(" + ", ".join(f"'{t}'" for t in chunk) + ")"
 
 
 def _summaries_of(trace_ids: list[str]) -> Iterator[str]:
-    """SQL conditions on ``traces`` that pick the summaries of these trace ids, at most ``_IDS_PER_LIST`` ids
-    each: their keys first (``schema.trace_key_sql``; a scan of that one column, which DuckDB does not do for
-    an ``IN`` list on the whole row), then the ids themselves."""
-    assert all(_is_hex_id(t) for t in trace_ids)
-    for start in range(0, len(trace_ids), _IDS_PER_LIST):
-        chunk = trace_ids[start:start + _IDS_PER_LIST]
+    """SQL conditions on ``traces`` that pick the summaries of these trace ids (``_id_chunks``): their keys
+    first (``schema.trace_key_sql``; a scan of that one column, which DuckDB does not do for an ``IN`` list on
+    the whole row), then the ids themselves."""
+    for chunk in _id_chunks(trace_ids):
         if len(chunk) == 1:
             yield f"trace_key = {trace_key(chunk[0])} AND trace_id = '{chunk[0]}'"
             continue
@@ -560,24 +564,27 @@ class DuckDBStore:
             seen.add(key)
         return spans if all(keep) else spans.filter(pa.array(keep))
 
-    def _stored_facts(self, con: duckdb.DuckDBPyConnection, trace_ids: list[str]) -> tuple[pa.Table, pa.Array]:
+    def _stored_facts(self, con: duckdb.DuckDBPyConnection, trace_ids: list[str]) -> tuple[pa.Table, pa.Table]:
         """The summary's columns and the load mark (``_STORED_FACTS``) of every stored span of these traces, and
-        which of them have a summary row. The spans are read through the summaries' mark ranges, joined into
-        one set of scans (``union_ranges``) that the zone maps prune to the rows they cover; traces whose rows
-        found differ from their summaries' span counts (ranges that do not cover them, which no write leaves)
-        are read again from every row."""
+        their summary rows (``trace_id``, ``rowid``: what a new summary replaces). The spans are read through the
+        summaries' mark ranges, joined into one set of scans (``union_ranges``) that the zone maps prune to the
+        rows they cover; traces whose rows found differ from their summaries' span counts (ranges that do not
+        cover them, which no write leaves) are read again from every row."""
         counts: dict[str, int] = {}
+        rows: list[tuple[str, int]] = []
         ranges: list[tuple[int, int]] = []
         whole: list[str] = []
         for chosen in _summaries_of(trace_ids):
-            for trace_id, span_count, stored in con.execute(
-                    f"SELECT trace_id, span_count, mark_ranges FROM traces WHERE {chosen}").fetchall():
+            for trace_id, span_count, stored, rowid in con.execute(
+                    f"SELECT trace_id, span_count, mark_ranges, rowid FROM traces WHERE {chosen}").fetchall():
                 counts[trace_id] = span_count
+                rows.append((trace_id, rowid))
                 if stored:
                     ranges.extend(ranges_of(stored))
                 else:
                     whole.append(trace_id)
-        summarised = pa.array(list(counts), pa.string())
+        summarised = pa.Table.from_arrays([pa.array([r[0] for r in rows], pa.string()),
+                                           pa.array([r[1] for r in rows], pa.int64())], names=["trace_id", "rowid"])
         if not counts:
             return _FACTS_SCHEMA.empty_table(), summarised
         facts = self._facts_of(con, list(counts), union_ranges(ranges) if not whole else None)
@@ -607,26 +614,22 @@ class DuckDBStore:
             parts.append(con.execute(scans).to_arrow_table(batch).cast(_FACTS_SCHEMA))
         return pa.concat_tables(parts)
 
-    def _write_summaries(self, con: duckdb.DuckDBPyConnection, spans: pa.Table, known: pa.Array) -> None:
+    def _write_summaries(self, con: duckdb.DuckDBPyConnection, spans: pa.Table, known: pa.Table) -> None:
         """Summaries of the traces whose every stored span is in ``spans`` (``_STORED_FACTS``), with the ranges
-        of their spans' load marks: new rows for traces first seen now, replaced rows for ``known`` ones."""
+        of their spans' load marks, replacing the ``known`` summary rows (``_stored_facts``) of those traces.
+        Only the writer thread writes summaries, so the rows found are still there, where they were."""
         if spans.num_rows == 0:
             return
         table = summarise_table(spans, time.time_ns())
         ids, ranges = trace_ranges(spans.column("trace_id").combine_chunks(),
                                    spans.column(MARK_COLUMN).to_numpy())
         table = table.append_column("mark_ranges", ranges.take(pc.index_in(table.column("trace_id"), value_set=ids)))
-        seen = pc.is_in(table.column("trace_id"), value_set=known)
-        for rows, replace in ((table.filter(pc.invert(seen)), False), (table.filter(seen), True)):
-            if rows.num_rows:
-                self._insert_summaries(con, rows, replace=replace)
-
-    def _insert_summaries(self, con: duckdb.DuckDBPyConnection, table: pa.Table, *, replace: bool) -> None:
-        """Insert these summary rows; with ``replace``, the rows of the same traces go first. Only the writer
-        thread writes summaries, so nothing else inserts one between the two."""
-        if replace:
-            for chosen in _summaries_of(table.column("trace_id").to_pylist()):
-                con.execute(f"DELETE FROM traces WHERE {chosen}")
+        replaced = known.filter(pc.is_in(known.column("trace_id"), value_set=table.column("trace_id").combine_chunks()))
+        rowids = replaced.column("rowid").to_pylist()
+        for start in range(0, len(rowids), _IDS_PER_LIST):
+            # A list of rowids unnested: DuckDB fetches those rows, where an ``IN`` list of them scans the table.
+            listed = ", ".join(map(str, rowids[start:start + _IDS_PER_LIST]))
+            con.execute(f"DELETE FROM traces WHERE rowid IN (SELECT unnest([{listed}]))")
         self._register(con, "incoming_traces", table.combine_chunks())
         con.execute(f"INSERT INTO traces ({_TRACE_COLS}) SELECT {_TRACE_INSERT} FROM incoming_traces")
         con.unregister("incoming_traces")
